@@ -49,10 +49,15 @@ type Account struct {
 	Login string `json:"login,omitempty"`
 }
 
-// Params tune a control. KeepGroups is used by role changes: the groups the new
-// role still grants, which remove_groups must leave in place.
+// Params tune a control.
 type Params struct {
+	// KeepGroups is used by role changes: the groups (by name) the new role
+	// still grants, which remove_groups must leave in place.
 	KeepGroups []string `json:"keepGroups,omitempty"`
+	// Since is the termination's effective time: sessions and tokens issued
+	// before it must no longer work. Targets that can read back a "sessions
+	// valid from" time compare it with Since.
+	Since time.Time `json:"since,omitzero"`
 }
 
 // Observation is what a read-back of a control's state showed.
