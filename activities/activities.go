@@ -1,0 +1,293 @@
+// Package activities is the thin layer between the Deprovision workflow and
+// the connectors: it turns a connector call into a receipt and classifies
+// errors into Temporal's retryable, non-retryable and next-retry-delay kinds.
+package activities
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/offboard/offboard/internal/config"
+	"github.com/offboard/offboard/internal/control"
+)
+
+// Error types the workflow and retry policies know.
+const (
+	ErrTypeRateLimited  = "RateLimited"
+	ErrTypeTransient    = "Transient"
+	ErrTypePermanent    = "Permanent"
+	ErrTypeUnauthorized = "Unauthorized"
+	ErrTypeNotHeld      = "NotHeld" // enforced, but the read-back still shows access
+	ErrTypeUnknown      = "UnknownTarget"
+)
+
+// NonRetryable lists the error types no retry can fix.
+var NonRetryable = []string{ErrTypePermanent, ErrTypeUnauthorized, ErrTypeUnknown}
+
+// Activities holds what the activities need; the worker builds it once.
+type Activities struct {
+	Targets map[string]control.Target
+	// Order lists target names in configuration order (maps have none).
+	Order  []string
+	Config config.Config
+	HTTP   *http.Client // for notifications
+}
+
+// New builds Activities over the given targets, kept in the given order.
+func New(cfg config.Config, targets []control.Target) *Activities {
+	a := &Activities{Targets: map[string]control.Target{}, Config: cfg, HTTP: &http.Client{Timeout: 10 * time.Second}}
+	for _, t := range targets {
+		a.Targets[t.Name()] = t
+		a.Order = append(a.Order, t.Name())
+	}
+	return a
+}
+
+// PlanInput is what the plan depends on.
+type PlanInput struct {
+	Kind    string `json:"kind"`
+	NewRole string `json:"newRole,omitempty"`
+}
+
+// PlanTarget is one target's controls per phase.
+type PlanTarget struct {
+	Name        string   `json:"name"`
+	Kind        string   `json:"kind"`
+	Containment []string `json:"containment"`
+	Removal     []string `json:"removal"`
+	Deletion    []string `json:"deletion"`
+	RoleChange  []string `json:"roleChange"`
+	Restore     []string `json:"restore"`
+	KeepGroups  []string `json:"keepGroups,omitempty"`
+}
+
+// PlanBase is the policy and the targets as configured when the run started.
+type PlanBase struct {
+	Policy  config.Policy `json:"policy"`
+	People  config.People `json:"people"`
+	Targets []PlanTarget  `json:"targets"`
+}
+
+// LoadPlan reads the policy and every target's controls from the configuration.
+func (a *Activities) LoadPlan(ctx context.Context, in PlanInput) (PlanBase, error) {
+	base := PlanBase{Policy: a.Config.Policy, People: a.Config.People}
+	if in.Kind == "role_change" {
+		if _, ok := a.Config.Roles[in.NewRole]; !ok {
+			return base, temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("plan: role %q is not in the configuration's roles", in.NewRole), ErrTypePermanent, nil)
+		}
+	}
+	for _, name := range a.Order {
+		t := a.Targets[name]
+		pt := PlanTarget{
+			Name:        name,
+			Kind:        t.Kind(),
+			Containment: t.Controls(control.Containment),
+			Removal:     t.Controls(control.Removal),
+			Deletion:    t.Controls(control.Deletion),
+			RoleChange:  t.Controls(control.RoleChange),
+			Restore:     t.Controls(control.Restore),
+		}
+		if in.Kind == "role_change" {
+			pt.KeepGroups, _ = a.Config.GroupsFor(in.NewRole, name)
+			if pt.KeepGroups == nil {
+				pt.KeepGroups = []string{}
+			}
+		}
+		base.Targets = append(base.Targets, pt)
+	}
+	return base, nil
+}
+
+// ResolveInput asks one target for one person's account.
+type ResolveInput struct {
+	Target string         `json:"target"`
+	Person control.Person `json:"person"`
+}
+
+// Resolution is the account found, or that there is none.
+type Resolution struct {
+	Account   control.Account `json:"account"`
+	NoAccount bool            `json:"noAccount,omitempty"`
+}
+
+// ResolveAccount finds the person's account in one target.
+func (a *Activities) ResolveAccount(ctx context.Context, in ResolveInput) (Resolution, error) {
+	t, err := a.target(in.Target)
+	if err != nil {
+		return Resolution{}, err
+	}
+	acct, err := t.Resolve(ctx, in.Person)
+	if errors.Is(err, control.ErrNotFound) {
+		return Resolution{NoAccount: true, Account: control.Account{Target: in.Target}}, nil
+	}
+	if err != nil {
+		return Resolution{}, classify(fmt.Errorf("resolve %s in %s: %w", in.Person.EmployeeID, in.Target, err))
+	}
+	acct.Target = in.Target
+	return Resolution{Account: acct}, nil
+}
+
+// ControlInput names one control on one account.
+type ControlInput struct {
+	ControlID string          `json:"controlId"`
+	Target    string          `json:"target"`
+	Control   string          `json:"control"`
+	Phase     control.Phase   `json:"phase"`
+	Account   control.Account `json:"account"`
+	Params    control.Params  `json:"params"`
+}
+
+// ApplyControl observes the control, enforces it only if it does not hold,
+// and observes again. A retry after a crash repeats the same harmless sequence.
+func (a *Activities) ApplyControl(ctx context.Context, in ControlInput) (control.Receipt, error) {
+	t, err := a.target(in.Target)
+	if err != nil {
+		return control.Receipt{}, err
+	}
+	stop := keepAlive(ctx)
+	defer stop()
+	r := newReceipt(ctx, t, in)
+
+	before, err := t.Observe(ctx, in.Control, in.Account, in.Params)
+	if err != nil {
+		return r.Receipt, classify(fmt.Errorf("%s: observe %s: %w", in.ControlID, in.Account.ID, err))
+	}
+	r.addObservation("observe", before)
+	if before.Holds {
+		r.AlreadyHeld, r.Gone = true, before.Gone
+		return r.finish(control.Observed, before.Detail), nil
+	}
+
+	resp, err := t.Enforce(ctx, in.Control, in.Account, in.Params)
+	if errors.Is(err, control.ErrNotFound) {
+		// 404 on a target means the account is already gone.
+		r.Gone = true
+		r.addCall("enforce", responseOf(err, resp), "account not found: already gone")
+		return r.finish(control.Observed, "account not found: already gone"), nil
+	}
+	if err != nil {
+		return r.Receipt, classify(fmt.Errorf("%s: enforce %s: %w", in.ControlID, in.Account.ID, err))
+	}
+	r.addCall("enforce", resp, "")
+
+	after, err := t.Observe(ctx, in.Control, in.Account, in.Params)
+	if err != nil {
+		return r.Receipt, classify(fmt.Errorf("%s: read back %s: %w", in.ControlID, in.Account.ID, err))
+	}
+	r.addObservation("observe-after", after)
+	switch {
+	case !after.Readable:
+		return r.finish(control.Acknowledged, "accepted by the system; its state cannot be read back"), nil
+	case after.Holds:
+		r.Gone = after.Gone
+		return r.finish(control.Observed, after.Detail), nil
+	default:
+		return r.Receipt, temporal.NewApplicationErrorWithOptions(
+			fmt.Sprintf("%s: enforced on %s but the read-back still shows access: %s", in.ControlID, in.Account.ID, after.Detail),
+			ErrTypeNotHeld, temporal.ApplicationErrorOptions{Details: []any{failureDetail(after.Call)}})
+	}
+}
+
+// VerifyControl only observes: re-verification uses it to find drift.
+// A control that no longer holds is returned with Drift set and outcome failed.
+func (a *Activities) VerifyControl(ctx context.Context, in ControlInput) (control.Receipt, error) {
+	t, err := a.target(in.Target)
+	if err != nil {
+		return control.Receipt{}, err
+	}
+	r := newReceipt(ctx, t, in)
+	obs, err := t.Observe(ctx, in.Control, in.Account, in.Params)
+	if err != nil {
+		return r.Receipt, classify(fmt.Errorf("%s: verify %s: %w", in.ControlID, in.Account.ID, err))
+	}
+	r.addObservation("verify", obs)
+	switch {
+	case obs.Holds:
+		r.Gone = obs.Gone
+		return r.finish(control.Observed, obs.Detail), nil
+	case !obs.Readable:
+		return r.finish(control.Acknowledged, "state cannot be read back"), nil
+	default:
+		r.Drift = true
+		return r.finish(control.Failed, "drift: "+obs.Detail), nil
+	}
+}
+
+// Notification is a message for the security team's channel.
+type Notification struct {
+	Kind       string `json:"kind"` // sla_breach, exception, drift, approval_expired
+	WorkflowID string `json:"workflowId"`
+	EmployeeID string `json:"employeeId"`
+	Text       string `json:"text"`
+}
+
+// Notify posts to the Slack-compatible webhook, if one is configured.
+func (a *Activities) Notify(ctx context.Context, n Notification) (bool, error) {
+	if !a.Config.Notify.WebhookURL.IsSet() {
+		activity.GetLogger(ctx).Info("notification (no webhook configured)", "kind", n.Kind, "workflowId", n.WorkflowID, "text", n.Text)
+		return false, nil
+	}
+	url, err := a.Config.Notify.WebhookURL.Value()
+	if err != nil {
+		return false, temporal.NewNonRetryableApplicationError("notify: webhook url: "+err.Error(), ErrTypePermanent, nil)
+	}
+	body, _ := json.Marshal(map[string]string{"text": fmt.Sprintf("[offboard] %s %s (%s): %s", n.Kind, n.EmployeeID, n.WorkflowID, n.Text)})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return false, temporal.NewNonRetryableApplicationError("notify: bad webhook url", ErrTypePermanent, nil)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := a.HTTP.Do(req)
+	if err != nil {
+		// The URL holds a secret: never echo it.
+		return false, temporal.NewApplicationError("notify: webhook unreachable", ErrTypeTransient)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		kind := control.ClassifyStatus(resp.StatusCode)
+		return false, classify(&control.Error{Kind: kind, Op: "notify: webhook", HTTPStatus: resp.StatusCode, RetryAfter: retryAfter(resp)})
+	}
+	return true, nil
+}
+
+func (a *Activities) target(name string) (control.Target, error) {
+	t, ok := a.Targets[name]
+	if !ok {
+		return nil, temporal.NewNonRetryableApplicationError("no target named "+name+" is configured on this worker", ErrTypeUnknown, nil)
+	}
+	return t, nil
+}
+
+// keepAlive heartbeats while a control runs, so a crashed worker's attempt
+// is retried after the heartbeat timeout rather than the whole start-to-close.
+func keepAlive(ctx context.Context) func() {
+	if !activity.IsActivity(ctx) {
+		return func() {}
+	}
+	activity.RecordHeartbeat(ctx)
+	done := make(chan struct{})
+	go func() {
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-tick.C:
+				activity.RecordHeartbeat(ctx)
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return func() { close(done) }
+}

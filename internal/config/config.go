@@ -1,0 +1,407 @@
+// Package config loads Offboard's one YAML file: the target systems, the
+// role→group map, the policy, the approvers, notifications and evidence.
+// Secrets are never in the file: it names environment variables or files.
+package config
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole file, validated.
+type Config struct {
+	Temporal Temporal              `yaml:"temporal"`
+	Worker   Worker                `yaml:"worker"`
+	Starter  Starter               `yaml:"starter"`
+	Policy   Policy                `yaml:"policy"`
+	People   People                `yaml:"people"`
+	Roles    map[string]RoleGroups `yaml:"roles"`
+	Notify   Notify                `yaml:"notify"`
+	Evidence Evidence              `yaml:"evidence"`
+	Targets  []Target              `yaml:"targets"`
+	Sandbox  bool                  `yaml:"sandbox"` // every target is a local simulator (the embedded default)
+	source   string
+}
+
+// Temporal says how to reach the Temporal service.
+type Temporal struct {
+	Address   string `yaml:"address"`
+	Namespace string `yaml:"namespace"`
+	TLS       *TLS   `yaml:"tls"`
+	APIKey    Secret `yaml:"apiKey"`
+}
+
+// TLS holds mTLS files for Temporal Cloud or a secured cluster.
+type TLS struct {
+	CertFile   string `yaml:"certFile"`
+	KeyFile    string `yaml:"keyFile"`
+	CAFile     string `yaml:"caFile"`
+	ServerName string `yaml:"serverName"`
+}
+
+// Worker tunes the worker process.
+type Worker struct {
+	MetricsAddr             string `yaml:"metricsAddr"`
+	MaxConcurrentActivities int    `yaml:"maxConcurrentActivities"`
+	MaxConcurrentWorkflows  int    `yaml:"maxConcurrentWorkflows"`
+}
+
+// Starter tunes the webhook relay and operator API.
+type Starter struct {
+	Listen string `yaml:"listen"`
+}
+
+// Policy is how a deprovisioning is run. It is read by the workflow through
+// an activity, so a run keeps the policy it started with.
+type Policy struct {
+	ContainmentSLA  Duration   `yaml:"containmentSLA" json:"containmentSLA"`
+	CredentialsSLA  Duration   `yaml:"credentialsSLA" json:"credentialsSLA"`
+	Approval        Approval   `yaml:"approval" json:"approval"`
+	Retention       Duration   `yaml:"retention" json:"retention"`
+	Reverify        []Duration `yaml:"reverify" json:"reverify"`
+	ControlAttempts int32      `yaml:"controlAttempts" json:"controlAttempts"` // tries before a control becomes an exception
+	MaxWaiver       Duration   `yaml:"maxWaiver" json:"maxWaiver"`             // longest waiver a security approver may grant
+}
+
+// Approval says when removal waits for a person's approval.
+type Approval struct {
+	Always     bool     `yaml:"always" json:"always"`
+	Privileged bool     `yaml:"privileged" json:"privileged"`
+	ForCause   bool     `yaml:"forCause" json:"forCause"`
+	Timeout    Duration `yaml:"timeout" json:"timeout"`
+}
+
+// People lists who holds which role. Identities are e-mail addresses or the
+// names the starter API authenticates.
+type People struct {
+	Approvers []string `yaml:"approvers" json:"approvers"` // may approve removal plans
+	Security  []string `yaml:"security" json:"security"`   // may waive exceptions and release quarantines
+}
+
+// RoleGroups maps target name → group names a role grants.
+type RoleGroups map[string][]string
+
+// Notify is where SLA breaches and exceptions are announced.
+type Notify struct {
+	WebhookURL Secret `yaml:"webhookURL"` // Slack-compatible incoming webhook
+}
+
+// Evidence is where closed runs are archived.
+type Evidence struct {
+	Dir        string `yaml:"dir"`
+	SigningKey Secret `yaml:"signingKey"`
+}
+
+// Target is one system to remove access from; exactly one kind section is set.
+type Target struct {
+	Name  string       `yaml:"name"`
+	Kind  string       `yaml:"kind"`
+	Okta  *OktaTarget  `yaml:"okta"`
+	Entra *EntraTarget `yaml:"entra"`
+	AWS   *AWSTarget   `yaml:"aws"`
+	LDAP  *LDAPTarget  `yaml:"ldap"`
+	SCIM  *SCIMTarget  `yaml:"scim"`
+	line  int
+}
+
+// OktaTarget is an Okta org.
+type OktaTarget struct {
+	OrgURL string `yaml:"orgURL"`
+	Token  Secret `yaml:"token"`
+}
+
+// EntraTarget is a Microsoft Entra ID tenant, reached through Microsoft Graph.
+type EntraTarget struct {
+	TenantID     string `yaml:"tenantID"`
+	ClientID     string `yaml:"clientID"`
+	ClientSecret Secret `yaml:"clientSecret"`
+	BaseURL      string `yaml:"baseURL"` // only for the sandbox
+}
+
+// AWSTarget is one AWS account's IAM.
+type AWSTarget struct {
+	AccountID       string `yaml:"accountID"`
+	Region          string `yaml:"region"`
+	RoleARN         string `yaml:"roleARN"`
+	Endpoint        string `yaml:"endpoint"` // only for the sandbox
+	AccessKeyID     Secret `yaml:"accessKeyID"`
+	SecretAccessKey Secret `yaml:"secretAccessKey"`
+}
+
+// LDAPTarget is an Active Directory domain.
+type LDAPTarget struct {
+	URL              string   `yaml:"url"`
+	StartTLS         bool     `yaml:"startTLS"`
+	CAFile           string   `yaml:"caFile"`
+	ServerName       string   `yaml:"serverName"`
+	BindDN           string   `yaml:"bindDN"`
+	Password         Secret   `yaml:"password"`
+	BaseDN           string   `yaml:"baseDN"`
+	ScramblePassword bool     `yaml:"scramblePassword"`
+	Timeout          Duration `yaml:"timeout"`
+}
+
+// SCIMTarget is a SCIM 2.0 application.
+type SCIMTarget struct {
+	BaseURL  string `yaml:"baseURL"`
+	Bearer   Secret `yaml:"bearer"`
+	Username string `yaml:"username"`
+	Password Secret `yaml:"password"`
+}
+
+// Kinds of target this build knows.
+var Kinds = []string{"okta", "entra", "awsiam", "ldap", "scim"}
+
+//go:embed default.yaml
+var defaultYAML []byte
+
+// Default is the embedded configuration: every system is a local simulator.
+func Default() (Config, error) { return Parse(defaultYAML, "embedded default") }
+
+// Load reads the file at path, or the embedded default when path is "".
+func Load(path string) (Config, error) {
+	if path == "" {
+		return Default()
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	return Parse(b, path)
+}
+
+// Parse decodes and validates a YAML document; source names it in errors.
+func Parse(b []byte, source string) (Config, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(b, &root); err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", source, err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	cfg := defaults()
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+		return Config{}, fmt.Errorf("config %s: %w", source, err)
+	}
+	cfg.source = source
+	if err := cfg.validate(&root); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+func defaults() Config {
+	return Config{
+		Temporal: Temporal{Address: "localhost:7233", Namespace: "default"},
+		Worker:   Worker{MetricsAddr: ":9090", MaxConcurrentActivities: 500, MaxConcurrentWorkflows: 500},
+		Starter:  Starter{Listen: ":8080"},
+		Policy: Policy{
+			ContainmentSLA:  Duration(15 * time.Minute),
+			CredentialsSLA:  Duration(24 * time.Hour),
+			Approval:        Approval{Privileged: true, ForCause: true, Timeout: Duration(72 * time.Hour)},
+			Retention:       Duration(30 * 24 * time.Hour),
+			Reverify:        []Duration{Duration(time.Hour), Duration(12 * time.Hour)},
+			ControlAttempts: 5,
+			MaxWaiver:       Duration(90 * 24 * time.Hour),
+		},
+		Evidence: Evidence{Dir: ".offboard/evidence"},
+	}
+}
+
+// fieldError names the field, the file and the line.
+func (c *Config) fieldError(root *yaml.Node, path []string, format string, args ...any) error {
+	where := c.source
+	if line := lineOf(root, path); line > 0 {
+		where = fmt.Sprintf("%s:%d", c.source, line)
+	}
+	return fmt.Errorf("config %s: %s: %s", where, strings.Join(path, "."), fmt.Sprintf(format, args...))
+}
+
+func (c *Config) validate(root *yaml.Node) error {
+	p := c.Policy
+	for _, d := range []struct {
+		field string
+		v     Duration
+	}{{"containmentSLA", p.ContainmentSLA}, {"credentialsSLA", p.CredentialsSLA}, {"retention", p.Retention}, {"maxWaiver", p.MaxWaiver}} {
+		if d.v <= 0 {
+			return c.fieldError(root, []string{"policy", d.field}, "must be a positive duration like 15m")
+		}
+	}
+	if p.Approval.Timeout <= 0 {
+		return c.fieldError(root, []string{"policy", "approval", "timeout"}, "must be a positive duration like 72h")
+	}
+	for i, d := range p.Reverify {
+		if d <= 0 {
+			return c.fieldError(root, []string{"policy", "reverify", fmt.Sprint(i)}, "must be a positive duration like 1h")
+		}
+	}
+	if p.ControlAttempts < 1 {
+		return c.fieldError(root, []string{"policy", "controlAttempts"}, "must be at least 1")
+	}
+	if c.Temporal.Address == "" {
+		return c.fieldError(root, []string{"temporal", "address"}, "is required")
+	}
+	if len(c.Targets) == 0 {
+		return c.fieldError(root, []string{"targets"}, "lists no target system")
+	}
+	seen := map[string]bool{}
+	for i := range c.Targets {
+		t := &c.Targets[i]
+		at := []string{"targets", fmt.Sprint(i)}
+		if t.Name == "" {
+			return c.fieldError(root, append(at, "name"), "is required")
+		}
+		if strings.ContainsAny(t.Name, "/ ") {
+			return c.fieldError(root, append(at, "name"), "%q may not contain '/' or spaces", t.Name)
+		}
+		if seen[t.Name] {
+			return c.fieldError(root, append(at, "name"), "%q is used twice", t.Name)
+		}
+		seen[t.Name] = true
+		if !slices.Contains(Kinds, t.Kind) {
+			return c.fieldError(root, append(at, "kind"), "%q is not one of %s", t.Kind, strings.Join(Kinds, ", "))
+		}
+		if err := c.validateTarget(root, at, t); err != nil {
+			return err
+		}
+	}
+	for role, byTarget := range c.Roles {
+		for target := range byTarget {
+			if !seen[target] {
+				return c.fieldError(root, []string{"roles", role, target}, "names no configured target")
+			}
+		}
+	}
+	return nil
+}
+
+func (c *Config) validateTarget(root *yaml.Node, at []string, t *Target) error {
+	sections := 0
+	for _, set := range []bool{t.Okta != nil, t.Entra != nil, t.AWS != nil, t.LDAP != nil, t.SCIM != nil} {
+		if set {
+			sections++
+		}
+	}
+	section := map[string]string{"okta": "okta", "entra": "entra", "awsiam": "aws", "ldap": "ldap", "scim": "scim"}[t.Kind]
+	if sections != 1 {
+		return c.fieldError(root, at, "needs exactly one settings section, %q for kind %s", section, t.Kind)
+	}
+	req := func(field, v string) error {
+		if strings.TrimSpace(v) == "" {
+			return c.fieldError(root, append(at, section, field), "is required for a %s target", t.Kind)
+		}
+		return nil
+	}
+	sec := func(field string, s Secret, required bool) error {
+		if err := s.check(); err != nil {
+			return c.fieldError(root, append(at, section, field), "%v", err)
+		}
+		if s.value != "" && !c.Sandbox {
+			return c.fieldError(root, append(at, section, field), "a sandbox: value is only for the embedded sandbox; name an env variable or a file")
+		}
+		if required && s.empty() {
+			return c.fieldError(root, append(at, section, field), "is required: name an env variable or a file")
+		}
+		return nil
+	}
+	var errs []error
+	switch t.Kind {
+	case "okta":
+		if t.Okta == nil {
+			break
+		}
+		errs = append(errs, req("orgURL", t.Okta.OrgURL), sec("token", t.Okta.Token, true))
+	case "entra":
+		if t.Entra == nil {
+			break
+		}
+		if t.Entra.BaseURL == "" {
+			errs = append(errs, req("tenantID", t.Entra.TenantID), req("clientID", t.Entra.ClientID), sec("clientSecret", t.Entra.ClientSecret, true))
+		}
+	case "awsiam":
+		if t.AWS == nil {
+			break
+		}
+		errs = append(errs, req("accountID", t.AWS.AccountID), sec("accessKeyID", t.AWS.AccessKeyID, false), sec("secretAccessKey", t.AWS.SecretAccessKey, false))
+	case "ldap":
+		if t.LDAP == nil {
+			break
+		}
+		errs = append(errs, req("url", t.LDAP.URL), req("bindDN", t.LDAP.BindDN), req("baseDN", t.LDAP.BaseDN), sec("password", t.LDAP.Password, true))
+		if strings.HasPrefix(t.LDAP.URL, "ldap://") && !t.LDAP.StartTLS {
+			errs = append(errs, c.fieldError(root, append(at, section, "startTLS"), "must be true with an ldap:// URL: Active Directory refuses plain binds"))
+		}
+	case "scim":
+		if t.SCIM == nil {
+			break
+		}
+		errs = append(errs, req("baseURL", t.SCIM.BaseURL), sec("bearer", t.SCIM.Bearer, false), sec("password", t.SCIM.Password, false))
+		if t.SCIM.Bearer.empty() && t.SCIM.Password.empty() {
+			errs = append(errs, c.fieldError(root, append(at, section, "bearer"), "is required (or username and password)"))
+		}
+	}
+	if (section == "okta" && t.Okta == nil) || (section == "entra" && t.Entra == nil) || (section == "aws" && t.AWS == nil) ||
+		(section == "ldap" && t.LDAP == nil) || (section == "scim" && t.SCIM == nil) {
+		return c.fieldError(root, at, "kind %s needs a %q section", t.Kind, section)
+	}
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// lineOf finds the line of a dotted path in a decoded YAML document (0 if absent);
+// when the leaf is missing it returns the line of the deepest parent found.
+func lineOf(root *yaml.Node, path []string) int {
+	n := root
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	line := n.Line
+	for _, key := range path {
+		var next *yaml.Node
+		switch n.Kind {
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if n.Content[i].Value == key {
+					next = n.Content[i+1]
+					line = n.Content[i].Line
+					break
+				}
+			}
+		case yaml.SequenceNode:
+			var idx int
+			if _, err := fmt.Sscan(key, &idx); err == nil && idx >= 0 && idx < len(n.Content) {
+				next = n.Content[idx]
+				line = next.Line
+			}
+		}
+		if next == nil {
+			return line
+		}
+		n = next
+	}
+	return line
+}
+
+// Source names where the configuration came from.
+func (c Config) Source() string { return c.source }
+
+// GroupsFor returns the groups a role grants on a target, and whether the role is known.
+func (c Config) GroupsFor(role, target string) ([]string, bool) {
+	byTarget, ok := c.Roles[role]
+	if !ok {
+		return nil, false
+	}
+	return byTarget[target], true
+}

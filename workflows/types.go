@@ -1,0 +1,290 @@
+package workflows
+
+import (
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/offboard/offboard/internal/control"
+)
+
+// Names other tools rely on (design.md, "Messages and names").
+const (
+	TaskQueue    = "deprovision"
+	WorkflowType = "Deprovision"
+
+	SignalApprove     = "approve"
+	SignalLegalHold   = "legal-hold"
+	SignalReleaseHold = "release-hold"
+	SignalRescind     = "rescind"
+	SignalReschedule  = "reschedule"
+	SignalRetry       = "retry"
+	SignalWaive       = "waive"
+
+	QueryStatus = "status"
+
+	// QuarantineDigest is the plan digest an approval names to release a
+	// quarantined termination (the blast-radius guard).
+	QuarantineDigest = "quarantine"
+)
+
+// WorkflowID is the one workflow id per person.
+func WorkflowID(employeeID string) string { return "deprovision-" + employeeID }
+
+// Search attributes, registered on the namespace by `make run` and the tests.
+var (
+	SAEmployeeID  = temporal.NewSearchAttributeKeyKeyword("EmployeeId")
+	SAStatus      = temporal.NewSearchAttributeKeyKeyword("DeprovisionStatus")
+	SAPrivileged  = temporal.NewSearchAttributeKeyBool("Privileged")
+	SALegalHold   = temporal.NewSearchAttributeKeyBool("LegalHold")
+	SASLABreached = temporal.NewSearchAttributeKeyBool("SLABreached")
+)
+
+// SearchAttributeTypes lists the attributes with their Temporal types, for registration.
+var SearchAttributeTypes = map[string]string{
+	"EmployeeId":        "Keyword",
+	"DeprovisionStatus": "Keyword",
+	"Privileged":        "Bool",
+	"LegalHold":         "Bool",
+	"SLABreached":       "Bool",
+}
+
+// Kind of HR event.
+type Kind string
+
+const (
+	KindTermination Kind = "termination"
+	KindContractEnd Kind = "contract_end"
+	KindRoleChange  Kind = "role_change"
+)
+
+// Reason for a termination.
+type Reason string
+
+const (
+	ReasonVoluntary   Reason = "voluntary"
+	ReasonInvoluntary Reason = "involuntary"
+	ReasonForCause    Reason = "for_cause"
+)
+
+// Termination is the workflow's input: one HR event about one person.
+type Termination struct {
+	EventID     string    `json:"eventId"`
+	Source      string    `json:"source"` // bamboohr, workday, generic, cli
+	EmployeeID  string    `json:"employeeId"`
+	Email       string    `json:"email"`
+	Name        string    `json:"name,omitempty"`
+	Kind        Kind      `json:"kind"`
+	Reason      Reason    `json:"reason,omitempty"`
+	EffectiveAt time.Time `json:"effectiveAt"`
+	Privileged  bool      `json:"privileged,omitempty"`
+	Manager     string    `json:"manager,omitempty"`
+	NewRole     string    `json:"newRole,omitempty"` // role changes: the role whose groups are kept
+	// Accounts are per-target account identifiers the event already knew
+	// (target name → id or login); the rest are looked up by email.
+	Accounts    map[string]string `json:"accounts,omitempty"`
+	RequestedBy string            `json:"requestedBy,omitempty"` // who asked: may not approve their own request
+	LegalHold   *Hold             `json:"legalHold,omitempty"`   // a hold the HR event already carried
+	Quarantined bool              `json:"quarantined,omitempty"` // blast-radius guard: wait for security before anything
+}
+
+// Validate checks what the workflow cannot do without.
+func (t Termination) Validate() error {
+	switch {
+	case t.EmployeeID == "":
+		return errField("employeeId")
+	case t.Email == "" && len(t.Accounts) == 0:
+		return errField("email")
+	case t.EffectiveAt.IsZero():
+		return errField("effectiveAt")
+	}
+	switch t.Kind {
+	case KindTermination, KindContractEnd:
+	case KindRoleChange:
+		if t.NewRole == "" {
+			return errField("newRole")
+		}
+	default:
+		return temporal.NewNonRetryableApplicationError("termination: kind "+string(t.Kind)+" is not termination, contract_end or role_change", "BadInput", nil)
+	}
+	switch t.Reason {
+	case "", ReasonVoluntary, ReasonInvoluntary, ReasonForCause:
+	default:
+		return temporal.NewNonRetryableApplicationError("termination: reason "+string(t.Reason)+" is not voluntary, involuntary or for_cause", "BadInput", nil)
+	}
+	return nil
+}
+
+func errField(name string) error {
+	return temporal.NewNonRetryableApplicationError("termination: "+name+" is required", "BadInput", nil)
+}
+
+// Signal payloads.
+type (
+	// Approve approves or rejects the removal plan whose digest it names.
+	Approve struct {
+		Approver   string `json:"approver"`
+		Decision   string `json:"decision"` // approve | reject
+		PlanDigest string `json:"planDigest"`
+		Reason     string `json:"reason,omitempty"`
+	}
+	// Hold is a legal hold: containment runs, destructive steps wait.
+	Hold struct {
+		By      string `json:"by"`
+		CaseRef string `json:"caseRef"`
+		Reason  string `json:"reason,omitempty"`
+	}
+	// Release ends the legal hold with the same case reference.
+	Release struct {
+		By      string `json:"by"`
+		CaseRef string `json:"caseRef"`
+	}
+	// Rescind cancels the termination: nothing is touched before the
+	// effective time; containment is undone before removal.
+	Rescind struct {
+		By     string `json:"by"`
+		Reason string `json:"reason,omitempty"`
+	}
+	// Reschedule moves the effective time while it is still in the future.
+	Reschedule struct {
+		By          string    `json:"by"`
+		EffectiveAt time.Time `json:"effectiveAt"`
+	}
+	// Retry runs a control in exception again.
+	Retry struct {
+		By      string `json:"by"`
+		Control string `json:"control"`
+	}
+	// Waive accepts a control in exception until ExpiresAt; then it re-opens.
+	Waive struct {
+		By        string    `json:"by"`
+		Control   string    `json:"control"`
+		Reason    string    `json:"reason"`
+		ExpiresAt time.Time `json:"expiresAt"`
+	}
+)
+
+// Phase of the whole run, as DeprovisionStatus shows it.
+type Phase string
+
+const (
+	PhaseScheduled        Phase = "scheduled"
+	PhaseQuarantined      Phase = "quarantined"
+	PhaseContaining       Phase = "containing"
+	PhaseAwaitingApproval Phase = "awaiting_approval"
+	PhaseOnHold           Phase = "on_hold"
+	PhaseRemoving         Phase = "removing"
+	PhaseRetention        Phase = "retention"
+	PhaseDeleting         Phase = "deleting"
+	PhaseRestoring        Phase = "restoring"
+	PhaseCompleted        Phase = "completed"
+	PhaseRescinded        Phase = "rescinded"
+	PhaseRejected         Phase = "rejected"
+	PhaseApprovalExpired  Phase = "approval_expired"
+)
+
+// ControlState is where one control stands.
+type ControlState string
+
+const (
+	StatePending   ControlState = "pending"
+	StateRunning   ControlState = "running"
+	StateDone      ControlState = "done"
+	StateException ControlState = "exception"
+	StateWaived    ControlState = "waived"
+	StateSkipped   ControlState = "skipped"
+)
+
+// Status is what the `status` query returns.
+type Status struct {
+	WorkflowID     string           `json:"workflowId"`
+	EmployeeID     string           `json:"employeeId"`
+	Kind           Kind             `json:"kind"`
+	Phase          Phase            `json:"phase"`
+	EffectiveAt    time.Time        `json:"effectiveAt"`
+	ContainedAt    time.Time        `json:"containedAt,omitzero"`
+	PlanDigest     string           `json:"planDigest,omitempty"`
+	Accounts       []AccountStatus  `json:"accounts"`
+	Controls       []ControlStatus  `json:"controls"`
+	PendingGates   []Gate           `json:"pendingGates"`
+	Deadlines      []Deadline       `json:"deadlines"`
+	LegalHold      *Hold            `json:"legalHold,omitempty"`
+	Holds          []HoldRecord     `json:"holds,omitempty"`
+	Approvals      []ApprovalRecord `json:"approvals,omitempty"`
+	SLABreached    bool             `json:"slaBreached"`
+	Drift          []string         `json:"drift,omitempty"`
+	Log            []LogEntry       `json:"log"`
+	ApprovalNeeded bool             `json:"approvalNeeded"`
+}
+
+// AccountStatus says what was found in one target.
+type AccountStatus struct {
+	Target    string `json:"target"`
+	Kind      string `json:"kind"`
+	ID        string `json:"id,omitempty"`
+	Login     string `json:"login,omitempty"`
+	NoAccount bool   `json:"noAccount,omitempty"`
+	State     string `json:"state"` // pending, resolved, no_account, exception
+	Error     string `json:"error,omitempty"`
+}
+
+// ControlStatus is one control's state, outcome and receipt.
+type ControlStatus struct {
+	ID       string           `json:"id"` // "okta/suspend"
+	Target   string           `json:"target"`
+	Control  string           `json:"control"`
+	Phase    control.Phase    `json:"phase"`
+	State    ControlState     `json:"state"`
+	Outcome  control.Outcome  `json:"outcome,omitempty"`
+	Attempts int              `json:"attempts"`
+	Error    string           `json:"error,omitempty"`
+	Receipt  *control.Receipt `json:"receipt,omitempty"`
+	Waiver   *Waive           `json:"waiver,omitempty"`
+}
+
+// Gate is something the run waits on a person for.
+type Gate struct {
+	Kind   string    `json:"kind"` // quarantine, approval, legal_hold, exception
+	Detail string    `json:"detail"`
+	Since  time.Time `json:"since"`
+	Until  time.Time `json:"until,omitzero"`
+}
+
+// Deadline is a phase's SLA.
+type Deadline struct {
+	Phase    string    `json:"phase"`
+	Due      time.Time `json:"due"`
+	MetAt    time.Time `json:"metAt,omitzero"`
+	Breached bool      `json:"breached"`
+}
+
+// HoldRecord is one legal hold placed and maybe released.
+type HoldRecord struct {
+	Hold
+	PlacedAt   time.Time `json:"placedAt"`
+	ReleasedBy string    `json:"releasedBy,omitempty"`
+	ReleasedAt time.Time `json:"releasedAt,omitzero"`
+}
+
+// ApprovalRecord is one accepted approve signal.
+type ApprovalRecord struct {
+	Approve
+	At time.Time `json:"at"`
+}
+
+// LogEntry records every signal, accepted or not, and notable events.
+type LogEntry struct {
+	At       time.Time `json:"at"`
+	Kind     string    `json:"kind"`
+	By       string    `json:"by,omitempty"`
+	Detail   string    `json:"detail"`
+	Accepted bool      `json:"accepted"`
+}
+
+// Result is what the workflow returns when it closes.
+type Result struct {
+	Phase       Phase             `json:"phase"`
+	SLABreached bool              `json:"slaBreached"`
+	Receipts    []control.Receipt `json:"receipts"`
+	Status      Status            `json:"status"`
+}
