@@ -1,0 +1,180 @@
+package okta
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	oktasdk "github.com/okta/okta-sdk-golang/v2/okta"
+
+	"github.com/offboard/offboard/internal/control"
+)
+
+// maxBody bounds how much of a response we keep to digest it.
+const maxBody = 4 << 20
+
+// exchange is what the last HTTP response of one logical call looked like.
+// The SDK hides it on failures (a 429 comes back as a bare "too many
+// requests" error), so a transport under the SDK records it.
+type exchange struct {
+	mu     sync.Mutex
+	status int
+	header http.Header
+	body   []byte
+}
+
+type exchangeKey struct{}
+
+func withExchange(ctx context.Context) (context.Context, *exchange) {
+	ex := &exchange{}
+	return context.WithValue(ctx, exchangeKey{}, ex), ex
+}
+
+func (ex *exchange) snapshot() (int, http.Header, []byte) {
+	ex.mu.Lock()
+	defer ex.mu.Unlock()
+	return ex.status, ex.header, ex.body
+}
+
+func (ex *exchange) response() control.Response {
+	status, header, body := ex.snapshot()
+	return control.NewResponse(header.Get("X-Okta-Request-Id"), status, body)
+}
+
+// recorder reads each response body once, keeps a copy in the request's
+// exchange, and hands the SDK an identical body.
+type recorder struct{ next http.RoundTripper }
+
+func (rt recorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := rt.next.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	ex, _ := req.Context().Value(exchangeKey{}).(*exchange)
+	if ex == nil {
+		return resp, nil
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	_ = resp.Body.Close()
+	if err != nil {
+		return nil, fmt.Errorf("read response body: %w", err)
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	ex.mu.Lock()
+	ex.status, ex.header, ex.body = resp.StatusCode, resp.Header.Clone(), body
+	ex.mu.Unlock()
+	return resp, nil
+}
+
+// httpClient is the caller's client (or a default one) with the recorder
+// slipped under it. Redirects are not followed: the management API does not
+// redirect these calls, and following one would resend the SSWS token.
+func httpClient(base *http.Client) *http.Client {
+	c := &http.Client{Timeout: 30 * time.Second}
+	var rt http.RoundTripper = http.DefaultTransport
+	if base != nil {
+		if base.Transport != nil {
+			rt = base.Transport
+		}
+		if base.Timeout != 0 {
+			c.Timeout = base.Timeout
+		}
+		c.Jar = base.Jar
+	}
+	c.Transport = recorder{next: rt}
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return c
+}
+
+// Scopes (OAuth) and admin permissions each call needs; named in 401/403 errors.
+const (
+	scopeUsersRead    = "okta.users.read"
+	scopeUsersManage  = "okta.users.manage"
+	scopeGroupsManage = "okta.groups.manage"
+)
+
+// classify turns a failed SDK call into a *control.Error.
+func classify(ctx context.Context, op, scope string, ex *exchange, err error) error {
+	status, header, body := ex.snapshot()
+	cerr := &control.Error{Op: op, HTTPStatus: status, Digest: control.Digest(body), Err: err}
+	if header != nil {
+		cerr.RequestID = header.Get("X-Okta-Request-Id")
+	}
+	var oe *oktasdk.Error
+	isOkta := errors.As(err, &oe)
+	switch {
+	case status == 0:
+		// No response: the connection failed, the deadline passed or the
+		// caller gave up. Temporal decides whether to try again.
+		cerr.Kind = control.ErrTransient
+		if !isNetwork(ctx, err) {
+			cerr.Kind = control.ErrPermanent
+		}
+	case status >= 200 && status < 300:
+		cerr.Kind = control.ErrPermanent
+		cerr.Err = fmt.Errorf("unparseable %d response (body %s, %d bytes): %w", status, cerr.Digest, len(body), err)
+	case isOkta && oe.ErrorCode == "E0000007":
+		cerr.Kind = control.ErrNotFound
+	default:
+		cerr.Kind = control.ClassifyStatus(status)
+	}
+	if isOkta && status >= 300 {
+		cerr.Err = oktaErr{oe}
+	}
+	switch cerr.Kind {
+	case control.ErrRateLimited:
+		cerr.RetryAfter = retryAfter(header)
+		cerr.Err = fmt.Errorf("retry in %s: %w", cerr.RetryAfter, cerr.Err)
+	case control.ErrUnauthorized:
+		if status == http.StatusUnauthorized {
+			cerr.Err = fmt.Errorf("the API token was rejected; it needs an admin with the %s permission (%s scope): %w", scope, scope, cerr.Err)
+		} else {
+			cerr.Err = fmt.Errorf("the token's admin lacks the %s permission (%s scope) for this user or group: %w", scope, scope, cerr.Err)
+		}
+	}
+	return cerr
+}
+
+// oktaErr prints an *okta.Error with its code; errors.As still reaches it.
+type oktaErr struct{ e *oktasdk.Error }
+
+func (o oktaErr) Error() string {
+	if o.e.ErrorCode == "" {
+		return o.e.Error()
+	}
+	return o.e.ErrorCode + " " + o.e.Error()
+}
+
+func (o oktaErr) Unwrap() error { return o.e }
+
+// retryAfter is X-Rate-Limit-Reset (epoch seconds) minus the response's
+// Date (or now, without one), and at least a second.
+func retryAfter(h http.Header) time.Duration {
+	reset, err := strconv.ParseInt(h.Get("X-Rate-Limit-Reset"), 10, 64)
+	if err != nil {
+		return time.Second
+	}
+	now := time.Now()
+	if d, err := http.ParseTime(h.Get("Date")); err == nil {
+		now = d
+	}
+	return max(time.Unix(reset, 0).Sub(now), time.Second)
+}
+
+// isNetwork tells connection, timeout and cancellation failures from errors
+// made before any request was sent (a bad URL, an SDK configuration error).
+func isNetwork(ctx context.Context, err error) bool {
+	var netErr net.Error
+	var opErr *net.OpError
+	return ctx.Err() != nil ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.As(err, &netErr) || errors.As(err, &opErr)
+}
