@@ -1,0 +1,126 @@
+// Package runs starts, signals and reads Deprovision workflows for the
+// operator CLI and the HRIS relay alike, so both keep the same promises:
+// one workflow per person, and the same HR event never starts a second run.
+package runs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	commonpb "go.temporal.io/api/common/v1"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/offboard/offboard/workflows"
+)
+
+// memoEventID is the memo key holding the HR event a run was started for.
+const memoEventID = "eventId"
+
+// Started says what Start did.
+type Started struct {
+	WorkflowID string `json:"workflowId"`
+	RunID      string `json:"runId"`
+	// Duplicate is true when a run for this event (or a run still in flight
+	// for this person) already existed: nothing new was started.
+	Duplicate bool   `json:"duplicate"`
+	Note      string `json:"note,omitempty"`
+}
+
+// ErrUnavailable wraps errors reaching Temporal: the caller should try again later.
+var ErrUnavailable = errors.New("temporal unavailable")
+
+// Start starts the person's Deprovision workflow for this event, or returns
+// the run that already exists for it.
+func Start(ctx context.Context, c client.Client, t workflows.Termination) (Started, error) {
+	if t.EventID == "" {
+		return Started{}, fmt.Errorf("start: event id is required")
+	}
+	id := workflows.WorkflowID(t.EmployeeID)
+	desc, err := c.DescribeWorkflowExecution(ctx, id, "")
+	var notFound *serviceerror.NotFound
+	switch {
+	case errors.As(err, &notFound):
+	case err != nil:
+		return Started{}, fmt.Errorf("start %s: describe: %w: %w", id, ErrUnavailable, err)
+	default:
+		info := desc.GetWorkflowExecutionInfo()
+		existing := Started{WorkflowID: id, RunID: info.GetExecution().GetRunId(), Duplicate: true}
+		sameEvent := memoString(info.GetMemo().GetFields()[memoEventID]) == t.EventID
+		running := info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
+		switch {
+		case sameEvent:
+			existing.Note = "this event already started this run"
+			return existing, nil
+		case running:
+			existing.Note = "a deprovisioning for this person is already in flight (event " + memoString(info.GetMemo().GetFields()[memoEventID]) + ")"
+			return existing, nil
+		}
+		// A closed run for an earlier event: this is a new one (e.g. rehired and leaving again).
+	}
+	opts := client.StartWorkflowOptions{
+		ID:                       id,
+		TaskQueue:                workflows.TaskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		Memo:                     map[string]any{memoEventID: t.EventID},
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			workflows.SAEmployeeID.ValueSet(t.EmployeeID),
+			workflows.SAStatus.ValueSet(string(workflows.PhaseScheduled)),
+			workflows.SAPrivileged.ValueSet(t.Privileged),
+			workflows.SALegalHold.ValueSet(t.LegalHold != nil),
+			workflows.SASLABreached.ValueSet(false),
+		),
+	}
+	run, err := c.ExecuteWorkflow(ctx, opts, workflows.WorkflowType, t)
+	if err != nil {
+		return Started{}, fmt.Errorf("start %s: %w: %w", id, ErrUnavailable, err)
+	}
+	return Started{WorkflowID: id, RunID: run.GetRunID()}, nil
+}
+
+func memoString(p *commonpb.Payload) string {
+	if p == nil {
+		return ""
+	}
+	var s string
+	if err := converter.GetDefaultDataConverter().FromPayload(p, &s); err != nil {
+		return ""
+	}
+	return s
+}
+
+// Signal sends one of the contract's signals to the person's running workflow.
+func Signal(ctx context.Context, c client.Client, employeeID, name string, payload any) error {
+	id := workflows.WorkflowID(employeeID)
+	if err := c.SignalWorkflow(ctx, id, "", name, payload); err != nil {
+		var notFound *serviceerror.NotFound
+		if errors.As(err, &notFound) {
+			return fmt.Errorf("signal %s to %s: no running deprovisioning for %s", name, id, employeeID)
+		}
+		return fmt.Errorf("signal %s to %s: %w: %w", name, id, ErrUnavailable, err)
+	}
+	return nil
+}
+
+// Status queries the person's latest run.
+func Status(ctx context.Context, c client.Client, employeeID string) (workflows.Status, error) {
+	var st workflows.Status
+	id := workflows.WorkflowID(employeeID)
+	v, err := c.QueryWorkflow(ctx, id, "", workflows.QueryStatus)
+	if err != nil {
+		var notFound *serviceerror.NotFound
+		if errors.As(err, &notFound) {
+			return st, fmt.Errorf("status of %s: no deprovisioning for %s", id, employeeID)
+		}
+		return st, fmt.Errorf("status of %s: %w", id, err)
+	}
+	if err := v.Get(&st); err != nil {
+		return st, fmt.Errorf("status of %s: decode: %w", id, err)
+	}
+	return st, nil
+}
