@@ -468,3 +468,29 @@ func send(t *testing.T, s *sandbox, method, path, body string) *http.Response {
 	resp.Body.Close()
 	return resp
 }
+
+func TestBasicAuth(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		user, pass, ok := r.BasicAuth()
+		if !ok || user != "provisioner" || pass != "pa55word" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		assert.Equal(t, "/scim/v2/Users/u1", r.URL.Path)
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		_, _ = w.Write([]byte(`{"id":"u1","userName":"a","active":false}`))
+	}))
+	t.Cleanup(srv.Close)
+	for _, pass := range []string{"pa55word", "wrong-pass"} {
+		c, err := scim.New(scim.Config{Name: "scim-basic", BaseURL: srv.URL + "/scim/v2", Username: "provisioner", Password: pass})
+		require.NoError(t, err)
+		obs, err := c.Observe(t.Context(), "deactivate", control.Account{ID: "u1"}, control.Params{})
+		if pass == "wrong-pass" {
+			assert.ErrorIs(t, err, control.ErrUnauthorized)
+			assert.NotContains(t, err.Error(), pass)
+			continue
+		}
+		require.NoError(t, err)
+		assert.True(t, obs.Holds, "application/json is accepted as well as application/scim+json")
+	}
+}
