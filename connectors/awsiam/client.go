@@ -1,0 +1,239 @@
+// Package awsiam removes a leaver's access from one AWS account's IAM: it
+// contains (access keys and other credentials inactive, console password
+// gone, a deny-all inline policy that also kills STS sessions already
+// issued), removes (credentials, MFA, groups, policies, in the order
+// DeleteUser needs) and finally deletes the IAM user.
+package awsiam
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go/middleware"
+
+	"github.com/offboard/offboard/internal/control"
+)
+
+// Config is one target: one AWS account.
+type Config struct {
+	Name        string // target name, e.g. "aws-prod"
+	AccountID   string
+	Region      string // default us-east-1
+	RoleARN     string // optional: role to assume in the account
+	Endpoint    string // optional base endpoint for IAM and STS (the simulator's URL)
+	Credentials aws.CredentialsProvider
+	HTTPClient  *http.Client
+}
+
+// Client is an awsiam target. It implements control.Target.
+type Client struct {
+	cfg Config
+	iam *iam.Client
+}
+
+var _ control.Target = (*Client)(nil)
+
+// New builds the IAM client. SDK retries are off: the workflow owns retries.
+// With no Credentials it uses the default chain (env, shared config, IMDS...).
+func New(ctx context.Context, cfg Config) (*Client, error) {
+	if cfg.Name == "" {
+		return nil, errors.New("awsiam: config needs a target name")
+	}
+	if cfg.Region == "" {
+		cfg.Region = "us-east-1"
+	}
+	creds := cfg.Credentials
+	if creds == nil {
+		def, err := config.LoadDefaultConfig(ctx, config.WithRegion(cfg.Region))
+		if err != nil {
+			return nil, fmt.Errorf("awsiam %s: load default credentials: %w", cfg.Name, err)
+		}
+		creds = def.Credentials
+	}
+	if cfg.RoleARN != "" {
+		stsOpts := sts.Options{
+			Region:           cfg.Region,
+			Credentials:      creds,
+			RetryMaxAttempts: 1,
+			APIOptions:       []func(*middleware.Stack) error{recordResponses},
+		}
+		if cfg.Endpoint != "" {
+			stsOpts.BaseEndpoint = aws.String(cfg.Endpoint)
+		}
+		if cfg.HTTPClient != nil {
+			stsOpts.HTTPClient = cfg.HTTPClient
+		}
+		provider := stscreds.NewAssumeRoleProvider(sts.New(stsOpts), cfg.RoleARN, func(o *stscreds.AssumeRoleOptions) {
+			o.RoleSessionName = "offboard"
+		})
+		creds = aws.NewCredentialsCache(provider)
+	}
+	opts := iam.Options{
+		Region:           cfg.Region,
+		Credentials:      creds,
+		RetryMaxAttempts: 1,
+		APIOptions:       []func(*middleware.Stack) error{recordResponses},
+	}
+	if cfg.Endpoint != "" {
+		opts.BaseEndpoint = aws.String(cfg.Endpoint)
+	}
+	if cfg.HTTPClient != nil {
+		opts.HTTPClient = cfg.HTTPClient
+	}
+	return &Client{cfg: cfg, iam: iam.New(opts)}, nil
+}
+
+// Name is the configured target name.
+func (c *Client) Name() string { return c.cfg.Name }
+
+// Kind is "awsiam".
+func (c *Client) Kind() string { return "awsiam" }
+
+// Control names.
+const (
+	DeactivateAccessKeys = "deactivate_access_keys"
+	DeleteLoginProfile   = "delete_login_profile"
+	DeactivateCreds      = "deactivate_credentials"
+	DenyAllPolicy        = "deny_all_policy"
+	DeleteAccessKeys     = "delete_access_keys"
+	DeleteCreds          = "delete_credentials"
+	DeleteMFADevices     = "delete_mfa_devices"
+	RemoveGroups         = "remove_groups"
+	DetachPolicies       = "detach_policies"
+	DeleteUser           = "delete_user"
+	RestoreAccess        = "restore_access"
+)
+
+// Controls lists the controls per phase, in the order they should run.
+// Removal's order is the order DeleteUser needs everything gone in.
+func (c *Client) Controls(phase control.Phase) []string {
+	switch phase {
+	case control.Containment:
+		return []string{DeactivateAccessKeys, DeleteLoginProfile, DeactivateCreds, DenyAllPolicy}
+	case control.Removal:
+		return []string{DeleteAccessKeys, DeleteCreds, DeleteMFADevices, RemoveGroups, DetachPolicies}
+	case control.Deletion:
+		return []string{DeleteUser}
+	case control.RoleChange:
+		return []string{RemoveGroups}
+	case control.Restore:
+		return []string{RestoreAccess}
+	}
+	return nil
+}
+
+// Resolve finds the IAM user: the hint for this target if there is one,
+// else the user tagged email=<person's email>, else a user named after the
+// email (its local part, or the whole address) that carries no other email tag.
+func (c *Client) Resolve(ctx context.Context, p control.Person) (control.Account, error) {
+	ctx, rec := withRecorder(ctx)
+	account := func(name string) control.Account {
+		return control.Account{Target: c.cfg.Name, ID: name, Login: name}
+	}
+	fail := func(subject string, err error) error {
+		return classify(c.cfg.Name+": resolve "+subject, err, rec)
+	}
+	if hint := p.Hints[c.cfg.Name]; hint != "" {
+		out, err := c.iam.GetUser(ctx, &iam.GetUserInput{UserName: aws.String(hint)})
+		if err != nil {
+			return control.Account{}, fail(hint, err)
+		}
+		return account(aws.ToString(out.User.UserName)), nil
+	}
+	email := strings.TrimSpace(p.Email)
+	if email == "" {
+		return control.Account{}, &control.Error{Kind: control.ErrNotFound, Op: c.cfg.Name + ": resolve " + p.EmployeeID, Err: errors.New("no hint and no email")}
+	}
+	local, _, _ := strings.Cut(email, "@")
+
+	// Fast path: the user named after the email is usually the one tagged with it
+	// (GetUser returns tags; ListUsers does not).
+	byName := map[string]string{} // candidate user name → its email tag ("" = none)
+	for _, name := range []string{local, email} {
+		out, err := c.iam.GetUser(ctx, &iam.GetUserInput{UserName: aws.String(name)})
+		if isNoSuchEntity(err) {
+			continue
+		}
+		if err != nil {
+			return control.Account{}, fail(email, err)
+		}
+		tag := tagValue(out.User.Tags, "email")
+		if strings.EqualFold(tag, email) {
+			return account(name), nil
+		}
+		byName[name] = tag
+	}
+
+	users := iam.NewListUsersPaginator(c.iam, &iam.ListUsersInput{})
+	for users.HasMorePages() {
+		pg, err := users.NextPage(ctx)
+		if err != nil {
+			return control.Account{}, fail(email, err)
+		}
+		for _, u := range pg.Users {
+			name := aws.ToString(u.UserName)
+			if _, seen := byName[name]; seen {
+				continue
+			}
+			tags, err := c.userTags(ctx, name)
+			if isNoSuchEntity(err) {
+				continue // deleted while we listed
+			}
+			if err != nil {
+				return control.Account{}, fail(email, err)
+			}
+			if strings.EqualFold(tags["email"], email) {
+				return account(name), nil
+			}
+		}
+	}
+	for _, name := range []string{local, email} {
+		if tag, ok := byName[name]; ok && tag == "" {
+			return account(name), nil
+		}
+	}
+	return control.Account{}, &control.Error{Kind: control.ErrNotFound, Op: c.cfg.Name + ": resolve " + email, Err: errors.New("no IAM user tagged or named for this email")}
+}
+
+// Observe reads whether the named control holds for the account.
+func (c *Client) Observe(ctx context.Context, name string, acct control.Account, params control.Params) (control.Observation, error) {
+	ctx, rec := withRecorder(ctx)
+	r := &run{c: c, ctx: ctx, rec: rec, user: acct.ID, control: name, params: params}
+	observe, ok := observers[name]
+	if !ok {
+		return control.Observation{}, control.Unknown(c.cfg.Name, name)
+	}
+	obs, err := observe(r)
+	if err != nil {
+		if isNoSuchEntity(err) {
+			// The first call names the user; if IAM does not know it, it is gone.
+			return control.Observation{Holds: true, Readable: true, Gone: true, Detail: "user does not exist", Call: rec.response()}, nil
+		}
+		return control.Observation{}, r.fail(err)
+	}
+	obs.Readable = true
+	obs.Call = rec.response()
+	return obs, nil
+}
+
+// Enforce makes the named control hold. Repeating it is harmless.
+func (c *Client) Enforce(ctx context.Context, name string, acct control.Account, params control.Params) (control.Response, error) {
+	ctx, rec := withRecorder(ctx)
+	r := &run{c: c, ctx: ctx, rec: rec, user: acct.ID, control: name, params: params}
+	enforce, ok := enforcers[name]
+	if !ok {
+		return control.Response{}, control.Unknown(c.cfg.Name, name)
+	}
+	if err := enforce(r); err != nil {
+		return control.Response{}, r.fail(err)
+	}
+	return rec.response(), nil
+}

@@ -1,0 +1,201 @@
+package awsiam
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/offboard/offboard/internal/control"
+)
+
+// defaultRetryAfter is the wait suggested when IAM throttles without a
+// Retry-After header, which is what it normally does.
+const defaultRetryAfter = time.Second
+
+// recorder keeps the last HTTP exchange of one Observe/Enforce/Resolve, for
+// the receipt and for classifying a failure.
+type recorder struct {
+	mu   sync.Mutex
+	last control.Response
+}
+
+func (r *recorder) set(resp control.Response) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.last = resp
+}
+
+func (r *recorder) response() control.Response {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.last
+}
+
+type recorderKey struct{}
+
+func withRecorder(ctx context.Context) (context.Context, *recorder) {
+	rec := &recorder{}
+	return context.WithValue(ctx, recorderKey{}, rec), rec
+}
+
+// recordResponses is an SDK stack option: the innermost deserialize step,
+// it sees each raw HTTP response before the SDK parses it, and notes the
+// status, request id and body digest (the body itself is never kept).
+func recordResponses(stack *middleware.Stack) error {
+	return stack.Deserialize.Add(middleware.DeserializeMiddlewareFunc("OffboardRecordResponse",
+		func(ctx context.Context, in middleware.DeserializeInput, next middleware.DeserializeHandler) (middleware.DeserializeOutput, middleware.Metadata, error) {
+			out, md, err := next.HandleDeserialize(ctx, in)
+			rec, _ := ctx.Value(recorderKey{}).(*recorder)
+			resp, ok := out.RawResponse.(*smithyhttp.Response)
+			if rec == nil || !ok || resp.Body == nil {
+				return out, md, err
+			}
+			body, readErr := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+			_ = resp.Body.Close()
+			resp.Body = io.NopCloser(bytes.NewReader(body))
+			rec.set(control.NewResponse(resp.Header.Get("X-Amzn-Requestid"), resp.StatusCode, body))
+			if err == nil && readErr != nil {
+				err = readErr
+			}
+			return out, md, err
+		}), middleware.After)
+}
+
+// classify turns an SDK error into a *control.Error of the right kind.
+func classify(op string, err error, rec *recorder) *control.Error {
+	last := rec.response()
+	e := &control.Error{Op: op, Err: err, Digest: last.Digest, RequestID: last.RequestID}
+	var respErr *smithyhttp.ResponseError
+	if errors.As(err, &respErr) && respErr.Response != nil {
+		e.HTTPStatus = respErr.HTTPStatusCode()
+	}
+	var withID interface{ ServiceRequestID() string }
+	if errors.As(err, &withID) && withID.ServiceRequestID() != "" {
+		e.RequestID = withID.ServiceRequestID()
+	}
+	var apiErr smithy.APIError
+	code := ""
+	if errors.As(err, &apiErr) {
+		code = apiErr.ErrorCode()
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+		e.Kind = control.ErrTransient
+	case code == "NoSuchEntity" || code == "NoSuchEntityException":
+		e.Kind = control.ErrNotFound
+	case code == "Throttling" || code == "ThrottlingException" || code == "RequestLimitExceeded" ||
+		code == "TooManyRequestsException" || e.HTTPStatus == http.StatusTooManyRequests:
+		e.Kind = control.ErrRateLimited
+		e.RetryAfter = retryAfter(respErr)
+	case code == "AccessDenied" || code == "AccessDeniedException" || code == "InvalidClientTokenId" ||
+		code == "SignatureDoesNotMatch" || code == "ExpiredToken" || code == "UnrecognizedClientException" ||
+		code == "MissingAuthenticationToken" || e.HTTPStatus == 401 || e.HTTPStatus == 403:
+		e.Kind = control.ErrUnauthorized
+		e.Err = &missingPermission{action: action(err), err: err}
+	case code == "ServiceFailure" || code == "ServiceUnavailable" || code == "InternalFailure" ||
+		code == "ConcurrentModification":
+		e.Kind = control.ErrTransient
+	case e.HTTPStatus >= 300:
+		e.Kind = control.ClassifyStatus(e.HTTPStatus)
+	case e.HTTPStatus != 0 && isTransport(err):
+		e.Kind = control.ErrTransient // the body broke off mid-read
+	case e.HTTPStatus != 0:
+		// A 2xx the SDK could not parse.
+		e.Kind = control.ErrPermanent
+		e.Err = &unparseable{digest: last.Digest, err: err}
+	case isTransport(err):
+		e.Kind = control.ErrTransient
+	default:
+		var invalid smithy.InvalidParamsError
+		var deser *smithy.DeserializationError
+		if errors.As(err, &invalid) || errors.As(err, &deser) {
+			e.Kind = control.ErrPermanent
+		} else {
+			e.Kind = control.ErrTransient
+		}
+	}
+	return e
+}
+
+func isTransport(err error) bool {
+	var netErr net.Error
+	var sendErr *smithyhttp.RequestSendError
+	return errors.As(err, &netErr) || errors.As(err, &sendErr) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)
+}
+
+// retryAfter reads Retry-After (seconds or an HTTP date); IAM rarely sends
+// one, so a throttle without it waits defaultRetryAfter.
+func retryAfter(respErr *smithyhttp.ResponseError) time.Duration {
+	if respErr == nil || respErr.Response == nil {
+		return defaultRetryAfter
+	}
+	v := strings.TrimSpace(respErr.Response.Header.Get("Retry-After"))
+	if secs, err := strconv.Atoi(v); err == nil && secs >= 0 {
+		return time.Duration(secs) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := time.Until(t); d > 0 {
+			return d
+		}
+	}
+	return defaultRetryAfter
+}
+
+// action names the IAM/STS permission the failing call needed, e.g.
+// "iam:UpdateAccessKey". The innermost operation wins: an AssumeRole that
+// fails while signing an IAM call names sts:AssumeRole.
+func action(err error) string {
+	name := ""
+	for err != nil {
+		var opErr *smithy.OperationError
+		if !errors.As(err, &opErr) {
+			break
+		}
+		name = strings.ToLower(opErr.ServiceID) + ":" + opErr.OperationName
+		err = opErr.Err
+	}
+	return name
+}
+
+type missingPermission struct {
+	action string
+	err    error
+}
+
+func (m *missingPermission) Error() string {
+	if m.action == "" {
+		return m.err.Error()
+	}
+	return "missing permission " + m.action + ": " + m.err.Error()
+}
+
+func (m *missingPermission) Unwrap() error { return m.err }
+
+type unparseable struct {
+	digest string
+	err    error
+}
+
+func (u *unparseable) Error() string {
+	return "unparseable response body (" + u.digest + "): " + u.err.Error()
+}
+
+func (u *unparseable) Unwrap() error { return u.err }
+
+// isNoSuchEntity reports whether IAM said the thing asked about does not exist.
+func isNoSuchEntity(err error) bool {
+	var apiErr smithy.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode() == "NoSuchEntity"
+}
