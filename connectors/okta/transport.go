@@ -3,12 +3,14 @@ package okta
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -109,6 +111,13 @@ func classify(ctx context.Context, op, scope string, ex *exchange, err error) er
 	}
 	var oe *oktasdk.Error
 	isOkta := errors.As(err, &oe)
+	if !isOkta && status >= 300 {
+		// The SDK drops the body of a 429 ("too many requests"); read it ourselves.
+		var parsed oktasdk.Error
+		if json.Unmarshal(body, &parsed) == nil && parsed.ErrorCode != "" {
+			oe, isOkta = &parsed, true
+		}
+	}
 	switch {
 	case status == 0:
 		// No response: the connection failed, the deadline passed or the
@@ -134,9 +143,9 @@ func classify(ctx context.Context, op, scope string, ex *exchange, err error) er
 		cerr.Err = fmt.Errorf("retry in %s: %w", cerr.RetryAfter, cerr.Err)
 	case control.ErrUnauthorized:
 		if status == http.StatusUnauthorized {
-			cerr.Err = fmt.Errorf("the API token was rejected; it needs an admin with the %s permission (%s scope): %w", scope, scope, cerr.Err)
+			cerr.Err = fmt.Errorf("token rejected; use an API token of an admin allowed %s: %w", scope, cerr.Err)
 		} else {
-			cerr.Err = fmt.Errorf("the token's admin lacks the %s permission (%s scope) for this user or group: %w", scope, scope, cerr.Err)
+			cerr.Err = fmt.Errorf("missing permission %s for this user or group: %w", scope, cerr.Err)
 		}
 	}
 	return cerr
@@ -146,10 +155,20 @@ func classify(ctx context.Context, op, scope string, ex *exchange, err error) er
 type oktaErr struct{ e *oktasdk.Error }
 
 func (o oktaErr) Error() string {
-	if o.e.ErrorCode == "" {
+	msg := strings.TrimSpace(o.e.ErrorCode + " " + o.e.ErrorSummary)
+	if msg == "" {
 		return o.e.Error()
 	}
-	return o.e.ErrorCode + " " + o.e.Error()
+	var causes []string
+	for _, c := range o.e.ErrorCauses {
+		if s, ok := c["errorSummary"].(string); ok {
+			causes = append(causes, s)
+		}
+	}
+	if len(causes) > 0 {
+		msg += " (" + strings.Join(causes, "; ") + ")"
+	}
+	return msg
 }
 
 func (o oktaErr) Unwrap() error { return o.e }
