@@ -538,3 +538,40 @@ func TestNewRejects(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkTermination runs a whole termination (resolve, then observe →
+// enforce → observe for every containment, removal and deletion control)
+// through the real SDK against the simulator.
+func BenchmarkTermination(b *testing.B) {
+	all := demo.People(demo.Size)
+	sim := oktasim.New(oktasim.Options{Token: token, People: all, RateLimitPerMinute: 1 << 30})
+	srv := httptest.NewServer(sim.Handler())
+	b.Cleanup(srv.Close)
+	c, err := okta.New(b.Context(), okta.Config{Name: "okta", OrgURL: srv.URL, Token: token, AllowHTTP: true})
+	require.NoError(b, err)
+	var controls []string
+	for _, ph := range []control.Phase{control.Containment, control.Removal, control.Deletion} {
+		controls = append(controls, c.Controls(ph)...)
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		p := all[i%len(all)]
+		if i > 0 && i%len(all) == 0 {
+			b.StopTimer()
+			sim.Reset()
+			b.StartTimer()
+		}
+		acct, err := c.Resolve(b.Context(), control.Person{Email: p.Email})
+		require.NoError(b, err)
+		for _, name := range controls {
+			for _, step := range []string{"observe", "enforce", "observe"} {
+				if step == "enforce" {
+					_, err = c.Enforce(b.Context(), name, acct, control.Params{})
+				} else {
+					_, err = c.Observe(b.Context(), name, acct, control.Params{})
+				}
+				require.NoError(b, err, "%s %s", step, name)
+			}
+		}
+	}
+}
