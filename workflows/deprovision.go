@@ -168,6 +168,7 @@ type deprovision struct {
 	removalDone        bool
 	stopping           bool
 	openWork           int
+	notifying          int // notifications not yet delivered: the run waits for them before it closes
 
 	controlIndex map[string]int // control id → index in status.Controls
 	retries      map[string]int // control id → retry requests not yet used
@@ -671,6 +672,7 @@ func (wf *deprovision) waitForOpenWork(ctx workflow.Context) {
 }
 
 func (wf *deprovision) finish(ctx workflow.Context, phase Phase) (Result, error) {
+	_ = workflow.Await(ctx, func() bool { return wf.notifying == 0 })
 	wf.setPhase(ctx, phase)
 	res := Result{Phase: phase, SLABreached: wf.status.SLABreached, Receipts: []control.Receipt{}, Status: wf.status}
 	for _, c := range wf.status.Controls {
@@ -754,7 +756,9 @@ func (wf *deprovision) upsert(ctx workflow.Context, updates ...temporal.SearchAt
 func (wf *deprovision) notify(ctx workflow.Context, kind, text string) {
 	n := activities.Notification{Kind: kind, WorkflowID: wf.status.WorkflowID, EmployeeID: wf.t.EmployeeID, Text: text}
 	// A notification never blocks the policy: it runs on its own.
+	wf.notifying++
 	workflow.Go(ctx, func(ctx workflow.Context) {
+		defer func() { wf.notifying-- }()
 		var sent bool
 		if err := workflow.ExecuteActivity(wf.shortOptions(ctx), a.Notify, n).Get(ctx, &sent); err != nil {
 			wf.log(ctx, "notify", "", kind+" notification failed: "+errorText(err), false)
