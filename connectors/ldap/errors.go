@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"time"
@@ -57,8 +58,7 @@ func (c *Client) classify(op, need string, ctx context.Context, err error) error
 	}
 	var le *goldap.Error
 	if !errors.As(err, &le) {
-		var ne net.Error
-		if errors.As(err, &ne) {
+		if isNetwork(err) {
 			return c.fail(op, control.ErrTransient, err)
 		}
 		return c.fail(op, control.ErrPermanent, err)
@@ -112,5 +112,7 @@ func isNetwork(err error) bool {
 		return le.ResultCode == goldap.ErrorNetwork
 	}
 	var ne net.Error
-	return errors.As(err, &ne) || errors.Is(err, context.Canceled)
+	return errors.As(err, &ne) || errors.Is(err, context.Canceled) || errors.Is(err, io.EOF) ||
+		// go-ldap reports a connection its reader lost as plain text.
+		strings.HasPrefix(err.Error(), "unable to read LDAP response packet")
 }
