@@ -1,0 +1,289 @@
+package graph_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/offboard/offboard/sandbox/demo"
+	"github.com/offboard/offboard/sandbox/fault"
+	"github.com/offboard/offboard/sandbox/graph"
+)
+
+func newServer(t *testing.T, rps int) (*graph.Sim, *httptest.Server) {
+	t.Helper()
+	sim := graph.New(graph.Options{People: demo.People(20), RequestsPerSecond: rps})
+	srv := httptest.NewServer(sim.Handler())
+	t.Cleanup(srv.Close)
+	return sim, srv
+}
+
+func do(t *testing.T, method, u string, body []byte, header map[string]string) (*http.Response, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, u, bytes.NewReader(body))
+	require.NoError(t, err)
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	var out map[string]any
+	if len(raw) > 0 {
+		require.NoError(t, json.Unmarshal(raw, &out), "body: %s", raw)
+	}
+	return resp, out
+}
+
+func gz(t *testing.T, s string) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	w := gzip.NewWriter(&b)
+	_, err := w.Write([]byte(s))
+	require.NoError(t, err)
+	require.NoError(t, w.Close())
+	return b.Bytes()
+}
+
+func TestPatchAcceptsGzipBodies(t *testing.T) {
+	sim, srv := newServer(t, 0)
+	upn := demo.People(1)[0].Email
+	tests := []struct {
+		name    string
+		body    []byte
+		header  map[string]string
+		status  int
+		enabled bool
+	}{
+		{"gzip", gz(t, `{"@odata.type":"#microsoft.graph.user","accountEnabled":false}`),
+			map[string]string{"Content-Encoding": "gzip", "Content-Type": "application/json"}, 204, false},
+		{"plain", []byte(`{"accountEnabled":true}`), map[string]string{"Content-Type": "application/json"}, 204, true},
+		{"gzip header on plain body", []byte(`{"accountEnabled":false}`),
+			map[string]string{"Content-Encoding": "gzip", "Content-Type": "application/json"}, 400, true},
+		{"unknown encoding", []byte(`{"accountEnabled":false}`), map[string]string{"Content-Encoding": "br"}, 415, true},
+		{"unknown property", []byte(`{"favouriteColour":"blue"}`), nil, 400, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, _ := do(t, http.MethodPatch, srv.URL+"/v1.0/users/"+url.PathEscape(upn), tt.body, tt.header)
+			assert.Equal(t, tt.status, resp.StatusCode)
+			assert.NotEmpty(t, resp.Header.Get("request-id"))
+			u, ok := sim.User(upn)
+			require.True(t, ok)
+			assert.Equal(t, tt.enabled, u.AccountEnabled)
+		})
+	}
+	var actions []string
+	for _, tr := range sim.Transitions(upn) {
+		actions = append(actions, tr.Action)
+	}
+	assert.Equal(t, []string{"disable", "enable"}, actions)
+}
+
+func TestMemberOfPagesWithNextLink(t *testing.T) {
+	sim, srv := newServer(t, 0)
+	p := demo.People(10)[9] // privileged: all-staff, dept, admins, dyn-all and a directory role
+	u, ok := sim.User(p.Email)
+	require.True(t, ok)
+
+	next := srv.URL + "/v1.0/users/" + u.ID + "/memberOf?$select=id,displayName,groupTypes"
+	var names, types []string
+	pages := 0
+	for next != "" {
+		resp, body := do(t, http.MethodGet, next, nil, nil)
+		require.Equal(t, 200, resp.StatusCode, body)
+		assert.Contains(t, body["@odata.context"], "$metadata#directoryObjects(id,displayName,groupTypes)")
+		values := body["value"].([]any)
+		assert.LessOrEqual(t, len(values), 2)
+		for _, v := range values {
+			item := v.(map[string]any)
+			names = append(names, item["displayName"].(string))
+			types = append(types, item["@odata.type"].(string))
+			assert.NotContains(t, item, "securityEnabled", "$select honoured")
+		}
+		next, _ = body["@odata.nextLink"].(string)
+		pages++
+	}
+	want := append(demo.GroupsOf(p), graph.DynamicGroup, "Global Reader")
+	assert.ElementsMatch(t, want, names)
+	assert.Equal(t, 3, pages)
+	assert.Contains(t, types, "#microsoft.graph.directoryRole")
+}
+
+func TestUsersFilterAndSelect(t *testing.T) {
+	sim := graph.New(graph.Options{People: append(demo.People(3), demo.Person{
+		EmployeeID: "E9", First: "Flann", Last: "O'Brien", Department: "sales", Email: "flann.o'brien@example.test",
+	})})
+	srv := httptest.NewServer(sim.Handler())
+	t.Cleanup(srv.Close)
+	tests := []struct {
+		name, filter, sel string
+		status            int
+		upns              []string
+	}{
+		{"mail or upn", "mail eq 'ada.lovelace1001@example.test' or userPrincipalName eq 'ada.lovelace1001@example.test'", "id,userPrincipalName", 200, []string{"ada.lovelace1001@example.test"}},
+		{"case-insensitive", "userPrincipalName eq 'ADA.LOVELACE1001@EXAMPLE.TEST'", "", 200, []string{"ada.lovelace1001@example.test"}},
+		{"quote", "mail eq 'flann.o''brien@example.test'", "id,userPrincipalName", 200, []string{"flann.o'brien@example.test"}},
+		{"none", "mail eq 'nobody@example.test'", "", 200, nil},
+		{"unterminated", "mail eq 'flann.o'brien@example.test'", "", 400, nil},
+		{"unsupported", "startswith(mail,'a')", "", 400, nil},
+		{"bad select", "mail eq 'x'", "id,colour", 400, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			q := url.Values{"$filter": {tt.filter}}
+			if tt.sel != "" {
+				q.Set("$select", tt.sel)
+			}
+			resp, body := do(t, http.MethodGet, srv.URL+"/v1.0/users?"+q.Encode(), nil, nil)
+			require.Equal(t, tt.status, resp.StatusCode, body)
+			if tt.status != 200 {
+				e := body["error"].(map[string]any)
+				assert.NotEmpty(t, e["code"])
+				assert.Equal(t, resp.Header.Get("request-id"), e["innerError"].(map[string]any)["request-id"])
+				return
+			}
+			var upns []string
+			for _, v := range body["value"].([]any) {
+				item := v.(map[string]any)
+				upns = append(upns, item["userPrincipalName"].(string))
+				assert.NotContains(t, item, "accountEnabled", "not a default property and not selected")
+			}
+			assert.Equal(t, tt.upns, upns)
+		})
+	}
+}
+
+func TestGetUserByIDOrUPN(t *testing.T) {
+	sim, srv := newServer(t, 0)
+	u, _ := sim.User(demo.People(1)[0].Email)
+	for _, key := range []string{u.ID, url.PathEscape(u.UPN)} {
+		resp, body := do(t, http.MethodGet, srv.URL+"/v1.0/users/"+key+"?$select=id,accountEnabled,signInSessionsValidFromDateTime", nil, nil)
+		require.Equal(t, 200, resp.StatusCode)
+		assert.Equal(t, u.ID, body["id"])
+		assert.Equal(t, true, body["accountEnabled"])
+		assert.Contains(t, body["@odata.context"], "$metadata#users(id,accountEnabled,signInSessionsValidFromDateTime)/$entity")
+	}
+	resp, body := do(t, http.MethodGet, srv.URL+"/v1.0/users/nobody@example.test", nil, map[string]string{"client-request-id": "abc"})
+	assert.Equal(t, 404, resp.StatusCode)
+	assert.Equal(t, "abc", resp.Header.Get("client-request-id"))
+	assert.Equal(t, "Request_ResourceNotFound", body["error"].(map[string]any)["code"])
+}
+
+func TestRevokeAssignLicenseAndGroups(t *testing.T) {
+	sim, srv := newServer(t, 0)
+	p := demo.People(3)[2] // finance: direct E3 plus Power BI through the finance group
+	u, _ := sim.User(p.Email)
+	api := srv.URL + "/v1.0"
+
+	before := time.Now().Truncate(time.Second)
+	resp, body := do(t, http.MethodPost, api+"/users/"+u.ID+"/revokeSignInSessions", nil, nil)
+	require.Equal(t, 200, resp.StatusCode)
+	assert.Equal(t, true, body["value"])
+	got, _ := sim.User(u.ID)
+	assert.False(t, got.SignInSessionsValidFrom.Before(before))
+
+	assert.Equal(t, []string{graph.SkuPowerBIPro}, got.GroupLicenses)
+	resp, body = do(t, http.MethodPost, api+"/users/"+u.ID+"/assignLicense",
+		gz(t, `{"addLicenses":[],"removeLicenses":["`+graph.SkuPowerBIPro+`"]}`), map[string]string{"Content-Encoding": "gzip"})
+	assert.Equal(t, 400, resp.StatusCode, "inherited licence cannot be removed directly")
+	assert.Contains(t, body["error"].(map[string]any)["message"], "inherited")
+
+	resp, body = do(t, http.MethodPost, api+"/users/"+u.ID+"/assignLicense",
+		gz(t, `{"addLicenses":[],"removeLicenses":["`+graph.SkuOffice365E3+`"]}`), map[string]string{"Content-Encoding": "gzip"})
+	require.Equal(t, 200, resp.StatusCode, body)
+	assert.Equal(t, u.ID, body["id"])
+	got, _ = sim.User(u.ID)
+	assert.Empty(t, got.Licenses)
+
+	groupID := func(name string) string {
+		for next := api + "/users/" + u.ID + "/memberOf/microsoft.graph.group?$top=999"; next != ""; {
+			_, body := do(t, http.MethodGet, next, nil, nil)
+			for _, v := range body["value"].([]any) {
+				if item := v.(map[string]any); item["displayName"] == name {
+					return item["id"].(string)
+				}
+			}
+			next, _ = body["@odata.nextLink"].(string)
+		}
+		t.Fatalf("no group %s", name)
+		return ""
+	}
+	dyn := groupID(graph.DynamicGroup)
+	fin := groupID("finance")
+	resp, _ = do(t, http.MethodDelete, api+"/groups/"+dyn+"/members/"+u.ID+"/$ref", nil, nil)
+	assert.Equal(t, 400, resp.StatusCode, "dynamic group")
+	resp, _ = do(t, http.MethodDelete, api+"/groups/"+fin+"/members/"+u.ID+"/$ref", nil, nil)
+	assert.Equal(t, 204, resp.StatusCode)
+	resp, _ = do(t, http.MethodDelete, api+"/groups/"+fin+"/members/"+u.ID+"/$ref", nil, nil)
+	assert.Equal(t, 404, resp.StatusCode, "no longer a member")
+	got, _ = sim.User(u.ID)
+	assert.NotContains(t, got.Groups, "finance")
+	assert.Empty(t, got.GroupLicenses, "group-based licence went with the group")
+
+	resp, _ = do(t, http.MethodDelete, api+"/users/"+u.ID, nil, nil)
+	assert.Equal(t, 204, resp.StatusCode)
+	_, ok := sim.User(u.ID)
+	assert.False(t, ok)
+	var actions []string
+	for _, tr := range sim.Transitions(p.Email) {
+		actions = append(actions, tr.Action+":"+tr.Detail)
+	}
+	assert.Equal(t, []string{"revoke_sessions:", "remove_license:" + graph.SkuOffice365E3, "remove_group:finance", "delete:"}, actions)
+
+	resp, body = do(t, http.MethodGet, srv.URL+"/_sandbox/users/"+p.Email, nil, nil)
+	assert.Equal(t, 404, resp.StatusCode, body)
+}
+
+func TestThrottleAnd429Body(t *testing.T) {
+	_, srv := newServer(t, 2)
+	u := srv.URL + "/v1.0/users?$top=1"
+	var last *http.Response
+	var body map[string]any
+	for range 5 {
+		last, body = do(t, http.MethodGet, u, nil, nil)
+		if last.StatusCode == 429 {
+			break
+		}
+	}
+	require.Equal(t, 429, last.StatusCode)
+	assert.Equal(t, "1", last.Header.Get("Retry-After"))
+	assert.Equal(t, "TooManyRequests", body["error"].(map[string]any)["code"])
+}
+
+func TestFaultsAndSandboxEndpoints(t *testing.T) {
+	sim, srv := newServer(t, 0)
+	p := demo.People(1)[0]
+	sim.Faults().Add(fault.Rule{PathPrefix: "/v1.0/users/", Method: "GET", Status: 503, RetryAfter: 3 * time.Second, Count: 1})
+	resp, body := do(t, http.MethodGet, srv.URL+"/v1.0/users/"+p.Email, nil, nil)
+	assert.Equal(t, 503, resp.StatusCode)
+	assert.Equal(t, "3", resp.Header.Get("Retry-After"))
+	assert.Equal(t, "serviceNotAvailable", body["error"].(map[string]any)["code"])
+
+	// A fault with a 2xx status stands for a proxy answering with garbage.
+	resp, _ = do(t, http.MethodPost, srv.URL+"/_sandbox/faults", []byte(`{"pathPrefix":"/v1.0/users","status":200,"count":1}`), nil)
+	require.Equal(t, 204, resp.StatusCode)
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL+"/v1.0/users/"+p.Email, nil)
+	raw, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	b, _ := io.ReadAll(raw.Body)
+	raw.Body.Close()
+	assert.Equal(t, 200, raw.StatusCode)
+	assert.True(t, strings.HasPrefix(string(b), "<html>"))
+
+	resp, body = do(t, http.MethodGet, srv.URL+"/_sandbox/users/"+p.Email, nil, nil)
+	require.Equal(t, 200, resp.StatusCode)
+	assert.Equal(t, p.Email, body["user"].(map[string]any)["UPN"])
+}
