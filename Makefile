@@ -1,0 +1,55 @@
+# Offboard. `make run` and `make test` are all a newcomer needs (README.md).
+SHELL := /bin/bash
+GO    ?= go
+BIN   := $(CURDIR)/bin
+export PATH := $(BIN):$(PATH)
+# Packages whose tests run under the race detector; msgraph's connector is too
+# large to build twice on a 2-core machine, so it runs without -race.
+RACE_PKGS = $(shell $(GO) list ./... | grep -v /connectors/entra)
+
+.PHONY: run test build setup setup-run vet lint workflowcheck bench histories fuzz clean
+
+run: setup-run build ## the whole service on the embedded default
+	@scripts/run.sh
+
+build:
+	$(GO) build -o $(BIN)/ ./worker ./starter ./sandbox
+
+setup-run:
+	@scripts/setup.sh run
+
+setup:
+	@scripts/setup.sh test
+
+vet:
+	$(GO) vet ./...
+
+lint: setup
+	$(BIN)/staticcheck ./...
+
+workflowcheck: setup
+	$(BIN)/workflowcheck ./workflows/...
+
+test: setup build vet workflowcheck ## everything CI checks
+	$(BIN)/staticcheck ./...
+	$(GO) test -race -count=1 -timeout 30m $(RACE_PKGS)
+	$(GO) test -count=1 -timeout 15m ./connectors/entra/...
+
+# Time-to-contain, burst throughput against the no-op ceiling, worker RSS.
+bench: setup-run build
+	$(GO) run ./internal/bench -out .offboard/bench.json
+
+# Re-record the replay corpus in testdata/histories from the integration scenarios.
+histories: setup-run
+	OFFBOARD_RECORD_HISTORIES=1 $(GO) test -count=1 -run TestScenarios ./internal/integration/
+
+FUZZTIME ?= 30s
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+	    echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+clean:
+	rm -rf .offboard

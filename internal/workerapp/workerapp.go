@@ -1,0 +1,81 @@
+// Package workerapp runs the worker with everything it needs passed in, so
+// the worker binary, the integration tests and the bench run the same code.
+package workerapp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/offboard/offboard/activities"
+	"github.com/offboard/offboard/internal/config"
+	"github.com/offboard/offboard/internal/control"
+	"github.com/offboard/offboard/internal/targets"
+	"github.com/offboard/offboard/workflows"
+)
+
+// Run builds the connectors from cfg and runs a worker on the deprovision
+// task queue until ctx is done.
+func Run(ctx context.Context, cfg config.Config, c client.Client, logger *slog.Logger) error {
+	tgts, err := targets.Build(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	return RunWith(ctx, cfg, c, tgts, logger)
+}
+
+// RunWith runs a worker over the given targets.
+func RunWith(ctx context.Context, cfg config.Config, c client.Client, tgts []control.Target, logger *slog.Logger) error {
+	w := worker.New(c, workflows.TaskQueue, worker.Options{
+		MaxConcurrentActivityExecutionSize:     cfg.Worker.MaxConcurrentActivities,
+		MaxConcurrentWorkflowTaskExecutionSize: cfg.Worker.MaxConcurrentWorkflows,
+	})
+	workflows.Register(w, activities.New(cfg, tgts))
+
+	names := make([]string, 0, len(tgts))
+	for _, t := range tgts {
+		names = append(names, t.Name()+"("+t.Kind()+")")
+	}
+	logger.Info("worker starting", "taskQueue", workflows.TaskQueue, "targets", names, "config", cfg.Source())
+
+	stopHealth, err := serveHealth(cfg.Worker.MetricsAddr, logger)
+	if err != nil {
+		return err
+	}
+	defer stopHealth()
+
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("worker: start: %w", err)
+	}
+	<-ctx.Done()
+	w.Stop()
+	logger.Info("worker stopped")
+	return nil
+}
+
+// serveHealth answers /healthz on the metrics address.
+func serveHealth(addr string, logger *slog.Logger) (func(), error) {
+	if addr == "" || addr == "off" {
+		return func() {}, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("worker: metrics address %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("metrics server", "error", err)
+		}
+	}()
+	return func() { _ = srv.Close() }, nil
+}

@@ -1,0 +1,108 @@
+// Command sandbox serves local simulators of every target API on loopback,
+// seeded with the same demo company, for `make run` and the tests.
+//
+//	okta  http://127.0.0.1:8101   Okta management API
+//	crm   http://127.0.0.1:8104   SCIM 2.0 app with PATCH
+//	wiki  http://127.0.0.1:8105   SCIM 2.0 app without PATCH (PUT only)
+//
+// Each answers /_sandbox/faults to inject latency and failures, and
+// /_sandbox/users/{login} to show what Offboard did.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/offboard/offboard/sandbox/demo"
+	"github.com/offboard/offboard/sandbox/fault"
+	oktasim "github.com/offboard/offboard/sandbox/okta"
+	"github.com/offboard/offboard/sandbox/scimapp"
+)
+
+// Tokens the embedded default configuration uses; they guard nothing real.
+const (
+	OktaToken = "sandbox-okta-token"
+	SCIMToken = "sandbox-scim-token"
+)
+
+func main() {
+	host := flag.String("host", "127.0.0.1", "address to listen on (loopback only)")
+	people := flag.Int("people", 200, "how many demo employees to seed")
+	latency := flag.Duration("latency", 0, "latency added to every simulated API call")
+	oktaRate := flag.Int("okta-rate-per-minute", 6000, "Okta rate limit per endpoint bucket")
+	flag.Parse()
+	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if ip := net.ParseIP(*host); *host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		fmt.Fprintln(os.Stderr, "sandbox: -host must be a loopback address")
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	seed := demo.People(*people)
+	faults := func() *fault.Injector {
+		f := fault.New()
+		f.SetLatency(*latency)
+		return f
+	}
+	okta := oktasim.New(oktasim.Options{Token: OktaToken, People: seed, RateLimitPerMinute: *oktaRate, Faults: faults()})
+	crm, err := scimapp.New(scimapp.Options{Name: "crm", Bearer: SCIMToken, PatchSupported: true, People: seed, Faults: faults(), RequestsPerSecond: 1000})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sandbox: crm:", err)
+		os.Exit(1)
+	}
+	wiki, err := scimapp.New(scimapp.Options{Name: "wiki", Bearer: SCIMToken, PatchSupported: false, People: seed, Faults: faults(), RequestsPerSecond: 1000})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sandbox: wiki:", err)
+		os.Exit(1)
+	}
+
+	servers := []struct {
+		name string
+		port int
+		h    http.Handler
+	}{
+		{"okta", 8101, okta.Handler()},
+		{"scim-crm", 8104, crm.Handler()},
+		{"scim-wiki", 8105, wiki.Handler()},
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	for _, s := range servers {
+		addr := net.JoinHostPort(*host, fmt.Sprint(s.port))
+		srv := &http.Server{Addr: addr, Handler: s.h, ReadHeaderTimeout: 10 * time.Second}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "sandbox: %s: %v\n", s.name, err)
+			os.Exit(1)
+		}
+		logger.Info("simulator listening", "system", s.name, "url", "http://"+addr)
+		g.Go(func() error {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("%s: %w", s.name, err)
+			}
+			return nil
+		})
+		g.Go(func() error {
+			<-ctx.Done()
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			return srv.Shutdown(sctx)
+		})
+	}
+	logger.Info("sandbox ready", "people", len(seed), "example", seed[0].EmployeeID+" "+seed[0].Email)
+	if err := g.Wait(); err != nil {
+		fmt.Fprintln(os.Stderr, "sandbox:", err)
+		os.Exit(1)
+	}
+}

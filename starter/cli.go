@@ -1,0 +1,481 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"go.temporal.io/sdk/client"
+
+	"github.com/offboard/offboard/internal/config"
+	"github.com/offboard/offboard/internal/runs"
+	"github.com/offboard/offboard/internal/tclient"
+	"github.com/offboard/offboard/workflows"
+)
+
+// exit codes
+const (
+	exitOK      = 0
+	exitFailed  = 1
+	exitUsage   = 2
+	exitRefused = 3 // the workflow rejected the signal
+)
+
+// errUsage marks a bad or missing argument.
+var errUsage = errors.New("usage")
+
+type env struct {
+	stdout, stderr io.Writer
+	cfg            config.Config
+	client         client.Client
+	json           bool
+}
+
+type command struct {
+	summary string
+	flags   func(fs *flag.FlagSet) func(ctx context.Context, e *env) error
+}
+
+var commands = map[string]command{
+	"terminate":  {"start deprovisioning a person", terminateCmd},
+	"status":     {"show a person's deprovisioning", statusCmd},
+	"approve":    {"approve or reject the removal plan", approveCmd},
+	"hold":       {"place a legal hold", holdCmd},
+	"release":    {"release the legal hold", releaseCmd},
+	"rescind":    {"cancel the termination", rescindCmd},
+	"reschedule": {"move the effective time", rescheduleCmd},
+	"retry":      {"retry a control in exception", retryCmd},
+	"waive":      {"waive a control in exception", waiveCmd},
+}
+
+func run(ctx context.Context, name string, args []string) int {
+	return runWith(ctx, name, args, os.Stdout, os.Stderr, nil)
+}
+
+// runWith is run with its outputs and Temporal client injectable for tests.
+func runWith(ctx context.Context, name string, args []string, stdout, stderr io.Writer, c client.Client) int {
+	switch name {
+	case "serve":
+		return serveCmd(ctx, args, stderr)
+	case "evidence":
+		return evidenceCmd(ctx, args, stdout, stderr)
+	}
+	cmd, ok := commands[name]
+	if !ok {
+		fmt.Fprintf(stderr, "starter: unknown command %q\n\n%s", name, usage)
+		return exitUsage
+	}
+	fs := flag.NewFlagSet("starter "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", os.Getenv("OFFBOARD_CONFIG"), "configuration file (default: embedded sandbox configuration)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	action := cmd.flags(fs)
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "starter %s: unexpected argument %q\n", name, fs.Arg(0))
+		return exitUsage
+	}
+	cfg, err := config.Load(*configPath)
+	if err != nil {
+		fmt.Fprintln(stderr, "starter:", err)
+		return exitUsage
+	}
+	e := &env{stdout: stdout, stderr: stderr, cfg: cfg, client: c, json: *asJSON}
+	if e.client == nil {
+		c, err := tclient.Dial(cfg.Temporal, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			fmt.Fprintf(stderr, "starter %s: %v\n", name, err)
+			return exitFailed
+		}
+		defer c.Close()
+		e.client = c
+	}
+	err = action(ctx, e)
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, errUsage):
+		fmt.Fprintf(stderr, "starter %s: %v\n", name, err)
+		return exitUsage
+	case errors.Is(err, errRefused):
+		fmt.Fprintf(stderr, "starter %s: %v\n", name, err)
+		return exitRefused
+	default:
+		fmt.Fprintf(stderr, "starter %s: %v\n", name, err)
+		return exitFailed
+	}
+}
+
+func required(name, v string) error {
+	if strings.TrimSpace(v) == "" {
+		return fmt.Errorf("%w: -%s is required", errUsage, name)
+	}
+	return nil
+}
+
+// parseTime accepts "now", RFC 3339, or a offset like "+2h" / "72h".
+func parseTime(name, v string, now time.Time) (time.Time, error) {
+	switch {
+	case v == "" || v == "now":
+		return now, nil
+	case strings.HasPrefix(v, "+"):
+		d, err := time.ParseDuration(v[1:])
+		if err != nil {
+			return time.Time{}, fmt.Errorf("%w: -%s %q: %v", errUsage, name, v, err)
+		}
+		return now.Add(d), nil
+	}
+	if d, err := time.ParseDuration(v); err == nil {
+		return now.Add(d), nil
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%w: -%s %q is not now, +DURATION or RFC 3339 (2026-12-01T17:00:00Z)", errUsage, name, v)
+	}
+	return t, nil
+}
+
+type accountsFlag map[string]string
+
+func (a accountsFlag) String() string { return fmt.Sprint(map[string]string(a)) }
+func (a accountsFlag) Set(v string) error {
+	target, id, ok := strings.Cut(v, "=")
+	if !ok || target == "" || id == "" {
+		return fmt.Errorf("want TARGET=ID, got %q", v)
+	}
+	a[target] = id
+	return nil
+}
+
+func terminateCmd(fs *flag.FlagSet) func(context.Context, *env) error {
+	employee := fs.String("employee", "", "employee id (required)")
+	email := fs.String("email", "", "work e-mail, used to find accounts (required unless every -account is given)")
+	name := fs.String("name", "", "display name")
+	effective := fs.String("effective", "now", "effective time: now, +DURATION or RFC 3339")
+	reason := fs.String("reason", "voluntary", "voluntary, involuntary or for_cause")
+	kind := fs.String("kind", "termination", "termination, contract_end or role_change")
+	privileged := fs.Bool("privileged", false, "the person holds privileged access (approval required by default policy)")
+	manager := fs.String("manager", "", "manager's e-mail")
+	newRole := fs.String("new-role", "", "role changes: the new role (see roles in the configuration)")
+	by := fs.String("by", os.Getenv("USER"), "who requests this (may not approve it)")
+	event := fs.String("event", "", "HR event id (default: derived from employee, kind and effective day, so a repeat is a duplicate)")
+	hold := fs.String("legal-hold", "", "case reference of a legal hold to start under")
+	accounts := accountsFlag{}
+	fs.Var(accounts, "account", "known account id in a target, TARGET=ID (repeatable)")
+	return func(ctx context.Context, e *env) error {
+		if err := required("employee", *employee); err != nil {
+			return err
+		}
+		if *email == "" && len(accounts) == 0 {
+			return fmt.Errorf("%w: -email is required (or -account TARGET=ID)", errUsage)
+		}
+		at, err := parseTime("effective", *effective, time.Now().UTC())
+		if err != nil {
+			return err
+		}
+		t := workflows.Termination{
+			EventID: *event, Source: "cli", EmployeeID: *employee, Email: *email, Name: *name,
+			Kind: workflows.Kind(*kind), Reason: workflows.Reason(*reason), EffectiveAt: at.UTC(),
+			Privileged: *privileged, Manager: *manager, NewRole: *newRole, RequestedBy: *by,
+		}
+		if len(accounts) > 0 {
+			t.Accounts = accounts
+		}
+		if *hold != "" {
+			t.LegalHold = &workflows.Hold{By: *by, CaseRef: *hold, Reason: "set when terminating"}
+		}
+		if t.EventID == "" {
+			t.EventID = cliEventID(t)
+		}
+		if err := t.Validate(); err != nil {
+			return fmt.Errorf("%w: %v", errUsage, err)
+		}
+		started, err := runs.Start(ctx, e.client, t)
+		if err != nil {
+			return err
+		}
+		if e.json {
+			return json.NewEncoder(e.stdout).Encode(started)
+		}
+		if started.Duplicate {
+			fmt.Fprintf(e.stdout, "duplicate: %s run %s already exists (%s)\n", started.WorkflowID, started.RunID, started.Note)
+			return nil
+		}
+		fmt.Fprintf(e.stdout, "started: %s run %s, effective %s\n", started.WorkflowID, started.RunID, t.EffectiveAt.Format(time.RFC3339))
+		return nil
+	}
+}
+
+// cliEventID makes a repeat of the same request on the same day a duplicate.
+func cliEventID(t workflows.Termination) string {
+	sum := sha256.Sum256([]byte(strings.Join([]string{"cli", t.EmployeeID, string(t.Kind), t.NewRole, t.EffectiveAt.Format("2006-01-02")}, "|")))
+	return "cli-" + hex.EncodeToString(sum[:8])
+}
+
+func statusCmd(fs *flag.FlagSet) func(context.Context, *env) error {
+	employee := fs.String("employee", "", "employee id (required)")
+	return func(ctx context.Context, e *env) error {
+		if err := required("employee", *employee); err != nil {
+			return err
+		}
+		st, err := runs.Status(ctx, e.client, *employee)
+		if err != nil {
+			return err
+		}
+		if e.json {
+			enc := json.NewEncoder(e.stdout)
+			enc.SetIndent("", "  ")
+			return enc.Encode(st)
+		}
+		printStatus(e.stdout, st)
+		return nil
+	}
+}
+
+func printStatus(w io.Writer, st workflows.Status) {
+	fmt.Fprintf(w, "%s  %s  phase: %s", st.WorkflowID, st.Kind, st.Phase)
+	if st.SLABreached {
+		fmt.Fprint(w, "  SLA BREACHED")
+	}
+	fmt.Fprintf(w, "\neffective: %s", st.EffectiveAt.Format(time.RFC3339))
+	if !st.ContainedAt.IsZero() {
+		fmt.Fprintf(w, "   contained: %s (+%s)", st.ContainedAt.Format(time.RFC3339), st.ContainedAt.Sub(st.EffectiveAt).Round(time.Millisecond))
+	}
+	fmt.Fprintln(w)
+	if st.PlanDigest != "" {
+		fmt.Fprintf(w, "plan digest: %s", st.PlanDigest)
+		if st.ApprovalNeeded {
+			fmt.Fprint(w, " (approval required)")
+		}
+		fmt.Fprintln(w)
+	}
+	if st.LegalHold != nil {
+		fmt.Fprintf(w, "legal hold: case %s by %s\n", st.LegalHold.CaseRef, st.LegalHold.By)
+	}
+	for _, g := range st.PendingGates {
+		fmt.Fprintf(w, "waiting on %s: %s (since %s)\n", g.Kind, g.Detail, g.Since.Format(time.RFC3339))
+	}
+	for _, d := range st.Deadlines {
+		state := "open"
+		switch {
+		case d.Breached && !d.MetAt.IsZero():
+			state = "missed, met late " + d.MetAt.Format(time.RFC3339)
+		case d.Breached:
+			state = "MISSED"
+		case !d.MetAt.IsZero():
+			state = "met " + d.MetAt.Format(time.RFC3339)
+		}
+		fmt.Fprintf(w, "SLA %-12s due %s  %s\n", d.Phase, d.Due.Format(time.RFC3339), state)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "\nACCOUNT\tKIND\tSTATE\tID")
+	for _, a := range st.Accounts {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", a.Target, a.Kind, a.State, firstOf(a.Login, a.ID, a.Error))
+	}
+	fmt.Fprintln(tw, "\nCONTROL\tPHASE\tSTATE\tOUTCOME\tTRIES\tDETAIL")
+	for _, c := range st.Controls {
+		detail := c.Error
+		if detail == "" && c.Receipt != nil {
+			detail = c.Receipt.Detail
+		}
+		if c.Waiver != nil {
+			detail = "waived by " + c.Waiver.By + " until " + c.Waiver.ExpiresAt.Format(time.RFC3339) + ": " + c.Waiver.Reason
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", c.ID, c.Phase, c.State, c.Outcome, c.Attempts, truncate(detail, 90))
+	}
+	_ = tw.Flush()
+	if len(st.Log) > 0 {
+		fmt.Fprintln(w, "\nLOG")
+		for _, l := range st.Log {
+			mark := "✓"
+			if !l.Accepted {
+				mark = "✗"
+			}
+			fmt.Fprintf(w, "%s %s %-13s %s %s\n", l.At.Format(time.RFC3339), mark, l.Kind, l.By, l.Detail)
+		}
+	}
+}
+
+func firstOf(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func truncate(s string, n int) string {
+	if len([]rune(s)) <= n {
+		return s
+	}
+	return string([]rune(s)[:n-1]) + "…"
+}
+
+// errRefused: the workflow logged the signal as rejected.
+var errRefused = errors.New("refused by the workflow")
+
+// sendSignal sends a signal and reports what the workflow made of it, by
+// watching its log for the entry the signal adds.
+func sendSignal(ctx context.Context, e *env, employee, name string, payload any) error {
+	before := -1
+	if st, err := runs.Status(ctx, e.client, employee); err == nil {
+		before = len(st.Log)
+	}
+	if err := runs.Signal(ctx, e.client, employee, name, payload); err != nil {
+		return err
+	}
+	if before < 0 {
+		fmt.Fprintf(e.stdout, "sent %s to %s\n", name, workflows.WorkflowID(employee))
+		return nil
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		st, err := runs.Status(ctx, e.client, employee)
+		if err == nil && len(st.Log) > before {
+			for _, l := range st.Log[before:] {
+				if l.Kind != name {
+					continue
+				}
+				if !l.Accepted {
+					return fmt.Errorf("%w: %s", errRefused, strings.TrimPrefix(l.Detail, "rejected: "))
+				}
+				fmt.Fprintf(e.stdout, "accepted: %s\n", l.Detail)
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	fmt.Fprintf(e.stdout, "sent %s to %s (not yet processed: see starter status)\n", name, workflows.WorkflowID(employee))
+	return nil
+}
+
+func approveCmd(fs *flag.FlagSet) func(context.Context, *env) error {
+	employee := fs.String("employee", "", "employee id (required)")
+	by := fs.String("by", "", "approver identity (required; must hold the approver role)")
+	decision := fs.String("decision", "approve", "approve or reject")
+	digest := fs.String("digest", "", "plan digest being approved, from starter status (required); \"quarantine\" releases a quarantined run")
+	reason := fs.String("reason", "", "why")
+	return func(ctx context.Context, e *env) error {
+		for _, r := range [][2]string{{"employee", *employee}, {"by", *by}, {"digest", *digest}} {
+			if err := required(r[0], r[1]); err != nil {
+				return err
+			}
+		}
+		if *decision != "approve" && *decision != "reject" {
+			return fmt.Errorf("%w: -decision must be approve or reject", errUsage)
+		}
+		return sendSignal(ctx, e, *employee, workflows.SignalApprove, workflows.Approve{Approver: *by, Decision: *decision, PlanDigest: *digest, Reason: *reason})
+	}
+}
+
+func holdCmd(fs *flag.FlagSet) func(context.Context, *env) error {
+	employee := fs.String("employee", "", "employee id (required)")
+	by := fs.String("by", "", "who places the hold (required)")
+	caseRef := fs.String("case", "", "legal case reference (required)")
+	reason := fs.String("reason", "", "why")
+	return func(ctx context.Context, e *env) error {
+		for _, r := range [][2]string{{"employee", *employee}, {"by", *by}, {"case", *caseRef}} {
+			if err := required(r[0], r[1]); err != nil {
+				return err
+			}
+		}
+		return sendSignal(ctx, e, *employee, workflows.SignalLegalHold, workflows.Hold{By: *by, CaseRef: *caseRef, Reason: *reason})
+	}
+}
+
+func releaseCmd(fs *flag.FlagSet) func(context.Context, *env) error {
+	employee := fs.String("employee", "", "employee id (required)")
+	by := fs.String("by", "", "who releases the hold (required)")
+	caseRef := fs.String("case", "", "the hold's case reference (required)")
+	return func(ctx context.Context, e *env) error {
+		for _, r := range [][2]string{{"employee", *employee}, {"by", *by}, {"case", *caseRef}} {
+			if err := required(r[0], r[1]); err != nil {
+				return err
+			}
+		}
+		return sendSignal(ctx, e, *employee, workflows.SignalReleaseHold, workflows.Release{By: *by, CaseRef: *caseRef})
+	}
+}
+
+func rescindCmd(fs *flag.FlagSet) func(context.Context, *env) error {
+	employee := fs.String("employee", "", "employee id (required)")
+	by := fs.String("by", "", "who rescinds (required)")
+	reason := fs.String("reason", "", "why")
+	return func(ctx context.Context, e *env) error {
+		for _, r := range [][2]string{{"employee", *employee}, {"by", *by}} {
+			if err := required(r[0], r[1]); err != nil {
+				return err
+			}
+		}
+		return sendSignal(ctx, e, *employee, workflows.SignalRescind, workflows.Rescind{By: *by, Reason: *reason})
+	}
+}
+
+func rescheduleCmd(fs *flag.FlagSet) func(context.Context, *env) error {
+	employee := fs.String("employee", "", "employee id (required)")
+	by := fs.String("by", "", "who reschedules (required)")
+	at := fs.String("at", "", "new effective time: +DURATION or RFC 3339 (required)")
+	return func(ctx context.Context, e *env) error {
+		for _, r := range [][2]string{{"employee", *employee}, {"by", *by}, {"at", *at}} {
+			if err := required(r[0], r[1]); err != nil {
+				return err
+			}
+		}
+		t, err := parseTime("at", *at, time.Now().UTC())
+		if err != nil {
+			return err
+		}
+		return sendSignal(ctx, e, *employee, workflows.SignalReschedule, workflows.Reschedule{By: *by, EffectiveAt: t.UTC()})
+	}
+}
+
+func retryCmd(fs *flag.FlagSet) func(context.Context, *env) error {
+	employee := fs.String("employee", "", "employee id (required)")
+	by := fs.String("by", "", "who asks for the retry (required)")
+	ctl := fs.String("control", "", "control id, e.g. okta/suspend (required)")
+	return func(ctx context.Context, e *env) error {
+		for _, r := range [][2]string{{"employee", *employee}, {"by", *by}, {"control", *ctl}} {
+			if err := required(r[0], r[1]); err != nil {
+				return err
+			}
+		}
+		return sendSignal(ctx, e, *employee, workflows.SignalRetry, workflows.Retry{By: *by, Control: *ctl})
+	}
+}
+
+func waiveCmd(fs *flag.FlagSet) func(context.Context, *env) error {
+	employee := fs.String("employee", "", "employee id (required)")
+	by := fs.String("by", "", "security approver (required)")
+	ctl := fs.String("control", "", "control id, e.g. okta/suspend (required)")
+	reason := fs.String("reason", "", "why the risk is accepted (required)")
+	expires := fs.String("expires", "", "when the waiver ends: +DURATION, DURATION or RFC 3339 (required)")
+	return func(ctx context.Context, e *env) error {
+		for _, r := range [][2]string{{"employee", *employee}, {"by", *by}, {"control", *ctl}, {"reason", *reason}, {"expires", *expires}} {
+			if err := required(r[0], r[1]); err != nil {
+				return err
+			}
+		}
+		t, err := parseTime("expires", *expires, time.Now().UTC())
+		if err != nil {
+			return err
+		}
+		return sendSignal(ctx, e, *employee, workflows.SignalWaive, workflows.Waive{By: *by, Control: *ctl, Reason: *reason, ExpiresAt: t.UTC()})
+	}
+}

@@ -1,0 +1,42 @@
+// Command worker runs the Deprovision workflow and its activities:
+// configuration → connectors → worker.Run.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/offboard/offboard/internal/config"
+	"github.com/offboard/offboard/internal/tclient"
+	"github.com/offboard/offboard/internal/workerapp"
+)
+
+func main() {
+	configPath := flag.String("config", os.Getenv("OFFBOARD_CONFIG"), "configuration file (default: the embedded sandbox configuration)")
+	flag.Parse()
+	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+
+	cfg, err := config.Load(*configPath)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	c, err := tclient.Dial(cfg.Temporal, logger)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	defer c.Close()
+	if err := workerapp.Run(ctx, cfg, c, logger); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
