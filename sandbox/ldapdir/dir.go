@@ -62,6 +62,21 @@ type entry struct {
 	rdns  []string // normalised RDNs, leaf first
 	attrs map[string]*attr
 	order []string // lower-case names in insertion order, for stable output
+	// members caches the normalised DNs in member; nil when stale.
+	members map[string]bool
+}
+
+// hasMember reports whether member holds the entry with these RDNs.
+func (e *entry) hasMember(rdns []string) bool {
+	if e.members == nil {
+		e.members = map[string]bool{}
+		for _, m := range e.get("member") {
+			if n, err := normDN(m); err == nil {
+				e.members[key(n)] = true
+			}
+		}
+	}
+	return e.members[key(rdns)]
 }
 
 func (e *entry) get(name string) []string {
@@ -80,6 +95,9 @@ func (e *entry) first(name string) string {
 
 func (e *entry) set(name string, vals ...string) {
 	k := strings.ToLower(name)
+	if k == "member" {
+		e.members = nil
+	}
 	if len(vals) == 0 {
 		if _, ok := e.attrs[k]; ok {
 			delete(e.attrs, k)
@@ -174,10 +192,8 @@ func (d *directory) remove(e *entry) {
 	d.order = slices.DeleteFunc(d.order, func(s string) bool { return s == k })
 	// member is a linked attribute: deleting the user takes it out of every group.
 	for _, g := range d.entries {
-		if m := g.get("member"); len(m) > 0 {
-			if kept := removeDN(m, e.rdns); len(kept) != len(m) {
-				g.set("member", kept...)
-			}
+		if g.hasMember(e.rdns) {
+			g.set("member", removeDN(g.get("member"), e.rdns)...)
 		}
 	}
 }
@@ -187,7 +203,7 @@ func (d *directory) memberOf(e *entry) []string {
 	var out []string
 	for _, k := range d.order {
 		g := d.entries[k]
-		if slices.ContainsFunc(g.get("member"), func(m string) bool { return sameDN(m, e.rdns) }) {
+		if g.hasMember(e.rdns) {
 			out = append(out, g.dn)
 		}
 	}

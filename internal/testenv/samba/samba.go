@@ -90,6 +90,7 @@ func Start(t testing.TB) *DC {
 		t.Fatalf("samba: %v", err)
 	}
 
+	begin := time.Now()
 	cmd := exec.Command("bash", script)
 	cmd.Env = append(os.Environ(), "OFFBOARD_SAMBA_DIR="+dir, "OFFBOARD_SAMBA_PEOPLE="+people, "PATH="+os.Getenv("PATH")+":/usr/sbin:/sbin")
 	// Its own process group, so cleanup reaches every samba process; and
@@ -145,6 +146,11 @@ func Start(t testing.TB) *DC {
 	if err := waitLDAPS(dc.CAFile, "127.0.0.1:636", exited, 60*time.Second); err != nil {
 		log, _ := os.ReadFile(filepath.Join(dir, "log", "samba.log"))
 		t.Fatalf("samba: %v\n%s\n%s", err, stderr.String(), tail(string(log), 2000))
+	}
+	if strings.Contains(stderr.String(), "provisioning") {
+		t.Logf("samba: provisioned a new DC and snapshot, LDAPS up after %s", time.Since(begin).Round(time.Millisecond))
+	} else {
+		t.Logf("samba: DC restored from snapshot, LDAPS up after %s", time.Since(begin).Round(time.Millisecond))
 	}
 	return dc
 }
