@@ -23,8 +23,8 @@ const (
 
 // Entry is a copy of one directory entry, attribute names as AD spells them.
 type Entry struct {
-	DN    string
-	Attrs map[string][]string
+	DN    string              `json:"dn"`
+	Attrs map[string][]string `json:"attributes"`
 }
 
 // Get returns the first value of the attribute (any case), or "".

@@ -61,11 +61,11 @@ type Options struct {
 // Fault is an injected failure: the next matching requests get Code (and
 // Message) instead of being served, or no answer at all when Hang is set.
 type Fault struct {
-	Op      string // "bind", "search", "modify", "delete"; "" matches every request
-	Code    int    // LDAP result code, e.g. 51 busy, 52 unavailable, 11 adminLimitExceeded
-	Message string // diagnostic message
-	Hang    bool   // never answer; the client has to time out
-	Count   int    // how many requests it hits; 0 = until ClearFaults
+	Op      string `json:"op,omitempty"`      // "bind", "search", "modify", "delete"; "" matches every request
+	Code    int    `json:"code,omitempty"`    // LDAP result code, e.g. 51 busy, 52 unavailable, 11 adminLimitExceeded
+	Message string `json:"message,omitempty"` // diagnostic message
+	Hang    bool   `json:"hang,omitempty"`    // never answer; the client has to time out
+	Count   int    `json:"count,omitempty"`   // how many requests it hits; 0 = until ClearFaults
 }
 
 // Server is a running directory.

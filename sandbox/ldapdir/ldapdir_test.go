@@ -5,7 +5,11 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/binary"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"strings"
 	"testing"
 	"unicode/utf16"
 
@@ -287,6 +291,36 @@ func TestCAKeptAcrossRestarts(t *testing.T) {
 
 	_, err = ldapdir.New(ldapdir.Options{Addr: "127.0.0.1:0", CertDir: dir})
 	assert.ErrorContains(t, err, "Password")
+}
+
+func TestAdminHandler(t *testing.T) {
+	srv := start(t, 3)
+	h := httptest.NewServer(srv.Handler())
+	defer h.Close()
+	get := func(path string) (int, map[string]any) {
+		resp, err := http.Get(h.URL + path)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var body map[string]any
+		json.NewDecoder(resp.Body).Decode(&body)
+		return resp.StatusCode, body
+	}
+	code, body := get("/_sandbox/users/ada.lovelace1001")
+	require.Equal(t, http.StatusOK, code)
+	assert.Equal(t, "CN=Ada Lovelace,"+users, body["dn"])
+	code, _ = get("/_sandbox/users/nobody")
+	assert.Equal(t, http.StatusNotFound, code)
+	code, body = get("/_sandbox/groups/all-staff")
+	require.Equal(t, http.StatusOK, code)
+	assert.Len(t, body["attributes"].(map[string]any)["member"], 3)
+
+	resp, err := http.Post(h.URL+"/_sandbox/faults", "application/json", strings.NewReader(`{"op":"bind","code":52,"message":"down","count":1}`))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusNoContent, resp.StatusCode)
+	err = dial(t, srv).Bind(ldapdir.DefaultBindDN, adminPassword)
+	assert.True(t, goldap.IsErrorWithCode(err, goldap.LDAPResultUnavailable), "%v", err)
+	assert.NoError(t, dial(t, srv).Bind(ldapdir.DefaultBindDN, adminPassword), "count 1: fired once")
 }
 
 // unicodePwd is AD's password encoding: the quoted string in UTF-16LE.

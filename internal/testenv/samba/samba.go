@@ -74,7 +74,7 @@ func Start(t testing.TB) *DC {
 	}
 	if _, err := exec.LookPath("samba"); err != nil {
 		if _, err2 := os.Stat("/usr/sbin/samba"); err2 != nil {
-			t.Fatalf("samba: Samba AD DC is not installed (%v). Run the project's setup script, which does: "+
+			t.Fatalf("samba: Samba AD DC is not installed (%v). Run `scripts/setup.sh test` (as root), which does: "+
 				"apt-get install -y --no-install-recommends %s", err, Packages)
 		}
 	}
