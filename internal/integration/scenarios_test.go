@@ -1,0 +1,177 @@
+package integration
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/offboard/offboard/internal/control"
+	"github.com/offboard/offboard/internal/runs"
+	"github.com/offboard/offboard/sandbox/fault"
+	"github.com/offboard/offboard/workflows"
+)
+
+// TestScenarios runs one termination per branch of the policy against a real
+// dev server, worker and simulators. `make histories` records each run's
+// history into testdata/histories for the replay tests.
+func TestScenarios(t *testing.T) {
+	t.Run("plain", func(t *testing.T) {
+		s := newStack(t)
+		s.startWorker(defaultPolicy())
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		p := s.people[0]
+
+		started := s.terminate(ctx, p, nil)
+		st := s.waitStatus(ctx, p.EmployeeID, "containment", func(st workflows.Status) bool { return !st.ContainedAt.IsZero() })
+		require.Contains(t, []workflows.Phase{workflows.PhaseRemoving, workflows.PhaseRetention, workflows.PhaseDeleting, workflows.PhaseCompleted}, st.Phase)
+		res := s.result(ctx, started)
+
+		require.Equal(t, workflows.PhaseCompleted, res.Phase)
+		require.False(t, res.SLABreached)
+		_, inOkta := s.okta.User(p.Email)
+		require.False(t, inOkta, "deleted from Okta after retention")
+		_, inCRM := s.crm.User(p.Email)
+		require.False(t, inCRM, "deleted from the SCIM app after retention")
+		outcomes := map[string]control.Outcome{}
+		for _, r := range res.Receipts {
+			outcomes[r.ControlID] = r.Outcome
+		}
+		require.Equal(t, control.Observed, outcomes["okta/suspend"])
+		require.Equal(t, control.Acknowledged, outcomes["okta/clear_sessions"])
+		require.Equal(t, control.Observed, outcomes["scim-wiki/deactivate"])
+		require.Equal(t, control.Observed, outcomes["scim-crm/delete"])
+		sa := s.searchAttributes(ctx, started)
+		require.Equal(t, p.EmployeeID, sa["EmployeeId"])
+		require.Equal(t, "completed", sa["DeprovisionStatus"])
+		require.Equal(t, "false", sa["SLABreached"])
+
+		again, err := runs.Start(ctx, s.temporal.Client, s.termination(p, nil))
+		require.NoError(t, err)
+		require.True(t, again.Duplicate, "the same HR event never starts a second run")
+		require.Equal(t, started.RunID, again.RunID)
+		s.recordHistory(ctx, "plain", started)
+	})
+
+	t.Run("approval", func(t *testing.T) {
+		s := newStack(t)
+		s.startWorker(defaultPolicy())
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		p := s.people[9] // privileged
+
+		started := s.terminate(ctx, p, func(t *workflows.Termination) { t.Privileged = true })
+		st := s.waitStatus(ctx, p.EmployeeID, "approval gate", func(st workflows.Status) bool { return st.Phase == workflows.PhaseAwaitingApproval })
+		user, _ := s.okta.User(p.Email)
+		require.Equal(t, "SUSPENDED", user.Status, "contained before approval")
+		require.NotEmpty(t, user.Groups, "removal waits for approval")
+		s.waitSearchAttribute(ctx, started, "DeprovisionStatus", "awaiting_approval")
+		require.NoError(t, runs.Signal(ctx, s.temporal.Client, p.EmployeeID, workflows.SignalApprove,
+			workflows.Approve{Approver: "alice@example.test", Decision: "approve", PlanDigest: st.PlanDigest}))
+		res := s.result(ctx, started)
+		require.Equal(t, workflows.PhaseCompleted, res.Phase)
+		require.Len(t, res.Status.Approvals, 1)
+		require.Equal(t, st.PlanDigest, res.Status.Approvals[0].PlanDigest)
+		s.recordHistory(ctx, "approval", started)
+	})
+
+	t.Run("hold", func(t *testing.T) {
+		s := newStack(t)
+		s.startWorker(defaultPolicy())
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		p := s.people[1]
+
+		started := s.terminate(ctx, p, func(t *workflows.Termination) {
+			t.LegalHold = &workflows.Hold{By: "legal@example.test", CaseRef: "CASE-7"}
+		})
+		s.waitStatus(ctx, p.EmployeeID, "on hold", func(st workflows.Status) bool { return st.Phase == workflows.PhaseOnHold })
+		user, _ := s.okta.User(p.Email)
+		require.Equal(t, "SUSPENDED", user.Status, "containment runs under a hold")
+		s.waitSearchAttribute(ctx, started, "LegalHold", "true")
+		require.NoError(t, runs.Signal(ctx, s.temporal.Client, p.EmployeeID, workflows.SignalReleaseHold,
+			workflows.Release{By: "legal@example.test", CaseRef: "CASE-7"}))
+		res := s.result(ctx, started)
+		require.Equal(t, workflows.PhaseCompleted, res.Phase)
+		s.waitSearchAttribute(ctx, started, "LegalHold", "false")
+		s.recordHistory(ctx, "hold", started)
+	})
+
+	t.Run("exception-waive", func(t *testing.T) {
+		s := newStack(t)
+		s.startWorker(defaultPolicy())
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		p := s.people[2]
+		// Okta refuses the suspend once with 403: non-retryable, so an exception.
+		s.okta.Faults().Add(fault.Rule{Method: "POST", PathPrefix: "/api/v1/users/", Status: 403, Count: 1})
+
+		started := s.terminate(ctx, p, nil)
+		st := s.waitStatus(ctx, p.EmployeeID, "exception", func(st workflows.Status) bool {
+			return controlState(st, "okta/suspend") == workflows.StateException
+		})
+		s.waitSearchAttribute(ctx, started, "DeprovisionStatus", "exception")
+		require.Equal(t, workflows.StateDone, controlState(st, "scim-crm/deactivate"), "other controls keep going")
+		require.NoError(t, runs.Signal(ctx, s.temporal.Client, p.EmployeeID, workflows.SignalWaive, workflows.Waive{
+			By: "alice@example.test", Control: "okta/suspend", Reason: "break-glass account, SEC-12", ExpiresAt: time.Now().Add(2 * time.Second)}))
+		res := s.result(ctx, started)
+		require.Equal(t, workflows.PhaseCompleted, res.Phase)
+		var waived bool
+		for _, l := range res.Status.Log {
+			waived = waived || (l.Kind == workflows.SignalWaive && l.Accepted)
+		}
+		require.True(t, waived)
+		require.Equal(t, workflows.StateDone, controlState(res.Status, "okta/suspend"), "the expired waiver re-opened it and it then held")
+		s.recordHistory(ctx, "exception-waive", started)
+	})
+
+	t.Run("rescind", func(t *testing.T) {
+		s := newStack(t)
+		s.startWorker(defaultPolicy())
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		p := s.people[3]
+
+		started := s.terminate(ctx, p, func(t *workflows.Termination) { t.EffectiveAt = time.Now().Add(time.Hour).UTC() })
+		s.waitStatus(ctx, p.EmployeeID, "scheduled", func(st workflows.Status) bool { return st.Phase == workflows.PhaseScheduled })
+		require.NoError(t, runs.Signal(ctx, s.temporal.Client, p.EmployeeID, workflows.SignalRescind,
+			workflows.Rescind{By: "hr@example.test", Reason: "offer accepted"}))
+		res := s.result(ctx, started)
+		require.Equal(t, workflows.PhaseRescinded, res.Phase)
+		user, _ := s.okta.User(p.Email)
+		require.Equal(t, "ACTIVE", user.Status)
+		require.Empty(t, s.okta.Transitions(user.ID), "nothing touched")
+		s.recordHistory(ctx, "rescind", started)
+	})
+
+	t.Run("sla-breach", func(t *testing.T) {
+		s := newStack(t)
+		pol := defaultPolicy()
+		pol.containmentSLA = "1s"
+		s.startWorker(pol)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		p := s.people[4]
+		// The suspend call is slow: containment finishes after its SLA.
+		s.okta.Faults().Add(fault.Rule{Method: "POST", PathPrefix: "/api/v1/users/", Latency: 1500 * time.Millisecond, Count: 1})
+
+		started := s.terminate(ctx, p, nil)
+		res := s.result(ctx, started)
+		require.True(t, res.SLABreached)
+		require.True(t, res.Status.Deadlines[0].Breached)
+		require.False(t, res.Status.Deadlines[0].MetAt.IsZero(), "met late, and when is recorded")
+		s.waitSearchAttribute(ctx, started, "SLABreached", "true")
+		s.recordHistory(ctx, "sla-breach", started)
+	})
+}
+
+func controlState(st workflows.Status, id string) workflows.ControlState {
+	for _, c := range st.Controls {
+		if c.ID == id {
+			return c.State
+		}
+	}
+	return ""
+}
