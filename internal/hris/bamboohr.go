@@ -453,6 +453,8 @@ func decodeJSON(body []byte, v any) error {
 			return fmt.Errorf("field %s: expected %s, got JSON %s", typ.Field, typ.Type, typ.Value)
 		case errors.Is(err, io.EOF):
 			return errors.New("empty body")
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			return errors.New("invalid JSON: the body ends in the middle of a value (truncated?)")
 		}
 		return err
 	}

@@ -1,0 +1,604 @@
+package relay
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/offboard/offboard/internal/config"
+	"github.com/offboard/offboard/internal/hris"
+	"github.com/offboard/offboard/workflows"
+)
+
+var testNow = time.Date(2026, 3, 13, 17, 6, 0, 0, time.UTC)
+
+// The secrets every test relay is configured with (read from files).
+var (
+	bambooKeys   = []string{"bamboo-key-current", "bamboo-key-next"}
+	genericKeys  = []string{"generic-secret-current", "generic-secret-next"}
+	workdayUsers = [][2]string{{"ISU_Offboard", "wd-pass-current"}, {"ISU_Offboard_2", "wd-pass-next"}}
+	tokens       = map[string]config.Token{
+		"hr-token":       {Name: "hr@example.test", Role: config.RoleHR},
+		"security-token": {Name: "sec@example.test", Role: config.RoleSecurity},
+		"auditor-token":  {Name: "audit@example.test", Role: config.RoleAuditor},
+	}
+)
+
+func secretFile(t testing.TB, dir, name, value string) config.Secret {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	require.NoError(t, os.WriteFile(p, []byte(value+"\n"), 0o600))
+	return config.Secret{File: p}
+}
+
+type fakeBambooAPI struct{ err error }
+
+func (f fakeBambooAPI) Employee(_ context.Context, id string) (hris.BambooEmployee, error) {
+	if f.err != nil {
+		return hris.BambooEmployee{}, f.err
+	}
+	switch id {
+	case "1001":
+		return hris.BambooEmployee{ID: id, Status: "Inactive", TerminationDate: "2026-03-14", WorkEmail: "ada.lovelace1001@example.test", DisplayName: "Ada Lovelace"}, nil
+	case "1004":
+		return hris.BambooEmployee{ID: id, Status: "Active", WorkEmail: "barbara.lovelace1004@example.test"}, nil
+	}
+	return hris.BambooEmployee{}, errors.New("HTTP 404")
+}
+
+func testConfig(t testing.TB) Config {
+	t.Helper()
+	dir := t.TempDir()
+	var rc config.Relay
+	rc.Sources.BambooHR = &config.BambooHRSource{}
+	for i, k := range bambooKeys {
+		rc.Sources.BambooHR.Secrets = append(rc.Sources.BambooHR.Secrets, secretFile(t, dir, "bamboo"+string(rune('0'+i)), k))
+	}
+	rc.Sources.Generic = &config.GenericSource{}
+	for i, k := range genericKeys {
+		rc.Sources.Generic.Secrets = append(rc.Sources.Generic.Secrets, secretFile(t, dir, "generic"+string(rune('0'+i)), k))
+	}
+	rc.Sources.Workday = &config.WorkdaySource{}
+	for i, u := range workdayUsers {
+		rc.Sources.Workday.Users = append(rc.Sources.Workday.Users, config.BasicUser{Username: u[0], Password: secretFile(t, dir, "wd"+string(rune('0'+i)), u[1])})
+	}
+	for secret, tok := range tokens {
+		tok.SHA256 = TokenSHA256(secret)
+		rc.Tokens = append(rc.Tokens, tok)
+	}
+	return Config{Relay: rc, Roles: []string{"analyst", "engineer"}, BambooHR: fakeBambooAPI{}, Now: func() time.Time { return testNow }}
+}
+
+func newTestRelay(t testing.TB, cfg Config) (*Relay, *fakeTemporal) {
+	t.Helper()
+	ft := newFakeTemporal()
+	rl, err := New(cfg, ft, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	require.NoError(t, err)
+	return rl, ft
+}
+
+// webhook builds a signed request as the source would send it.
+func webhook(t testing.TB, source string, body []byte, contentType, mutate string) *http.Request {
+	t.Helper()
+	return webhookAt(t, source, body, contentType, mutate, testNow)
+}
+
+func webhookAt(t testing.TB, source string, body []byte, contentType, mutate string, now time.Time) *http.Request {
+	t.Helper()
+	if mutate == "oversize" {
+		body = append(bytes.TrimRight(body, "\n"), bytes.Repeat([]byte(" "), MaxBody)...)
+	}
+	secret := 0
+	if mutate == "second-secret" {
+		secret = 1
+	}
+	at := now
+	switch mutate {
+	case "stale":
+		at = now.Add(-6 * time.Minute)
+	case "future":
+		at = now.Add(6 * time.Minute)
+	}
+	req := httptest.NewRequest(http.MethodPost, "/hris/"+source, nil)
+	req.Header.Set("Content-Type", contentType)
+	switch source {
+	case hris.SourceBambooHR:
+		var ts string // BambooHR sends Unix seconds or ISO 8601
+		if mutate == "iso-timestamp" {
+			ts = at.Format("2006-01-02T15:04:05+0000")
+		} else {
+			ts = jsonNumber(at.Unix())
+		}
+		sig := SignBambooHR([]byte(bambooKeys[secret]), body, ts)
+		if mutate == "timestamp-first" {
+			sig = SignBambooHR([]byte(bambooKeys[secret]), append([]byte(ts), body...), "")
+		}
+		if mutate != "unsigned" {
+			req.Header.Set("X-BambooHR-Timestamp", ts)
+			req.Header.Set("X-BambooHR-Signature", sig)
+		}
+	case hris.SourceGeneric:
+		ts, sig := SignGeneric([]byte(genericKeys[secret]), body, at)
+		if mutate != "unsigned" {
+			req.Header.Set("X-Offboard-Timestamp", ts)
+			req.Header.Set("X-Offboard-Signature", sig)
+		}
+	case hris.SourceWorkday:
+		u := workdayUsers[secret]
+		switch mutate {
+		case "tamper":
+			req.SetBasicAuth(u[0], u[1]+"x")
+		case "unsigned":
+		default:
+			req.SetBasicAuth(u[0], u[1])
+		}
+	}
+	if mutate == "tamper" && source != hris.SourceWorkday {
+		body = append(body, ' ') // signed bytes changed on the way
+	}
+	req.Body = io.NopCloser(bytes.NewReader(body))
+	req.ContentLength = int64(len(body))
+	return req
+}
+
+func jsonNumber(n int64) string { b, _ := json.Marshal(n); return string(b) }
+
+type relayCase struct {
+	Name        string `json:"name"`
+	Source      string `json:"source"`
+	File        string `json:"file"`
+	ContentType string `json:"contentType"`
+	Mutate      string `json:"mutate"`
+	Status      int    `json:"status"`
+	Reply       string `json:"reply"`
+	Error       string `json:"error"`
+	Started     int    `json:"started"`
+}
+
+func TestWebhookFixtures(t *testing.T) {
+	raw, err := os.ReadFile("../hris/testdata/relay/cases.json")
+	require.NoError(t, err)
+	var cases []relayCase
+	require.NoError(t, json.Unmarshal(raw, &cases))
+	require.NotEmpty(t, cases)
+	for _, tc := range cases {
+		t.Run(tc.Name, func(t *testing.T) {
+			rl, ft := newTestRelay(t, testConfig(t))
+			body, err := os.ReadFile(filepath.Join("../hris/testdata", tc.File))
+			require.NoError(t, err)
+			send := func() *httptest.ResponseRecorder {
+				rec := httptest.NewRecorder()
+				rl.Handler().ServeHTTP(rec, webhook(t, tc.Source, body, tc.ContentType, tc.Mutate))
+				return rec
+			}
+			rec := send()
+			if tc.Mutate == "replay" {
+				require.Equal(t, http.StatusAccepted, rec.Code, rec.Body.String())
+				rec = send()
+			}
+			require.Equal(t, tc.Status, rec.Code, rec.Body.String())
+			assert.Len(t, ft.started(), tc.Started, "workflows started")
+			var reply map[string]any
+			require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &reply), rec.Body.String())
+			if tc.Reply != "" {
+				assert.Equal(t, tc.Reply, reply["status"], rec.Body.String())
+			}
+			if tc.Error != "" {
+				assert.Contains(t, reply["error"], tc.Error)
+			}
+			if tc.Status == http.StatusAccepted && tc.Started == 1 {
+				assert.Equal(t, workflows.WorkflowID(ft.started()[0].EmployeeID), reply["workflowId"])
+				assert.NotEmpty(t, reply["runId"])
+			}
+			for _, started := range ft.started() {
+				assert.Equal(t, tc.Source, started.Source)
+				assert.NoError(t, started.Validate())
+			}
+		})
+	}
+}
+
+func TestWebhookStartsTheRightTermination(t *testing.T) {
+	rl, ft := newTestRelay(t, testConfig(t))
+	body, err := os.ReadFile("../hris/testdata/bamboohr/event_updated_status.json")
+	require.NoError(t, err)
+	rec := httptest.NewRecorder()
+	rl.Handler().ServeHTTP(rec, webhook(t, "bamboohr", body, "application/json", ""))
+	require.Equal(t, http.StatusAccepted, rec.Code, rec.Body.String())
+	require.Len(t, ft.started(), 1)
+	got := ft.started()[0]
+	assert.Equal(t, "1001", got.EmployeeID)
+	assert.Equal(t, "ada.lovelace1001@example.test", got.Email)
+	assert.Equal(t, time.Date(2026, 3, 15, 0, 0, 0, 0, time.UTC), got.EffectiveAt)
+	assert.False(t, got.Quarantined)
+}
+
+func TestTemporalUnavailable(t *testing.T) {
+	rl, ft := newTestRelay(t, testConfig(t))
+	ft.setDown(true)
+	body, err := os.ReadFile("../hris/testdata/generic/termination.json")
+	require.NoError(t, err)
+	rec := httptest.NewRecorder()
+	rl.Handler().ServeHTTP(rec, webhook(t, "generic", body, "application/json", ""))
+	assert.Equal(t, http.StatusServiceUnavailable, rec.Code)
+	assert.Equal(t, "60", rec.Header().Get("Retry-After"))
+	assert.Empty(t, ft.started())
+
+	// Back up: the same delivery, retried by the sender, starts the run once.
+	ft.setDown(false)
+	rec = httptest.NewRecorder()
+	rl.Handler().ServeHTTP(rec, webhook(t, "generic", body, "application/json", ""))
+	assert.Equal(t, http.StatusAccepted, rec.Code)
+	assert.Len(t, ft.started(), 1)
+}
+
+func TestBambooHRLookupUnavailable(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.BambooHR = fakeBambooAPI{err: errors.New("dial tcp: connection refused")}
+	rl, ft := newTestRelay(t, cfg)
+	body, err := os.ReadFile("../hris/testdata/bamboohr/event_updated_status.json")
+	require.NoError(t, err)
+	rec := httptest.NewRecorder()
+	rl.Handler().ServeHTTP(rec, webhook(t, "bamboohr", body, "application/json", ""))
+	assert.Equal(t, http.StatusServiceUnavailable, rec.Code, "BambooHR retries 5xx: the event comes again")
+	assert.Equal(t, "60", rec.Header().Get("Retry-After"))
+	assert.Empty(t, ft.started())
+}
+
+func genericTermination(employee string) []byte {
+	b, _ := json.Marshal(map[string]any{"type": "termination", "employeeId": employee, "email": strings.ToLower(employee) + "@example.test", "effectiveAt": "2026-03-14T17:00:00Z"})
+	return b
+}
+
+func post(t testing.TB, rl *Relay, source string, body []byte) (int, map[string]any) {
+	t.Helper()
+	return postAt(t, rl, source, body, testNow)
+}
+
+func postAt(t testing.TB, rl *Relay, source string, body []byte, at time.Time) (int, map[string]any) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	rl.Handler().ServeHTTP(rec, webhookAt(t, source, body, "application/json", "", at))
+	var reply map[string]any
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &reply), rec.Body.String())
+	return rec.Code, reply
+}
+
+func TestBlastRadiusGuard(t *testing.T) {
+	cfg := testConfig(t)
+	now := testNow
+	cfg.Now = func() time.Time { return now }
+	cfg.Relay.BlastRadius = config.BlastRadius{Max: 2, Window: config.Duration(10 * time.Minute)}
+	rl, ft := newTestRelay(t, cfg)
+
+	for _, e := range []string{"E1", "E2"} {
+		code, reply := post(t, rl, "generic", genericTermination(e))
+		require.Equal(t, http.StatusAccepted, code)
+		assert.Nil(t, reply["quarantined"], e)
+	}
+	// A redelivery is a duplicate, not a third termination.
+	code, reply := post(t, rl, "generic", genericTermination("E1"))
+	require.Equal(t, http.StatusOK, code)
+	assert.Equal(t, "duplicate", reply["status"])
+
+	code, reply = post(t, rl, "generic", genericTermination("E3"))
+	require.Equal(t, http.StatusAccepted, code)
+	assert.Equal(t, true, reply["quarantined"], "the third within the window waits for security")
+	// Role changes remove nothing a person needs to stop: never counted or quarantined.
+	roleChange, _ := json.Marshal(map[string]any{"type": "role_change", "employeeId": "E9", "email": "e9@example.test", "effectiveAt": "2026-03-14T17:00:00Z", "newRole": "analyst"})
+	code, reply = post(t, rl, "generic", roleChange)
+	require.Equal(t, http.StatusAccepted, code)
+	assert.Nil(t, reply["quarantined"])
+
+	now = now.Add(10 * time.Minute)
+	code, reply = postAt(t, rl, "generic", genericTermination("E4"), now)
+	require.Equal(t, http.StatusAccepted, code)
+	assert.Nil(t, reply["quarantined"], "the window has passed")
+
+	var quarantined []string
+	for _, s := range ft.started() {
+		if s.Quarantined {
+			quarantined = append(quarantined, s.EmployeeID)
+		}
+	}
+	assert.Equal(t, []string{"E3"}, quarantined)
+	assert.Contains(t, scrape(t, rl), `offboard_relay_quarantined_total{source="generic"} 1`)
+}
+
+func TestBlastGuardConcurrent(t *testing.T) {
+	g := newBlastGuard(5, time.Minute)
+	results := make(chan bool, 50)
+	for range 50 {
+		go func() {
+			q, _ := g.reserve(testNow)
+			results <- q
+		}()
+	}
+	free := 0
+	for range 50 {
+		if !<-results {
+			free++
+		}
+	}
+	assert.Equal(t, 5, free, "exactly max terminations escape quarantine, however they race")
+}
+
+func operatorRequest(method, path, token, body string) *http.Request {
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	return req
+}
+
+func TestReleaseQuarantine(t *testing.T) {
+	rl, ft := newTestRelay(t, testConfig(t))
+	for _, e := range []string{"E1", "E2", "E3"} {
+		ft.addRun(workflows.Termination{EmployeeID: e, EventID: "evt-" + e, Quarantined: e != "E2"})
+	}
+	for _, tok := range []string{"hr-token", "auditor-token"} {
+		rec := httptest.NewRecorder()
+		rl.Handler().ServeHTTP(rec, operatorRequest(http.MethodPost, "/deprovisions/release-quarantine", tok, ""))
+		assert.Equal(t, http.StatusForbidden, rec.Code, tok)
+	}
+	assert.Empty(t, ft.sent())
+
+	rec := httptest.NewRecorder()
+	rl.Handler().ServeHTTP(rec, operatorRequest(http.MethodPost, "/deprovisions/release-quarantine", "security-token",
+		`{"reason":"HR confirmed the layoff list","employeeIds":["E3"],"approver":"mallory@example.test"}`))
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	sent := ft.sent()
+	require.Len(t, sent, 1, "only the named run")
+	assert.Equal(t, "deprovision-E3", sent[0].WorkflowID)
+	assert.Equal(t, workflows.SignalApprove, sent[0].Name)
+	assert.Equal(t, workflows.Approve{Approver: "sec@example.test", Decision: "approve", PlanDigest: workflows.QuarantineDigest,
+		Reason: "HR confirmed the layoff list"}, sent[0].Payload, "the token's identity, never the body's")
+
+	rec = httptest.NewRecorder()
+	rl.Handler().ServeHTTP(rec, operatorRequest(http.MethodPost, "/deprovisions/release-quarantine", "security-token", ""))
+	require.Equal(t, http.StatusOK, rec.Code)
+	var reply struct {
+		Released []Released `json:"released"`
+	}
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &reply))
+	require.Len(t, reply.Released, 1)
+	assert.Equal(t, "E1", reply.Released[0].EmployeeID, "E3 was released already; E2 was never quarantined")
+}
+
+func TestOperatorSignals(t *testing.T) {
+	expires := testNow.Add(72 * time.Hour)
+	tests := []struct {
+		name, action, token, body string
+		status                    int
+		want                      any
+		signal                    string
+	}{
+		{name: "security approves", action: "approve", token: "security-token", body: `{"planDigest":"sha256:abc","reason":"ok","approver":"mallory"}`,
+			status: 202, signal: workflows.SignalApprove, want: workflows.Approve{Approver: "sec@example.test", Decision: "approve", PlanDigest: "sha256:abc", Reason: "ok"}},
+		{name: "security rejects", action: "approve", token: "security-token", body: `{"planDigest":"sha256:abc","decision":"reject"}`,
+			status: 202, signal: workflows.SignalApprove, want: workflows.Approve{Approver: "sec@example.test", Decision: "reject", PlanDigest: "sha256:abc"}},
+		{name: "hr holds", action: "hold", token: "hr-token", body: `{"caseRef":"LIT-7","reason":"litigation","by":"mallory"}`,
+			status: 202, signal: workflows.SignalLegalHold, want: workflows.Hold{By: "hr@example.test", CaseRef: "LIT-7", Reason: "litigation"}},
+		{name: "hr releases", action: "release", token: "hr-token", body: `{"caseRef":"LIT-7"}`,
+			status: 202, signal: workflows.SignalReleaseHold, want: workflows.Release{By: "hr@example.test", CaseRef: "LIT-7"}},
+		{name: "hr rescinds", action: "rescind", token: "hr-token", body: `{"reason":"stays on"}`,
+			status: 202, signal: workflows.SignalRescind, want: workflows.Rescind{By: "hr@example.test", Reason: "stays on"}},
+		{name: "hr rescinds without body", action: "rescind", token: "hr-token",
+			status: 202, signal: workflows.SignalRescind, want: workflows.Rescind{By: "hr@example.test"}},
+		{name: "hr reschedules", action: "reschedule", token: "hr-token", body: `{"effectiveAt":"2026-04-01T17:00:00Z"}`,
+			status: 202, signal: workflows.SignalReschedule, want: workflows.Reschedule{By: "hr@example.test", EffectiveAt: time.Date(2026, 4, 1, 17, 0, 0, 0, time.UTC)}},
+		{name: "security retries", action: "retry", token: "security-token", body: `{"control":"okta/suspend"}`,
+			status: 202, signal: workflows.SignalRetry, want: workflows.Retry{By: "sec@example.test", Control: "okta/suspend"}},
+		{name: "security waives", action: "waive", token: "security-token", body: `{"control":"aws/remove_groups","reason":"account frozen","expiresAt":"` + expires.Format(time.RFC3339) + `"}`,
+			status: 202, signal: workflows.SignalWaive, want: workflows.Waive{By: "sec@example.test", Control: "aws/remove_groups", Reason: "account frozen", ExpiresAt: expires}},
+
+		{name: "hr may not approve", action: "approve", token: "hr-token", body: `{"planDigest":"x"}`, status: 403},
+		{name: "security may not rescind", action: "rescind", token: "security-token", status: 403},
+		{name: "auditor may not hold", action: "hold", token: "auditor-token", body: `{"caseRef":"x"}`, status: 403},
+		{name: "hr may not waive", action: "waive", token: "hr-token", status: 403},
+		{name: "no token", action: "rescind", status: 401},
+		{name: "unknown token", action: "rescind", token: "guess", status: 401},
+		{name: "unknown action", action: "delete", token: "security-token", status: 404},
+		{name: "approve needs a digest", action: "approve", token: "security-token", body: `{}`, status: 400},
+		{name: "hold needs a case", action: "hold", token: "hr-token", body: `{"reason":"x"}`, status: 400},
+		{name: "reschedule needs a time", action: "reschedule", token: "hr-token", body: `{"effectiveAt":"soon"}`, status: 400},
+		{name: "bad decision", action: "approve", token: "security-token", body: `{"planDigest":"x","decision":"maybe"}`, status: 400},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rl, ft := newTestRelay(t, testConfig(t))
+			ft.addRun(workflows.Termination{EmployeeID: "E1001", EventID: "evt-1"})
+			rec := httptest.NewRecorder()
+			rl.Handler().ServeHTTP(rec, operatorRequest(http.MethodPost, "/deprovisions/E1001/"+tt.action, tt.token, tt.body))
+			require.Equal(t, tt.status, rec.Code, rec.Body.String())
+			if tt.status == http.StatusUnauthorized {
+				assert.Contains(t, rec.Header().Get("WWW-Authenticate"), "Bearer")
+			}
+			sent := ft.sent()
+			if tt.signal == "" {
+				assert.Empty(t, sent, "nothing signalled")
+				return
+			}
+			require.Len(t, sent, 1)
+			assert.Equal(t, "deprovision-E1001", sent[0].WorkflowID)
+			assert.Equal(t, tt.signal, sent[0].Name)
+			assert.Equal(t, tt.want, sent[0].Payload)
+		})
+	}
+}
+
+func TestOperatorSignalErrors(t *testing.T) {
+	rl, ft := newTestRelay(t, testConfig(t))
+	rec := httptest.NewRecorder()
+	rl.Handler().ServeHTTP(rec, operatorRequest(http.MethodPost, "/deprovisions/E404/rescind", "hr-token", ""))
+	assert.Equal(t, http.StatusNotFound, rec.Code, "no run for that person")
+
+	ft.addRun(workflows.Termination{EmployeeID: "E1", EventID: "evt-1"})
+	ft.setDown(true)
+	rec = httptest.NewRecorder()
+	rl.Handler().ServeHTTP(rec, operatorRequest(http.MethodPost, "/deprovisions/E1/rescind", "hr-token", ""))
+	assert.Equal(t, http.StatusServiceUnavailable, rec.Code)
+	assert.NotEmpty(t, rec.Header().Get("Retry-After"))
+}
+
+func TestStatus(t *testing.T) {
+	rl, ft := newTestRelay(t, testConfig(t))
+	ft.addRun(workflows.Termination{EmployeeID: "E1001", EventID: "evt-1", Kind: workflows.KindTermination})
+	for _, tok := range []string{"auditor-token", "hr-token", "security-token"} {
+		rec := httptest.NewRecorder()
+		rl.Handler().ServeHTTP(rec, operatorRequest(http.MethodGet, "/deprovisions/E1001", tok, ""))
+		require.Equal(t, http.StatusOK, rec.Code, tok)
+		var st workflows.Status
+		require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &st))
+		assert.Equal(t, "deprovision-E1001", st.WorkflowID)
+		assert.Equal(t, workflows.PhaseScheduled, st.Phase)
+	}
+	rec := httptest.NewRecorder()
+	rl.Handler().ServeHTTP(rec, operatorRequest(http.MethodGet, "/deprovisions/E1001", "", ""))
+	assert.Equal(t, http.StatusUnauthorized, rec.Code)
+	rec = httptest.NewRecorder()
+	rl.Handler().ServeHTTP(rec, operatorRequest(http.MethodGet, "/deprovisions/E404", "auditor-token", ""))
+	assert.Equal(t, http.StatusNotFound, rec.Code)
+}
+
+func TestRescindWebhook(t *testing.T) {
+	rl, ft := newTestRelay(t, testConfig(t))
+	ft.addRun(workflows.Termination{EmployeeID: "E1025", EventID: "evt-1"})
+	code, reply := post(t, rl, "generic", []byte(`{"type":"rescind","employeeId":"E1025"}`))
+	require.Equal(t, http.StatusOK, code)
+	assert.Equal(t, "rescinded", reply["status"])
+	sent := ft.sent()
+	require.Len(t, sent, 1)
+	assert.Equal(t, workflows.Rescind{By: "hris:generic", Reason: "termination cancelled (generic event)"}, sent[0].Payload)
+
+	// BambooHR: status back to Active is a cancelled termination.
+	ft.addRun(workflows.Termination{EmployeeID: "1004", EventID: "evt-2"})
+	body, err := os.ReadFile("../hris/testdata/bamboohr/event_updated_reactivated.json")
+	require.NoError(t, err)
+	rec := httptest.NewRecorder()
+	rl.Handler().ServeHTTP(rec, webhook(t, "bamboohr", body, "application/json", ""))
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	require.Len(t, ft.sent(), 2)
+	assert.Equal(t, "deprovision-1004", ft.sent()[1].WorkflowID)
+	assert.Equal(t, workflows.SignalRescind, ft.sent()[1].Name)
+}
+
+func TestRoleChangeToUnknownRole(t *testing.T) {
+	rl, ft := newTestRelay(t, testConfig(t))
+	body, _ := json.Marshal(map[string]any{"type": "role_change", "employeeId": "E5", "email": "e5@example.test", "effectiveAt": "2026-03-14T17:00:00Z", "newRole": "astronaut"})
+	code, reply := post(t, rl, "generic", body)
+	assert.Equal(t, http.StatusOK, code)
+	assert.Equal(t, "ignored", reply["status"])
+	assert.Contains(t, reply["note"], "astronaut")
+	assert.Empty(t, ft.started())
+}
+
+func TestUnconfiguredSource(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Relay.Sources.Workday = nil
+	rl, _ := newTestRelay(t, cfg)
+	rec := httptest.NewRecorder()
+	rl.Handler().ServeHTTP(rec, webhook(t, "workday", []byte("<x/>"), "text/xml", ""))
+	assert.Equal(t, http.StatusNotFound, rec.Code)
+}
+
+func TestHealthAndReadiness(t *testing.T) {
+	rl, ft := newTestRelay(t, testConfig(t))
+	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200} {
+		rec := httptest.NewRecorder()
+		rl.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		assert.Equal(t, want, rec.Code, path)
+	}
+	ft.setDown(true)
+	rec := httptest.NewRecorder()
+	rl.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+	assert.Equal(t, http.StatusServiceUnavailable, rec.Code)
+	rec = httptest.NewRecorder()
+	rl.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
+	assert.Equal(t, http.StatusOK, rec.Code, "alive even when Temporal is not")
+}
+
+func scrape(t testing.TB, rl *Relay) string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	rl.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	require.Equal(t, http.StatusOK, rec.Code)
+	return rec.Body.String()
+}
+
+func TestMetrics(t *testing.T) {
+	rl, _ := newTestRelay(t, testConfig(t))
+	body, err := os.ReadFile("../hris/testdata/generic/termination.json")
+	require.NoError(t, err)
+	post(t, rl, "generic", body)
+	post(t, rl, "generic", body)
+	rec := httptest.NewRecorder()
+	rl.Handler().ServeHTTP(rec, webhook(t, "generic", body, "application/json", "tamper"))
+	m := scrape(t, rl)
+	for _, want := range []string{
+		`offboard_relay_webhooks_total{outcome="started",source="generic"} 1`,
+		`offboard_relay_webhooks_total{outcome="duplicate",source="generic"} 1`,
+		`offboard_relay_webhooks_total{outcome="unauthorized",source="generic"} 1`,
+		`offboard_relay_requests_total{code="202",route="POST /hris/generic"} 1`,
+		`offboard_relay_requests_total{code="401",route="POST /hris/generic"} 1`,
+		`offboard_relay_request_duration_seconds_count{route="POST /hris/generic"} 3`,
+	} {
+		assert.Contains(t, m, want)
+	}
+}
+
+func TestNewRefusesBadConfig(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Relay.Sources.Generic.Secrets[0] = config.Secret{File: filepath.Join(t.TempDir(), "missing")}
+	_, err := New(cfg, newFakeTemporal(), nil)
+	assert.ErrorContains(t, err, "generic secret 0")
+
+	cfg = testConfig(t)
+	cfg.Relay.Tokens = append(cfg.Relay.Tokens, config.Token{Name: "x", Role: "security", SHA256: "plain-text-token"})
+	_, err = New(cfg, newFakeTemporal(), nil)
+	assert.ErrorContains(t, err, "64-hex-digit SHA-256")
+
+	cfg = testConfig(t)
+	cfg.Relay.Tokens = append(cfg.Relay.Tokens, config.Token{Name: "x", Role: "admin", SHA256: TokenSHA256("x")})
+	_, err = New(cfg, newFakeTemporal(), nil)
+	assert.ErrorContains(t, err, "not hr, security or auditor")
+
+	cfg = testConfig(t)
+	cfg.Relay.Sources.BambooHR.Secrets = append(cfg.Relay.Sources.BambooHR.Secrets, cfg.Relay.Sources.BambooHR.Secrets[0])
+	_, err = New(cfg, newFakeTemporal(), nil)
+	assert.ErrorContains(t, err, "at most 2 secrets")
+}
+
+func TestServeShutsDownOnCancel(t *testing.T) {
+	rl, _ := newTestRelay(t, testConfig(t))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- ServeListener(ctx, ln, rl.Handler()) }()
+	resp, err := http.Get("http://" + ln.Addr().String() + "/healthz")
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	cancel()
+	require.NoError(t, <-done)
+	_, err = http.Get("http://" + ln.Addr().String() + "/healthz")
+	assert.Error(t, err, "no longer listening")
+}
