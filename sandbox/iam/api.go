@@ -61,12 +61,7 @@ var stsActions = map[string]handler{
 }
 
 func (s *Sim) serveAPI(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
-	if err != nil {
-		r.Form = url.Values{}
-		writeError(w, r, http.StatusRequestEntityTooLarge, "Sender", "RequestEntityTooLarge", "Request body too large.")
-		return
-	}
+	body, _ := io.ReadAll(r.Body) // already in memory: see readBody
 	form := r.URL.Query()
 	if r.Method == http.MethodPost {
 		posted, perr := url.ParseQuery(string(body))

@@ -14,9 +14,12 @@
 package iam
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"fmt"
+	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"sort"
 	"sync"
@@ -159,7 +162,22 @@ func (s *Sim) Handler() http.Handler {
 		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.Handle("/", s.bucket.limit(http.HandlerFunc(s.serveAPI)))
-	return s.faults.Middleware(mux, s.writeFault)
+	return readBody(s.faults.Middleware(mux, s.writeFault))
+}
+
+// readBody reads the whole request body up front: only then does net/http
+// notice a client hanging up, which an injected hang waits for.
+func readBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
+		if err != nil {
+			r.Form = url.Values{}
+			writeError(w, r, http.StatusRequestEntityTooLarge, "Sender", "RequestEntityTooLarge", "Request body too large.")
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		next.ServeHTTP(w, r)
+	})
 }
 
 // User returns a snapshot of the named user.

@@ -253,7 +253,7 @@ func signature(r *http.Request, body []byte, secret string, scope []string, sign
 	}, "\n")
 	creqHash := sha256.Sum256([]byte(creq))
 	toSign := strings.Join([]string{
-		"AWS4-HMAC-SHA256", r.Header.Get("X-Amz-Date"), strings.Join(scope, "/"), hex.EncodeToString(creqHash[:]),
+		"AWS4-HMAC-SHA256", r.Header.Get("X-Amz-Date"), strings.Join(scope[1:], "/"), hex.EncodeToString(creqHash[:]),
 	}, "\n")
 	key := []byte("AWS4" + secret)
 	for _, part := range scope[1:] {
