@@ -2,6 +2,7 @@
 // seeded with the same demo company, for `make run` and the tests.
 //
 //	okta  http://127.0.0.1:8101   Okta management API
+//	ad    ldaps://127.0.0.1:8636  Active Directory-shaped LDAP directory (admin view on http://127.0.0.1:8106)
 //	crm   http://127.0.0.1:8104   SCIM 2.0 app with PATCH
 //	wiki  http://127.0.0.1:8105   SCIM 2.0 app without PATCH (PUT only)
 //
@@ -26,20 +27,23 @@ import (
 
 	"github.com/offboard/offboard/sandbox/demo"
 	"github.com/offboard/offboard/sandbox/fault"
+	"github.com/offboard/offboard/sandbox/ldapdir"
 	oktasim "github.com/offboard/offboard/sandbox/okta"
 	"github.com/offboard/offboard/sandbox/scimapp"
 )
 
 // Tokens the embedded default configuration uses; they guard nothing real.
 const (
-	OktaToken = "sandbox-okta-token"
-	SCIMToken = "sandbox-scim-token"
+	OktaToken    = "sandbox-okta-token"
+	SCIMToken    = "sandbox-scim-token"
+	LDAPPassword = "sandbox-ldap-password"
 )
 
 func main() {
 	host := flag.String("host", "127.0.0.1", "address to listen on (loopback only)")
 	people := flag.Int("people", 200, "how many demo employees to seed")
 	latency := flag.Duration("latency", 0, "latency added to every simulated API call")
+	state := flag.String("state", ".offboard/sandbox", "where the LDAP directory keeps its CA (the configuration's caFile points here)")
 	oktaRate := flag.Int("okta-rate-per-minute", 6000, "Okta rate limit per endpoint bucket")
 	flag.Parse()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -68,6 +72,13 @@ func main() {
 		os.Exit(1)
 	}
 
+	ad, err := ldapdir.New(ldapdir.Options{Addr: net.JoinHostPort(*host, "8636"), Password: LDAPPassword, People: seed, CertDir: *state + "/ldap"})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sandbox: ldap:", err)
+		os.Exit(1)
+	}
+	logger.Info("simulator listening", "system", "ad", "url", ad.URL(), "caFile", ad.CAFile())
+
 	servers := []struct {
 		name string
 		port int
@@ -76,8 +87,10 @@ func main() {
 		{"okta", 8101, okta.Handler()},
 		{"scim-crm", 8104, crm.Handler()},
 		{"scim-wiki", 8105, wiki.Handler()},
+		{"ad-admin", 8106, ad.Handler()},
 	}
 	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return ad.Serve(ctx) })
 	for _, s := range servers {
 		addr := net.JoinHostPort(*host, fmt.Sprint(s.port))
 		srv := &http.Server{Addr: addr, Handler: s.h, ReadHeaderTimeout: 10 * time.Second}

@@ -19,6 +19,12 @@ import (
 	"github.com/offboard/offboard/internal/control"
 )
 
+// Change ids for workflow.GetVersion: each names a change to the command
+// sequence; histories recorded before it replay on the old branch.
+const (
+	versionLocalPlan = "local-plan"
+)
+
 // a is how the workflow names activities: methods on a nil pointer, so there
 // are no string names to drift.
 var a *activities.Activities
@@ -205,8 +211,19 @@ func newDeprovision(ctx workflow.Context, t Termination) *deprovision {
 
 func (wf *deprovision) loadPlan(ctx workflow.Context) (activities.PlanBase, error) {
 	var base activities.PlanBase
-	err := workflow.ExecuteActivity(wf.shortOptions(ctx), a.LoadPlan,
-		activities.PlanInput{Kind: string(wf.t.Kind), NewRole: wf.t.NewRole}).Get(ctx, &base)
+	in := activities.PlanInput{Kind: string(wf.t.Kind), NewRole: wf.t.NewRole}
+	var err error
+	// Version 1 reads the plan in a local activity: it only reads the worker's
+	// configuration, and saves a round trip on the way to containment.
+	if workflow.GetVersion(ctx, versionLocalPlan, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		err = workflow.ExecuteActivity(wf.shortOptions(ctx), a.LoadPlan, in).Get(ctx, &base)
+	} else {
+		lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+			StartToCloseTimeout: 10 * time.Second,
+			RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 10, NonRetryableErrorTypes: activities.NonRetryable},
+		})
+		err = workflow.ExecuteLocalActivity(lctx, a.LoadPlan, in).Get(ctx, &base)
+	}
 	if err != nil {
 		return base, fmt.Errorf("load plan: %w", err)
 	}

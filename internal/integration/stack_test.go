@@ -223,6 +223,11 @@ func (s *stack) waitSearchAttribute(ctx context.Context, started runs.Started, k
 	}
 }
 
+// historyGeneration names the histories recorded by today's code. When a
+// change to the workflow is versioned, bump it: the older files stay in the
+// corpus and keep proving that their branch still replays.
+const historyGeneration = "v1"
+
 // recordHistory writes the run's history to testdata/histories when
 // OFFBOARD_RECORD_HISTORIES is set (make histories).
 func (s *stack) recordHistory(ctx context.Context, name string, started runs.Started) {
@@ -239,7 +244,7 @@ func (s *stack) recordHistory(ctx context.Context, name string, started runs.Sta
 	}
 	b, err := temporalproto.CustomJSONMarshalOptions{Indent: "  "}.Marshal(hist)
 	require.NoError(s.t, err)
-	path := filepath.Join(devserver.RepoRoot(s.t), "testdata", "histories", name+".json")
+	path := filepath.Join(devserver.RepoRoot(s.t), "testdata", "histories", name+"."+historyGeneration+".json")
 	require.NoError(s.t, os.MkdirAll(filepath.Dir(path), 0o755))
 	require.NoError(s.t, os.WriteFile(path, append(b, '\n'), 0o644))
 	s.t.Logf("recorded %s (%d events)", path, len(hist.Events))

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 
+	"github.com/offboard/offboard/connectors/ldap"
 	"github.com/offboard/offboard/connectors/okta"
 	"github.com/offboard/offboard/connectors/scim"
 	"github.com/offboard/offboard/internal/config"
@@ -34,6 +35,16 @@ func build(ctx context.Context, cfg config.Config, t config.Target) (control.Tar
 			return nil, fmt.Errorf("okta.token: %w", err)
 		}
 		return okta.New(ctx, okta.Config{Name: t.Name, OrgURL: t.Okta.OrgURL, Token: token, AllowHTTP: loopback(t.Okta.OrgURL)})
+	case "ldap":
+		password, err := t.LDAP.Password.Value()
+		if err != nil {
+			return nil, fmt.Errorf("ldap.password: %w", err)
+		}
+		return ldap.New(ldap.Config{
+			Name: t.Name, URL: t.LDAP.URL, StartTLS: t.LDAP.StartTLS, CAFile: t.LDAP.CAFile, ServerName: t.LDAP.ServerName,
+			BindDN: t.LDAP.BindDN, Password: password, BaseDN: t.LDAP.BaseDN, ScramblePassword: t.LDAP.ScramblePassword,
+			Timeout: t.LDAP.Timeout.D(),
+		})
 	case "scim":
 		c := scim.Config{Name: t.Name, BaseURL: t.SCIM.BaseURL, Username: t.SCIM.Username}
 		var err error

@@ -1,0 +1,457 @@
+// Command bench measures what issue #2 promises, on this machine:
+//
+//   - time-to-contain for one termination (the start call until every
+//     containment control is observed), p50 and p99 over sequential runs, with
+//     every simulated API call taking 50 ms;
+//   - a burst of terminations started at once: terminations per second and
+//     the time until the last is contained, beside the same Temporal server's
+//     ceiling measured with a no-op workflow of the same number of activities;
+//   - the worker process's peak RSS with the burst in flight.
+//
+// It starts its own file-backed dev server (WAL pragmas, as make run does),
+// the simulators and a worker process, prints a table and writes JSON.
+//
+//	go run ./internal/bench -out .offboard/bench.json
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/offboard/offboard/internal/runs"
+	"github.com/offboard/offboard/internal/testenv/devserver"
+	"github.com/offboard/offboard/sandbox/demo"
+	"github.com/offboard/offboard/sandbox/fault"
+	"github.com/offboard/offboard/sandbox/ldapdir"
+	oktasim "github.com/offboard/offboard/sandbox/okta"
+	"github.com/offboard/offboard/sandbox/scimapp"
+	"github.com/offboard/offboard/workflows"
+)
+
+type figures struct {
+	Machine          string        `json:"machine"`
+	CallLatencyMS    int           `json:"callLatencyMs"`
+	Targets          []string      `json:"targets"`
+	ActivitiesPerRun int           `json:"activitiesPerRun"`
+	Sequential       int           `json:"sequentialRuns"`
+	ContainP50MS     float64       `json:"timeToContainP50Ms"`
+	ContainP99MS     float64       `json:"timeToContainP99Ms"`
+	ContainMaxMS     float64       `json:"timeToContainMaxMs"`
+	Burst            int           `json:"burst"`
+	BurstPerSec      float64       `json:"burstTerminationsPerSec"`
+	BurstLastMS      float64       `json:"burstLastContainedMs"`
+	NoopPerSec       float64       `json:"noopCeilingWorkflowsPerSec"`
+	NoopLastMS       float64       `json:"noopLastDoneMs"`
+	ShareOfCeiling   float64       `json:"shareOfCeiling"`
+	WorkerPeakRSSMB  float64       `json:"workerPeakRssMb"`
+	Targets_         targetsStatus `json:"targetsMet"`
+}
+
+type targetsStatus struct {
+	P50        bool `json:"p50_le_500ms"`
+	P99        bool `json:"p99_le_1500ms"`
+	Throughput bool `json:"burst_ge_70pct_of_ceiling"`
+	RSS        bool `json:"worker_rss_le_150mb"`
+}
+
+func main() {
+	out := flag.String("out", ".offboard/bench.json", "where to write the figures as JSON")
+	seq := flag.Int("runs", 50, "sequential terminations for time-to-contain")
+	burst := flag.Int("burst", 500, "terminations started at once")
+	latency := flag.Duration("latency", 50*time.Millisecond, "latency of every simulated API call")
+	flag.Parse()
+	if err := run(*out, *seq, *burst, *latency); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(out string, seq, burst int, latency time.Duration) error {
+	ctx := context.Background()
+	root, err := repoRoot()
+	if err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp("", "offboard-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+
+	// Temporal, file-backed with the pragmas make run uses.
+	fmt.Fprintln(os.Stderr, "starting Temporal dev server (file-backed, WAL)…")
+	dev, err := testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
+		ExistingPath:     filepath.Join(root, "bin", "temporal"),
+		DBFilename:       filepath.Join(tmp, "temporal.db"),
+		LogLevel:         "error",
+		SearchAttributes: devserver.SearchAttributes(),
+		ExtraArgs:        []string{"--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"},
+		ClientOptions:    &client.Options{Logger: nopLogger{}},
+		Stdout:           io.Discard, Stderr: io.Discard,
+	})
+	if err != nil {
+		return fmt.Errorf("dev server: %w", err)
+	}
+	defer dev.Stop()
+	c := dev.Client()
+
+	// The simulators, every call slowed to look like a SaaS API.
+	people := demo.People(seq + burst + 10)
+	sims, err := startSims(ctx, people, latency, tmp)
+	if err != nil {
+		return err
+	}
+	defer sims.close()
+
+	cfgPath := filepath.Join(tmp, "offboard.yaml")
+	if err := os.WriteFile(cfgPath, []byte(sims.config(dev.FrontendHostPort())), 0o600); err != nil {
+		return err
+	}
+	workerCmd := exec.Command(filepath.Join(root, "bin", "worker"), "-config", cfgPath)
+	workerCmd.Env = append(os.Environ(), "BENCH_OKTA_TOKEN=bench-okta", "BENCH_SCIM_TOKEN=bench-scim", "BENCH_LDAP_PASSWORD=bench-ldap")
+	workerLog, _ := os.Create(filepath.Join(tmp, "worker.log"))
+	workerCmd.Stdout, workerCmd.Stderr = workerLog, workerLog
+	if err := workerCmd.Start(); err != nil {
+		return fmt.Errorf("worker (run make build first): %w", err)
+	}
+	defer func() { _ = workerCmd.Process.Kill(); _ = workerCmd.Wait() }()
+
+	f := figures{Machine: machine(), CallLatencyMS: int(latency / time.Millisecond), Targets: sims.names, Sequential: seq, Burst: burst}
+	f.ActivitiesPerRun = 1 + len(sims.names) + sims.containmentControls
+
+	// Warm up: connections, caches, the first workflow tasks.
+	fmt.Fprintln(os.Stderr, "warming up…")
+	if _, err := containSequential(ctx, c, people[:5]); err != nil {
+		return err
+	}
+
+	fmt.Fprintf(os.Stderr, "time-to-contain over %d sequential terminations…\n", seq)
+	lat, err := containSequential(ctx, c, people[5:5+seq])
+	if err != nil {
+		return err
+	}
+	f.ContainP50MS, f.ContainP99MS, f.ContainMaxMS = pct(lat, 50), pct(lat, 99), pct(lat, 100)
+
+	fmt.Fprintf(os.Stderr, "burst of %d terminations…\n", burst)
+	perSec, last, err := containBurst(ctx, c, people[5+seq:5+seq+burst])
+	if err != nil {
+		return err
+	}
+	f.BurstPerSec, f.BurstLastMS = perSec, ms(last)
+	f.WorkerPeakRSSMB = peakRSSMB(workerCmd.Process.Pid)
+
+	fmt.Fprintf(os.Stderr, "no-op ceiling: %d workflows of %d activities…\n", burst, f.ActivitiesPerRun)
+	noopPerSec, noopLast, err := noopCeiling(ctx, c, burst, len(sims.names), sims.containmentControls)
+	if err != nil {
+		return err
+	}
+	f.NoopPerSec, f.NoopLastMS = noopPerSec, ms(noopLast)
+	f.ShareOfCeiling = f.BurstPerSec / f.NoopPerSec
+	f.Targets_ = targetsStatus{P50: f.ContainP50MS <= 500, P99: f.ContainP99MS <= 1500, Throughput: f.ShareOfCeiling >= 0.7, RSS: f.WorkerPeakRSSMB <= 150}
+
+	printTable(os.Stdout, f)
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return err
+	}
+	b, _ := json.MarshalIndent(f, "", "  ")
+	return os.WriteFile(out, append(b, '\n'), 0o644)
+}
+
+// termination is a bench event: approval always required (see the config),
+// so each run stops after containment and the burst measures containment only.
+func termination(p demo.Person) workflows.Termination {
+	return workflows.Termination{EventID: "bench-" + p.EmployeeID, Source: "bench", EmployeeID: p.EmployeeID, Email: p.Email,
+		Kind: workflows.KindTermination, Reason: workflows.ReasonVoluntary, EffectiveAt: time.Now().UTC(), RequestedBy: "bench"}
+}
+
+// containSequential runs one termination at a time and returns each one's
+// time from the start call to the workflow's record of full containment.
+func containSequential(ctx context.Context, c client.Client, people []demo.Person) ([]time.Duration, error) {
+	var out []time.Duration
+	for _, p := range people {
+		t0 := time.Now()
+		if _, err := runs.Start(ctx, c, termination(p)); err != nil {
+			return nil, err
+		}
+		st, err := waitContained(ctx, c, p.EmployeeID, 2*time.Millisecond)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, st.ContainedAt.Sub(t0))
+	}
+	return out, nil
+}
+
+// waitContained polls the status query until ContainedAt is set. The figure
+// is taken from ContainedAt (workflow time of the task that saw the last
+// control observed), so the poll interval does not inflate it.
+func waitContained(ctx context.Context, c client.Client, employee string, every time.Duration) (workflows.Status, error) {
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		st, err := runs.Status(ctx, c, employee)
+		if err == nil && !st.ContainedAt.IsZero() {
+			return st, nil
+		}
+		time.Sleep(every)
+	}
+	return workflows.Status{}, fmt.Errorf("%s not contained within 2 minutes", employee)
+}
+
+func containBurst(ctx context.Context, c client.Client, people []demo.Person) (float64, time.Duration, error) {
+	t0 := time.Now()
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(64)
+	for _, p := range people {
+		g.Go(func() error {
+			_, err := runs.Start(gctx, c, termination(p))
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return 0, 0, err
+	}
+	var mu sync.Mutex
+	var last time.Time
+	g, gctx = errgroup.WithContext(ctx)
+	g.SetLimit(16)
+	for _, p := range people {
+		g.Go(func() error {
+			st, err := waitContained(gctx, c, p.EmployeeID, 200*time.Millisecond)
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if st.ContainedAt.After(last) {
+				last = st.ContainedAt
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return 0, 0, err
+	}
+	d := last.Sub(t0)
+	return float64(len(people)) / d.Seconds(), d, nil
+}
+
+// noopWorkflow has the shape of containment with nothing behind it: one
+// activity, then one per target in parallel, then one per control in parallel.
+func noopWorkflow(ctx workflow.Context, targets, controls int) error {
+	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute})
+	if err := workflow.ExecuteActivity(ctx, noopActivity).Get(ctx, nil); err != nil {
+		return err
+	}
+	for _, n := range []int{targets, controls} {
+		futures := make([]workflow.Future, n)
+		for i := range futures {
+			futures[i] = workflow.ExecuteActivity(ctx, noopActivity)
+		}
+		for _, f := range futures {
+			if err := f.Get(ctx, nil); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func noopActivity(context.Context) error { return nil }
+
+func noopCeiling(ctx context.Context, c client.Client, n, targets, controls int) (float64, time.Duration, error) {
+	const queue = "bench-noop"
+	w := worker.New(c, queue, worker.Options{MaxConcurrentActivityExecutionSize: 500})
+	w.RegisterWorkflow(noopWorkflow)
+	w.RegisterActivity(noopActivity)
+	if err := w.Start(); err != nil {
+		return 0, 0, err
+	}
+	defer w.Stop()
+	t0 := time.Now()
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(64)
+	var mu sync.Mutex
+	var last time.Time
+	for i := 0; i < n; i++ {
+		g.Go(func() error {
+			run, err := c.ExecuteWorkflow(gctx, client.StartWorkflowOptions{ID: fmt.Sprintf("noop-%d-%d", t0.UnixNano(), i), TaskQueue: queue}, noopWorkflow, targets, controls)
+			if err != nil {
+				return err
+			}
+			if err := run.Get(gctx, nil); err != nil {
+				return err
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if now := time.Now(); now.After(last) {
+				last = now
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return 0, 0, err
+	}
+	d := last.Sub(t0)
+	return float64(n) / d.Seconds(), d, nil
+}
+
+type sims struct {
+	names               []string
+	containmentControls int
+	oktaURL, crmURL     string
+	wikiURL, ldapURL    string
+	ldapCA              string
+	closers             []func()
+}
+
+func startSims(ctx context.Context, people []demo.Person, latency time.Duration, dir string) (*sims, error) {
+	slow := func() *fault.Injector { f := fault.New(); f.SetLatency(latency); return f }
+	s := &sims{}
+	okta := oktasim.New(oktasim.Options{Token: "bench-okta", People: people, RateLimitPerMinute: 1 << 30, Faults: slow()})
+	crm, err := scimapp.New(scimapp.Options{Name: "crm", Bearer: "bench-scim", PatchSupported: true, People: people, Faults: slow(), RequestsPerSecond: 1 << 20})
+	if err != nil {
+		return nil, err
+	}
+	wiki, err := scimapp.New(scimapp.Options{Name: "wiki", Bearer: "bench-scim", People: people, Faults: slow(), RequestsPerSecond: 1 << 20})
+	if err != nil {
+		return nil, err
+	}
+	for _, h := range []struct {
+		url *string
+		srv *httptest.Server
+	}{{&s.oktaURL, httptest.NewServer(okta.Handler())}, {&s.crmURL, httptest.NewServer(crm.Handler())}, {&s.wikiURL, httptest.NewServer(wiki.Handler())}} {
+		*h.url = h.srv.URL
+		s.closers = append(s.closers, h.srv.Close)
+	}
+	ad, err := ldapdir.New(ldapdir.Options{Addr: "127.0.0.1:0", Password: "bench-ldap", People: people, CertDir: filepath.Join(dir, "ldap")})
+	if err != nil {
+		return nil, err
+	}
+	actx, cancel := context.WithCancel(ctx)
+	go func() { _ = ad.Serve(actx) }()
+	s.closers = append(s.closers, cancel)
+	s.ldapURL, s.ldapCA = ad.URL(), ad.CAFile()
+	// okta: suspend, clear_sessions, revoke_grants; one per SCIM app; AD disable.
+	s.names = []string{"okta", "scim-crm", "scim-wiki", "ad"}
+	s.containmentControls = 3 + 1 + 1 + 1
+	return s, nil
+}
+
+func (s *sims) close() {
+	for _, c := range s.closers {
+		c()
+	}
+}
+
+func (s *sims) config(hostPort string) string {
+	return fmt.Sprintf(`
+temporal: {address: %s}
+worker: {metricsAddr: "off", maxConcurrentActivities: 1000, maxConcurrentWorkflows: 500}
+policy:
+  approval: {always: true, timeout: 72h}
+  reverify: []
+people: {approvers: [alice@example.test], security: [alice@example.test]}
+targets:
+  - {name: okta, kind: okta, okta: {orgURL: %s, token: {env: BENCH_OKTA_TOKEN}}}
+  - {name: scim-crm, kind: scim, scim: {baseURL: %s/scim/v2, bearer: {env: BENCH_SCIM_TOKEN}}}
+  - {name: scim-wiki, kind: scim, scim: {baseURL: %s/scim/v2, bearer: {env: BENCH_SCIM_TOKEN}}}
+  - name: ad
+    kind: ldap
+    ldap: {url: %q, caFile: %q, bindDN: "CN=Administrator,CN=Users,DC=corp,DC=example,DC=test", baseDN: "DC=corp,DC=example,DC=test", password: {env: BENCH_LDAP_PASSWORD}}
+`, hostPort, s.oktaURL, s.crmURL, s.wikiURL, s.ldapURL, s.ldapCA)
+}
+
+func pct(ds []time.Duration, p float64) float64 {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	i := int(float64(len(s)-1) * p / 100)
+	return ms(s[i])
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func peakRSSMB(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kb float64
+			fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), &kb)
+			return kb / 1024
+		}
+	}
+	return -1
+}
+
+func machine() string {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	return fmt.Sprintf("%d cores", strings.Count(string(b), "processor\t:"))
+}
+
+func printTable(w io.Writer, f figures) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	ok := func(b bool) string {
+		if b {
+			return "met"
+		}
+		return "MISSED"
+	}
+	fmt.Fprintf(tw, "Offboard bench (%s, %d ms per simulated call, targets %s, %d activities to contain)\n\n", f.Machine, f.CallLatencyMS, strings.Join(f.Targets, ", "), f.ActivitiesPerRun)
+	fmt.Fprintln(tw, "figure\tvalue\ttarget\t")
+	fmt.Fprintf(tw, "time-to-contain p50 (%d runs)\t%.0f ms\t≤ 500 ms\t%s\n", f.Sequential, f.ContainP50MS, ok(f.Targets_.P50))
+	fmt.Fprintf(tw, "time-to-contain p99\t%.0f ms\t≤ 1500 ms\t%s\n", f.ContainP99MS, ok(f.Targets_.P99))
+	fmt.Fprintf(tw, "burst of %d: terminations/s\t%.1f /s\t\t\n", f.Burst, f.BurstPerSec)
+	fmt.Fprintf(tw, "burst: last contained after\t%.1f s\t\t\n", f.BurstLastMS/1000)
+	fmt.Fprintf(tw, "no-op ceiling, same server\t%.1f /s\t\t\n", f.NoopPerSec)
+	fmt.Fprintf(tw, "burst share of ceiling\t%.0f %%\t≥ 70 %%\t%s\n", 100*f.ShareOfCeiling, ok(f.Targets_.Throughput))
+	fmt.Fprintf(tw, "worker peak RSS (%d in flight)\t%.0f MB\t≤ 150 MB\t%s\n", f.Burst, f.WorkerPeakRSSMB, ok(f.Targets_.RSS))
+	_ = tw.Flush()
+}
+
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no go.mod above %s", dir)
+		}
+		dir = parent
+	}
+}
+
+type nopLogger struct{}
+
+func (nopLogger) Debug(string, ...any) {}
+func (nopLogger) Info(string, ...any)  {}
+func (nopLogger) Warn(string, ...any)  {}
+func (nopLogger) Error(string, ...any) {}
