@@ -37,8 +37,23 @@ var errUsage = errors.New("usage")
 type env struct {
 	stdout, stderr io.Writer
 	cfg            config.Config
-	client         client.Client
 	json           bool
+	c              client.Client
+	closers        []func()
+}
+
+// client dials Temporal on first use, so argument errors come first.
+func (e *env) client() (client.Client, error) {
+	if e.c != nil {
+		return e.c, nil
+	}
+	c, err := tclient.Dial(e.cfg.Temporal, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		return nil, err
+	}
+	e.c = c
+	e.closers = append(e.closers, c.Close)
+	return c, nil
 }
 
 type command struct {
@@ -92,16 +107,12 @@ func runWith(ctx context.Context, name string, args []string, stdout, stderr io.
 		fmt.Fprintln(stderr, "starter:", err)
 		return exitUsage
 	}
-	e := &env{stdout: stdout, stderr: stderr, cfg: cfg, client: c, json: *asJSON}
-	if e.client == nil {
-		c, err := tclient.Dial(cfg.Temporal, slog.New(slog.NewTextHandler(io.Discard, nil)))
-		if err != nil {
-			fmt.Fprintf(stderr, "starter %s: %v\n", name, err)
-			return exitFailed
+	e := &env{stdout: stdout, stderr: stderr, cfg: cfg, c: c, json: *asJSON}
+	defer func() {
+		for _, close := range e.closers {
+			close()
 		}
-		defer c.Close()
-		e.client = c
-	}
+	}()
 	err = action(ctx, e)
 	switch {
 	case err == nil:
@@ -202,7 +213,11 @@ func terminateCmd(fs *flag.FlagSet) func(context.Context, *env) error {
 		if err := t.Validate(); err != nil {
 			return fmt.Errorf("%w: %v", errUsage, err)
 		}
-		started, err := runs.Start(ctx, e.client, t)
+		c, err := e.client()
+		if err != nil {
+			return err
+		}
+		started, err := runs.Start(ctx, c, t)
 		if err != nil {
 			return err
 		}
@@ -230,7 +245,11 @@ func statusCmd(fs *flag.FlagSet) func(context.Context, *env) error {
 		if err := required("employee", *employee); err != nil {
 			return err
 		}
-		st, err := runs.Status(ctx, e.client, *employee)
+		c, err := e.client()
+		if err != nil {
+			return err
+		}
+		st, err := runs.Status(ctx, c, *employee)
 		if err != nil {
 			return err
 		}
@@ -330,11 +349,15 @@ var errRefused = errors.New("refused by the workflow")
 // sendSignal sends a signal and reports what the workflow made of it, by
 // watching its log for the entry the signal adds.
 func sendSignal(ctx context.Context, e *env, employee, name string, payload any) error {
+	c, err := e.client()
+	if err != nil {
+		return err
+	}
 	before := -1
-	if st, err := runs.Status(ctx, e.client, employee); err == nil {
+	if st, err := runs.Status(ctx, c, employee); err == nil {
 		before = len(st.Log)
 	}
-	if err := runs.Signal(ctx, e.client, employee, name, payload); err != nil {
+	if err := runs.Signal(ctx, c, employee, name, payload); err != nil {
 		return err
 	}
 	if before < 0 {
@@ -343,7 +366,7 @@ func sendSignal(ctx context.Context, e *env, employee, name string, payload any)
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		st, err := runs.Status(ctx, e.client, employee)
+		st, err := runs.Status(ctx, c, employee)
 		if err == nil && len(st.Log) > before {
 			for _, l := range st.Log[before:] {
 				if l.Kind != name {
