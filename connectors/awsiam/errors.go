@@ -89,6 +89,11 @@ func classify(op string, err error, rec *recorder) *control.Error {
 	if errors.As(err, &apiErr) {
 		code = apiErr.ErrorCode()
 	}
+	var deser *smithy.DeserializationError
+	garbled := code == "" && errors.As(err, &deser)
+	if garbled {
+		e.Err = &unparseable{digest: last.Digest, err: err}
+	}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
 		e.Kind = control.ErrTransient
@@ -106,6 +111,9 @@ func classify(op string, err error, rec *recorder) *control.Error {
 	case code == "ServiceFailure" || code == "ServiceUnavailable" || code == "InternalFailure" ||
 		code == "ConcurrentModification":
 		e.Kind = control.ErrTransient
+	case garbled && e.HTTPStatus == http.StatusNotFound:
+		// Not IAM saying "no such entity": a wrong endpoint or a proxy. Never "gone".
+		e.Kind = control.ErrPermanent
 	case e.HTTPStatus >= 300:
 		e.Kind = control.ClassifyStatus(e.HTTPStatus)
 	case e.HTTPStatus != 0 && isTransport(err):
@@ -113,13 +121,11 @@ func classify(op string, err error, rec *recorder) *control.Error {
 	case e.HTTPStatus != 0:
 		// A 2xx the SDK could not parse.
 		e.Kind = control.ErrPermanent
-		e.Err = &unparseable{digest: last.Digest, err: err}
 	case isTransport(err):
 		e.Kind = control.ErrTransient
 	default:
 		var invalid smithy.InvalidParamsError
-		var deser *smithy.DeserializationError
-		if errors.As(err, &invalid) || errors.As(err, &deser) {
+		if errors.As(err, &invalid) || garbled {
 			e.Kind = control.ErrPermanent
 		} else {
 			e.Kind = control.ErrTransient
