@@ -1,13 +1,10 @@
 package evidence_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -131,6 +128,12 @@ func TestArchiveTerminatedRunReconstructsFromHistory(t *testing.T) {
 	assert.Equal(t, "CASE-7", m.Facts.LegalHold.CaseRef)
 	assert.Equal(t, "legal@example.test", m.Facts.LegalHold.By)
 	assert.False(t, m.Facts.ContainedAt.IsZero(), "containment finished before the approval gate")
+	require.Len(t, m.Facts.Deadlines, 2, "rebuilt from the plan the run loaded")
+	assert.Equal(t, "containment", m.Facts.Deadlines[0].Phase)
+	assert.Equal(t, m.Facts.ContainedAt, m.Facts.Deadlines[0].MetAt)
+	assert.False(t, m.Facts.Deadlines[0].Breached)
+	assert.Equal(t, m.Facts.Deadlines[0].Due.Add(24*time.Hour-15*time.Minute), m.Facts.Deadlines[1].Due)
+	assert.True(t, m.Facts.Deadlines[1].MetAt.IsZero(), "removal never ran")
 
 	raw, err := os.ReadFile(filepath.Join(dir, evidence.ReceiptsFile))
 	require.NoError(t, err)
@@ -279,9 +282,3 @@ func TestRunsListsManifestedRuns(t *testing.T) {
 	require.NoError(t, evidence.Export(t.Context(), f.archived, f.completed, out))
 	require.NoError(t, evidence.Verify(out, f.pub))
 }
-
-func contains(list []string, s string) bool { return slices.Contains(list, s) }
-
-var _ = bytes.Equal
-var _ = strings.Contains
-var _ = contains

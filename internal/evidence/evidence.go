@@ -232,7 +232,7 @@ func Build(run Run, events []*historypb.HistoryEvent, now time.Time, key ed25519
 	}
 	content := map[string][]byte{HistoryFile: hist, ReceiptsFile: receipts, ReportFile: report}
 	for _, name := range Files {
-		m.Files = append(m.Files, digestOf(name, content[name]))
+		m.Files = append(m.Files, DigestFile(name, content[name]))
 	}
 	if err := m.Sign(key); err != nil {
 		return Bundle{}, err
@@ -303,7 +303,8 @@ func closeStatus(e *historypb.HistoryEvent) string {
 	return ""
 }
 
-func digestOf(name string, b []byte) FileDigest {
+// DigestFile is the manifest entry for one file.
+func DigestFile(name string, b []byte) FileDigest {
 	sum := sha256.Sum256(b)
 	return FileDigest{Name: name, SHA256: hex.EncodeToString(sum[:]), Size: int64(len(b))}
 }

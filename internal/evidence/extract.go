@@ -71,6 +71,8 @@ func Extract(events []*historypb.HistoryEvent) (Extracted, error) {
 	x.Source = "history"
 	x.Status, x.Receipts = reconstruct(events, x.Termination)
 	x.Phase = string(x.Status.Phase)
+	x.Status.ContainedAt = containedFromReceipts(x.Status.Controls)
+	x.Status.Deadlines = reconstructDeadlines(x, planOf(events))
 	if f := last.GetWorkflowExecutionFailedEventAttributes(); f != nil {
 		x.Failure = f.GetFailure().GetMessage()
 	}
@@ -271,9 +273,6 @@ func (x Extracted) facts() Facts {
 	for _, d := range x.Status.Deadlines {
 		f.Deadlines = append(f.Deadlines, SLAFact{Phase: d.Phase, Due: d.Due.UTC(), MetAt: utcOrZero(d.MetAt), Breached: d.Breached})
 	}
-	if f.ContainedAt.IsZero() && x.Source == "history" {
-		f.ContainedAt = containedFromReceipts(x.Status.Controls)
-	}
 	for _, c := range x.Status.Controls {
 		switch c.State {
 		case workflows.StateException:
@@ -323,4 +322,88 @@ func containedFromReceipts(controls []workflows.ControlStatus) time.Time {
 		return time.Time{}
 	}
 	return at
+}
+
+// planOf is the plan the run loaded, if it did: from the LoadPlan activity
+// (older runs) or its local-activity marker.
+func planOf(events []*historypb.HistoryEvent) *activities.PlanBase {
+	var sched int64
+	for _, e := range events {
+		if a := e.GetActivityTaskScheduledEventAttributes(); a != nil && a.GetActivityType().GetName() == "LoadPlan" {
+			sched = e.GetEventId()
+		}
+		if a := e.GetActivityTaskCompletedEventAttributes(); a != nil && sched != 0 && a.GetScheduledEventId() == sched {
+			var p activities.PlanBase
+			if fromPayloads(a.GetResult(), &p) == nil {
+				return &p
+			}
+		}
+		if m := e.GetMarkerRecordedEventAttributes(); m != nil && m.GetMarkerName() == "LocalActivity" {
+			var data struct{ ActivityType string }
+			if fromPayloads(m.GetDetails()["data"], &data) != nil || data.ActivityType != "LoadPlan" {
+				continue
+			}
+			var p activities.PlanBase
+			if fromPayloads(m.GetDetails()["result"], &p) == nil {
+				return &p
+			}
+		}
+	}
+	return nil
+}
+
+// reconstructDeadlines rebuilds the SLA deadlines of a run that did not
+// complete, the way the workflow sets them: from when it could act (the
+// later of its start and the effective time), once containment began.
+func reconstructDeadlines(x Extracted, plan *activities.PlanBase) []workflows.Deadline {
+	out := []workflows.Deadline{}
+	if plan == nil || x.Termination.Kind == workflows.KindRoleChange {
+		return out
+	}
+	began := false
+	for _, c := range x.Status.Controls {
+		if c.Phase == control.Containment {
+			began = true
+		}
+	}
+	if !began {
+		return out
+	}
+	from := x.StartTime
+	if x.Termination.EffectiveAt.After(from) {
+		from = x.Termination.EffectiveAt
+	}
+	removalDone := time.Time{}
+	n := 0
+	for _, c := range x.Status.Controls {
+		if c.Phase != control.Removal {
+			continue
+		}
+		n++
+		if c.State != workflows.StateDone || c.Receipt == nil {
+			removalDone, n = time.Time{}, -1
+			break
+		}
+		if c.Receipt.FinishedAt.After(removalDone) {
+			removalDone = c.Receipt.FinishedAt.UTC()
+		}
+	}
+	if n <= 0 {
+		removalDone = time.Time{}
+	}
+	for _, d := range []struct {
+		phase  string
+		within time.Duration
+		met    time.Time
+	}{{"containment", plan.Policy.ContainmentSLA.D(), x.Status.ContainedAt}, {"credentials", plan.Policy.CredentialsSLA.D(), removalDone}} {
+		dl := workflows.Deadline{Phase: d.phase, Due: from.Add(d.within), MetAt: d.met}
+		switch {
+		case !d.met.IsZero():
+			dl.Breached = d.met.After(dl.Due)
+		default:
+			dl.Breached = x.CloseTime.After(dl.Due)
+		}
+		out = append(out, dl)
+	}
+	return out
 }

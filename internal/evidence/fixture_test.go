@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -41,6 +42,8 @@ type fixture struct {
 	planDigest string
 	// archived is a store holding both runs, archived once.
 	archived evidence.Dir
+	// swept is the store of the worker's Archiver activities.
+	swept evidence.Dir
 }
 
 var (
@@ -56,6 +59,8 @@ func TestMain(m *testing.M) {
 	stopTests()
 	if fx != nil {
 		fx.client.Close()
+		_ = os.RemoveAll(fx.archived.Root)
+		_ = os.RemoveAll(fx.swept.Root)
 	}
 	if devServer != nil {
 		_ = devServer.Stop()
@@ -111,6 +116,7 @@ func newFixture(ctx context.Context) (*fixture, error) {
 		ExistingPath:  cli,
 		ClientOptions: &client.Options{Logger: quiet},
 		LogLevel:      "error",
+		Stdout:        io.Discard,
 		ExtraArgs: []string{"--search-attribute", "EmployeeId=Keyword", "--search-attribute", "DeprovisionStatus=Keyword",
 			"--search-attribute", "Privileged=Bool", "--search-attribute", "LegalHold=Bool", "--search-attribute", "SLABreached=Bool"},
 	})
@@ -132,6 +138,8 @@ func newFixture(ctx context.Context) (*fixture, error) {
 		return nil, err
 	}
 	f.archived = evidence.Dir{Root: archiveDir}
+	f.swept = evidence.Dir{Root: filepath.Join(archiveDir, "..", filepath.Base(archiveDir)+"-swept")}
+	evidence.Register(w, &evidence.Activities{Client: f.client, Store: f.swept, Key: priv, KeyID: f.keyID})
 	if err := w.Start(); err != nil {
 		return nil, err
 	}

@@ -218,7 +218,7 @@ func verifyFiles(dir string, m Manifest) (map[string][]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		if got := digestOf(f.Name, b); got != f {
+		if got := DigestFile(f.Name, b); got != f {
 			return nil, tampered(f.Name, "SHA-256 %s (%d bytes) does not match the manifest's %s (%d bytes)", got.SHA256, got.Size, f.SHA256, f.Size)
 		}
 		content[f.Name] = b
