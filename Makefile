@@ -5,6 +5,8 @@ BIN   := $(CURDIR)/bin
 export PATH := $(BIN):$(PATH)
 # Packages whose tests run under the race detector; msgraph's connector is too
 # large to build twice on a 2-core machine, so it runs without -race.
+# Packages that define workflows, checked by workflowcheck.
+WORKFLOW_PKGS = ./workflows/...
 RACE_PKGS = $(shell $(GO) list ./... | grep -v /connectors/entra)
 
 .PHONY: run test build setup setup-run vet lint workflowcheck bench histories fuzz clean
@@ -28,7 +30,7 @@ lint: setup
 	$(BIN)/staticcheck ./...
 
 workflowcheck: setup
-	$(BIN)/workflowcheck ./workflows/...
+	$(BIN)/workflowcheck -config workflowcheck.config.yaml $(WORKFLOW_PKGS)
 
 test: setup build vet workflowcheck ## everything CI checks
 	$(BIN)/staticcheck ./...
