@@ -602,3 +602,20 @@ func TestServeShutsDownOnCancel(t *testing.T) {
 	_, err = http.Get("http://" + ln.Addr().String() + "/healthz")
 	assert.Error(t, err, "no longer listening")
 }
+
+func TestBlastGuardCancelAndWindow(t *testing.T) {
+	g := newBlastGuard(1, time.Minute)
+	q, cancel := g.reserve(testNow)
+	assert.False(t, q)
+	cancel()
+	cancel() // twice is harmless
+	q, _ = g.reserve(testNow)
+	assert.False(t, q, "a cancelled reservation (duplicate) does not count")
+	q, late := g.reserve(testNow.Add(30 * time.Second))
+	assert.True(t, q)
+	q, _ = g.reserve(testNow.Add(time.Minute))
+	assert.True(t, q, "the 30 s one is still in the window")
+	late()
+	q, _ = g.reserve(testNow.Add(2 * time.Minute))
+	assert.False(t, q, "everything before has left the window")
+}

@@ -282,12 +282,17 @@ type blastGuard struct {
 	mu     sync.Mutex
 	max    int
 	window time.Duration
-	seq    int
-	starts map[int]time.Time
+	starts []*guardEntry // in arrival order
+	active int           // entries in the window not cancelled
+}
+
+type guardEntry struct {
+	at                time.Time
+	cancelled, pruned bool
 }
 
 func newBlastGuard(max int, window time.Duration) *blastGuard {
-	return &blastGuard{max: max, window: window, starts: map[int]time.Time{}}
+	return &blastGuard{max: max, window: window}
 }
 
 // reserve counts one termination now and says whether it must be
@@ -295,18 +300,24 @@ func newBlastGuard(max int, window time.Duration) *blastGuard {
 func (g *blastGuard) reserve(now time.Time) (quarantined bool, cancel func()) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	for id, at := range g.starts {
-		if now.Sub(at) >= g.window {
-			delete(g.starts, id)
+	for len(g.starts) > 0 && now.Sub(g.starts[0].at) >= g.window {
+		e := g.starts[0]
+		e.pruned = true
+		if !e.cancelled {
+			g.active--
 		}
+		g.starts = g.starts[1:]
 	}
-	quarantined = len(g.starts) >= g.max
-	g.seq++
-	id := g.seq
-	g.starts[id] = now
+	quarantined = g.active >= g.max
+	e := &guardEntry{at: now}
+	g.starts = append(g.starts, e)
+	g.active++
 	return quarantined, func() {
 		g.mu.Lock()
 		defer g.mu.Unlock()
-		delete(g.starts, id)
+		if !e.cancelled && !e.pruned {
+			g.active--
+		}
+		e.cancelled = true
 	}
 }
