@@ -110,7 +110,6 @@ type Target struct {
 	AWS   *AWSTarget   `yaml:"aws"`
 	LDAP  *LDAPTarget  `yaml:"ldap"`
 	SCIM  *SCIMTarget  `yaml:"scim"`
-	line  int
 }
 
 // OktaTarget is an Okta org.

@@ -197,10 +197,10 @@ func (s *stack) waitStatus(ctx context.Context, employee string, what string, co
 // searchAttributes reads a run's search attributes as Temporal stores them.
 func (s *stack) searchAttributes(ctx context.Context, started runs.Started) map[string]string {
 	s.t.Helper()
-	desc, err := s.temporal.Client.DescribeWorkflowExecution(ctx, started.WorkflowID, started.RunID)
+	desc, err := s.temporal.Client.DescribeWorkflow(ctx, started.WorkflowID, started.RunID)
 	require.NoError(s.t, err)
 	out := map[string]string{}
-	for k, v := range desc.GetWorkflowExecutionInfo().GetSearchAttributes().GetIndexedFields() {
+	for k, v := range desc.RawResponse.GetWorkflowExecutionInfo().GetSearchAttributes().GetIndexedFields() {
 		out[k] = strings.Trim(string(v.GetData()), `"`)
 	}
 	return out

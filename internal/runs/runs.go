@@ -41,14 +41,14 @@ func Start(ctx context.Context, c client.Client, t workflows.Termination) (Start
 		return Started{}, fmt.Errorf("start: event id is required")
 	}
 	id := workflows.WorkflowID(t.EmployeeID)
-	desc, err := c.DescribeWorkflowExecution(ctx, id, "")
+	desc, err := c.DescribeWorkflow(ctx, id, "")
 	var notFound *serviceerror.NotFound
 	switch {
 	case errors.As(err, &notFound):
 	case err != nil:
 		return Started{}, fmt.Errorf("start %s: describe: %w: %w", id, ErrUnavailable, err)
 	default:
-		info := desc.GetWorkflowExecutionInfo()
+		info := desc.RawResponse.GetWorkflowExecutionInfo()
 		existing := Started{WorkflowID: id, RunID: info.GetExecution().GetRunId(), Duplicate: true}
 		sameEvent := memoString(info.GetMemo().GetFields()[memoEventID]) == t.EventID
 		running := info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
