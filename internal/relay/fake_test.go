@@ -104,6 +104,15 @@ func (f *fakeTemporal) DescribeWorkflowExecution(_ context.Context, id, _ string
 	}}, nil
 }
 
+// DescribeWorkflow is the newer form of DescribeWorkflowExecution; runs may use either.
+func (f *fakeTemporal) DescribeWorkflow(ctx context.Context, id, runID string) (*client.WorkflowExecutionDescription, error) {
+	raw, err := f.DescribeWorkflowExecution(ctx, id, runID)
+	if err != nil {
+		return nil, err
+	}
+	return &client.WorkflowExecutionDescription{RawResponse: raw}, nil
+}
+
 func (f *fakeTemporal) ExecuteWorkflow(_ context.Context, opts client.StartWorkflowOptions, wf any, args ...any) (client.WorkflowRun, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -140,6 +149,9 @@ func (f *fakeTemporal) SignalWorkflow(_ context.Context, id, runID, name string,
 		return serviceerror.NewNotFound("workflow execution already completed")
 	}
 	f.signals = append(f.signals, sentSignal{WorkflowID: id, RunID: runID, Name: name, Payload: arg})
+	if rs, ok := arg.(workflows.Reschedule); ok {
+		r.status.EffectiveAt = rs.EffectiveAt
+	}
 	if a, ok := arg.(workflows.Approve); ok && a.PlanDigest == workflows.QuarantineDigest {
 		r.released = true
 		r.status.Phase = workflows.PhaseScheduled

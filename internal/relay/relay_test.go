@@ -619,3 +619,23 @@ func TestBlastGuardCancelAndWindow(t *testing.T) {
 	q, _ = g.reserve(testNow.Add(2 * time.Minute))
 	assert.False(t, q, "everything before has left the window")
 }
+
+func TestNewDateReschedulesTheRunInFlight(t *testing.T) {
+	rl, ft := newTestRelay(t, testConfig(t))
+	ft.addRun(workflows.Termination{EmployeeID: "E1", EventID: "evt-old", Kind: workflows.KindTermination,
+		EffectiveAt: time.Date(2026, 3, 20, 17, 0, 0, 0, time.UTC)})
+	moved, _ := json.Marshal(map[string]any{"eventId": "evt-new", "type": "termination", "employeeId": "E1", "email": "e1@example.test", "effectiveAt": "2026-03-16T17:00:00Z"})
+	code, reply := post(t, rl, "generic", moved)
+	require.Equal(t, http.StatusOK, code)
+	assert.Equal(t, "rescheduled", reply["status"])
+	require.Len(t, ft.sent(), 1)
+	assert.Equal(t, workflows.Reschedule{By: "hris:generic", EffectiveAt: time.Date(2026, 3, 16, 17, 0, 0, 0, time.UTC)}, ft.sent()[0].Payload)
+	assert.Empty(t, ft.started(), "never a second run")
+
+	// A redelivery of the run's own event (its old date) never moves it back.
+	same, _ := json.Marshal(map[string]any{"eventId": "evt-old", "type": "termination", "employeeId": "E1", "email": "e1@example.test", "effectiveAt": "2026-03-20T17:00:00Z"})
+	code, reply = post(t, rl, "generic", same)
+	require.Equal(t, http.StatusOK, code)
+	assert.Equal(t, "duplicate", reply["status"])
+	assert.Len(t, ft.sent(), 1)
+}

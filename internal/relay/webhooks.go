@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -266,6 +267,13 @@ func (rl *Relay) apply(ctx context.Context, source string, ev hris.Event) (Outco
 			cancel()
 		}
 		o.Status = "duplicate"
+		// Only another event for the run in flight may move it; a redelivery
+		// of the run's own event never does. runs.Start says which in its
+		// note (if that text changes, rescheduling stops: the safe side).
+		otherEvent := strings.HasPrefix(st.Note, "a deprovisioning for this person is already in flight")
+		if otherEvent && rl.reschedule(ctx, source, t) {
+			o.Status, o.Note = "rescheduled", "the run in flight now takes effect at "+t.EffectiveAt.UTC().Format(time.RFC3339)
+		}
 		return o, nil
 	}
 	o.Status, o.Quarantined = "started", t.Quarantined
@@ -274,6 +282,27 @@ func (rl *Relay) apply(ctx context.Context, source string, ev hris.Event) (Outco
 		rl.log.Warn("termination quarantined by the blast-radius guard", "employee", t.EmployeeID, "max", rl.cfg.BlastRadius.Max, "window", rl.cfg.BlastRadius.Window.D())
 	}
 	return o, nil
+}
+
+// reschedule moves a run still waiting for its effective time when HR
+// sends the same kind of event with another date; it reports whether it did.
+// Failures are not errors: the run keeps its time and the reply says duplicate.
+func (rl *Relay) reschedule(ctx context.Context, source string, t workflows.Termination) bool {
+	if t.Kind == workflows.KindRoleChange {
+		return false
+	}
+	qctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	st, err := runs.Status(qctx, rl.c, t.EmployeeID)
+	if err != nil || st.Phase != workflows.PhaseScheduled || st.Kind != t.Kind || st.EffectiveAt.Equal(t.EffectiveAt) {
+		return false
+	}
+	err = runs.Signal(ctx, rl.c, t.EmployeeID, workflows.SignalReschedule, workflows.Reschedule{By: "hris:" + source, EffectiveAt: t.EffectiveAt})
+	if err != nil {
+		rl.log.Warn("reschedule not sent", "employee", t.EmployeeID, "error", err.Error())
+		return false
+	}
+	return true
 }
 
 // blastGuard counts terminations started within a sliding window; beyond
