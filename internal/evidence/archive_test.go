@@ -274,11 +274,19 @@ func TestRunsListsManifestedRuns(t *testing.T) {
 	runs, err := f.archived.Runs(t.Context(), "")
 	require.NoError(t, err)
 	assert.ElementsMatch(t, []evidence.Run{f.completed, f.terminated}, runs)
-	runs, err = f.archived.Runs(t.Context(), f.terminated.WorkflowID)
+	one, err := f.archived.Runs(t.Context(), f.terminated.WorkflowID)
 	require.NoError(t, err)
-	assert.Equal(t, []evidence.Run{f.terminated}, runs)
+	assert.Equal(t, []evidence.Run{f.terminated}, one)
 
 	out := t.TempDir()
 	require.NoError(t, evidence.Export(t.Context(), f.archived, f.completed, out))
 	require.NoError(t, evidence.Verify(out, f.pub))
+
+	// Keep a store and the public key for trying the CLI by hand.
+	if dir := os.Getenv("OFFBOARD_ARTIFACTS"); dir != "" {
+		for _, r := range runs {
+			require.NoError(t, evidence.Export(t.Context(), f.archived, r, filepath.Join(dir, "store", r.WorkflowID, r.RunID)))
+		}
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "evidence.pub"), evidence.MarshalPublicKey(f.pub), 0o644))
+	}
 }

@@ -200,8 +200,11 @@ func pct(sh SLAShare) string {
 }
 
 func dur(d time.Duration) string {
-	if d == 0 {
+	switch {
+	case d == 0:
 		return "—"
+	case d < time.Minute:
+		return d.Round(time.Millisecond).String()
 	}
 	return d.Round(time.Second).String()
 }
