@@ -6,13 +6,16 @@
 package awsiam
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
@@ -58,6 +61,12 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		}
 		creds = def.Credentials
 	}
+	var doer bufferedBody
+	if cfg.HTTPClient != nil {
+		doer.next = cfg.HTTPClient
+	} else {
+		doer.next = awshttp.NewBuildableClient()
+	}
 	if cfg.RoleARN != "" {
 		stsOpts := sts.Options{
 			Region:           cfg.Region,
@@ -68,9 +77,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		if cfg.Endpoint != "" {
 			stsOpts.BaseEndpoint = aws.String(cfg.Endpoint)
 		}
-		if cfg.HTTPClient != nil {
-			stsOpts.HTTPClient = cfg.HTTPClient
-		}
+		stsOpts.HTTPClient = doer
 		provider := stscreds.NewAssumeRoleProvider(sts.New(stsOpts), cfg.RoleARN, func(o *stscreds.AssumeRoleOptions) {
 			o.RoleSessionName = "offboard"
 		})
@@ -85,10 +92,35 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.Endpoint != "" {
 		opts.BaseEndpoint = aws.String(cfg.Endpoint)
 	}
-	if cfg.HTTPClient != nil {
-		opts.HTTPClient = cfg.HTTPClient
-	}
+	opts.HTTPClient = doer
 	return &Client{cfg: cfg, iam: iam.New(opts)}, nil
+}
+
+// bufferedBody hands the transport its own in-memory copy of the request
+// body. smithy-go closes the request body as soon as the response arrives,
+// and when the transport's write loop has not yet read EOF it closes the
+// connection under the response being read: a spurious "use of closed network
+// connection" on a 200 (aws-sdk-go-v2#2737, which the SDK papers over with a
+// retry, and our retries are off). IAM bodies are a few KB.
+type bufferedBody struct {
+	next interface {
+		Do(*http.Request) (*http.Response, error)
+	}
+}
+
+func (b bufferedBody) Do(req *http.Request) (*http.Response, error) {
+	if req.Body == nil || req.Body == http.NoBody {
+		return b.next.Do(req)
+	}
+	buf, err := io.ReadAll(req.Body)
+	if err != nil {
+		return nil, err
+	}
+	own := req.Clone(req.Context())
+	own.Body = io.NopCloser(bytes.NewReader(buf))
+	own.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf)), nil }
+	own.ContentLength = int64(len(buf))
+	return b.next.Do(own)
 }
 
 // Name is the configured target name.

@@ -1,6 +1,7 @@
 package iam_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"encoding/xml"
 	"errors"
@@ -47,7 +48,24 @@ func start(t *testing.T, mut ...func(*iamsim.Options)) (*iamsim.Sim, *httptest.S
 }
 
 func client(url string, creds aws.CredentialsProvider) *iam.Client {
-	return iam.New(iam.Options{Region: "us-east-1", BaseEndpoint: aws.String(url), RetryMaxAttempts: 1, Credentials: creds})
+	return iam.New(iam.Options{Region: "us-east-1", BaseEndpoint: aws.String(url), RetryMaxAttempts: 1, Credentials: creds, HTTPClient: buffered{}})
+}
+
+// buffered gives the transport its own copy of each request body, avoiding
+// the SDK race that closes connections under a response (aws-sdk-go-v2#2737);
+// the awsiam connector does the same.
+type buffered struct{}
+
+func (buffered) Do(req *http.Request) (*http.Response, error) {
+	if req.Body != nil && req.Body != http.NoBody {
+		buf, err := io.ReadAll(req.Body)
+		if err != nil {
+			return nil, err
+		}
+		req = req.Clone(req.Context())
+		req.Body = io.NopCloser(bytes.NewReader(buf))
+	}
+	return http.DefaultClient.Do(req)
 }
 
 func apiCode(err error) string {
@@ -134,7 +152,10 @@ func TestDeleteUserNeedsEverythingGone(t *testing.T) {
 
 	u := mustUser(t, sim, people[1].Login)
 	steps := []func() error{
-		func() error { _, err := c.DeleteLoginProfile(ctx, &iam.DeleteLoginProfileInput{UserName: name}); return err },
+		func() error {
+			_, err := c.DeleteLoginProfile(ctx, &iam.DeleteLoginProfileInput{UserName: name})
+			return err
+		},
 		func() error {
 			_, err := c.DeleteAccessKey(ctx, &iam.DeleteAccessKeyInput{UserName: name, AccessKeyId: aws.String(u.AccessKeys[0].ID)})
 			return err
@@ -316,7 +337,7 @@ func TestAuthentication(t *testing.T) {
 
 func TestAssumeRole(t *testing.T) {
 	_, srv, _ := start(t)
-	s := sts.New(sts.Options{Region: "us-east-1", BaseEndpoint: aws.String(srv.URL), RetryMaxAttempts: 1, Credentials: credentials.NewStaticCredentialsProvider(key, secret, "")})
+	s := sts.New(sts.Options{Region: "us-east-1", BaseEndpoint: aws.String(srv.URL), RetryMaxAttempts: 1, HTTPClient: buffered{}, Credentials: credentials.NewStaticCredentialsProvider(key, secret, "")})
 	out, err := s.AssumeRole(t.Context(), &sts.AssumeRoleInput{RoleArn: aws.String("arn:aws:iam::123456789012:role/offboard"), RoleSessionName: aws.String("test")})
 	require.NoError(t, err)
 	creds := out.Credentials
