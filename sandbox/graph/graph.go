@@ -7,8 +7,10 @@
 package graph
 
 import (
+	"bytes"
 	"crypto/sha1"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -222,7 +224,24 @@ func (s *Sim) Handler() http.Handler {
 	mux.Handle("/_sandbox/faults", s.faults.AdminHandler())
 	mux.HandleFunc("GET /_sandbox/users/{upn}", s.sandboxUser)
 	mux.Handle("/v1.0/", s.throttle(http.StripPrefix("/v1.0", s.api())))
-	return s.faults.Middleware(withRequestID(mux), writeFault)
+	return withRequestID(readAhead(s.faults.Middleware(mux, writeFault)))
+}
+
+// readAhead reads the request body before the handler runs. Go's server only
+// notices a client hanging up once the body has been consumed, so without
+// this a "hang" fault on a PATCH would outlive the client's deadline.
+func readAhead(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != nil && r.Body != http.NoBody {
+			body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
+			if err != nil {
+				writeError(w, r, http.StatusRequestEntityTooLarge, "RequestEntityTooLarge", "Request body too large.")
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 func (s *Sim) sandboxUser(w http.ResponseWriter, r *http.Request) {

@@ -1,0 +1,438 @@
+// Package entra removes a leaver's access in Microsoft Entra ID through
+// Microsoft Graph (msgraph-sdk-go): disable the account, revoke its sign-in
+// sessions, take away group memberships and directly assigned licences, and
+// delete it after retention.
+package entra
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/google/uuid"
+	absauth "github.com/microsoft/kiota-abstractions-go/authentication"
+	kauth "github.com/microsoft/kiota-authentication-azure-go"
+	msgraphsdk "github.com/microsoftgraph/msgraph-sdk-go"
+	"github.com/microsoftgraph/msgraph-sdk-go/models"
+	"github.com/microsoftgraph/msgraph-sdk-go/users"
+
+	"github.com/offboard/offboard/internal/control"
+)
+
+// Config says which tenant to act on and how.
+type Config struct {
+	Name         string // target name, e.g. "entra"
+	TenantID     string
+	ClientID     string
+	ClientSecret string // app-only client credentials; never logged
+	// BaseURL points at a Graph simulator root (e.g. http://127.0.0.1:8102);
+	// requests then go to BaseURL+"/v1.0" without authentication.
+	BaseURL    string
+	HTTPClient *http.Client
+}
+
+// Client is the Entra ID target. It implements control.Target.
+type Client struct {
+	name  string
+	graph *msgraphsdk.GraphServiceClient
+}
+
+var _ control.Target = (*Client)(nil)
+
+// The Graph application permissions each call needs, named in unauthorized errors.
+const (
+	permRead        = "User.Read.All"
+	permReadGroups  = "GroupMember.Read.All (or GroupMember.ReadWrite.All)"
+	permEnable      = "User.EnableDisableAccount.All"
+	permRevoke      = "User.RevokeSessions.All"
+	permGroups      = "GroupMember.ReadWrite.All"
+	permLicenses    = "LicenseAssignment.ReadWrite.All"
+	permDeleteUsers = "User.ReadWrite.All"
+)
+
+// New builds a client. With cfg.BaseURL empty it authenticates to the real
+// Graph with the app's client secret.
+func New(cfg Config) (*Client, error) {
+	if cfg.Name == "" {
+		cfg.Name = "entra"
+	}
+	hc := httpClient(cfg.HTTPClient)
+	var auth absauth.AuthenticationProvider
+	if cfg.BaseURL != "" {
+		auth = &absauth.AnonymousAuthenticationProvider{}
+	} else {
+		if cfg.TenantID == "" || cfg.ClientID == "" || cfg.ClientSecret == "" {
+			return nil, errors.New("entra: tenant id, client id and client secret are required")
+		}
+		opts := azcore.ClientOptions{Retry: policy.RetryOptions{MaxRetries: -1}} // Temporal owns retries
+		if cfg.HTTPClient != nil {
+			opts.Transport = cfg.HTTPClient
+		}
+		cred, err := azidentity.NewClientSecretCredential(cfg.TenantID, cfg.ClientID, cfg.ClientSecret,
+			&azidentity.ClientSecretCredentialOptions{ClientOptions: opts})
+		if err != nil {
+			return nil, fmt.Errorf("entra: client secret credential: %w", err)
+		}
+		if auth, err = kauth.NewAzureIdentityAuthenticationProviderWithScopes(cred, []string{"https://graph.microsoft.com/.default"}); err != nil {
+			return nil, fmt.Errorf("entra: authentication provider: %w", err)
+		}
+	}
+	adapter, err := msgraphsdk.NewGraphRequestAdapterWithParseNodeFactoryAndSerializationWriterFactoryAndHttpClient(auth, nil, nil, hc)
+	if err != nil {
+		return nil, fmt.Errorf("entra: request adapter: %w", err)
+	}
+	if cfg.BaseURL != "" {
+		adapter.SetBaseUrl(strings.TrimRight(cfg.BaseURL, "/") + "/v1.0")
+	}
+	return &Client{name: cfg.Name, graph: msgraphsdk.NewGraphServiceClient(adapter)}, nil
+}
+
+// Name is the configured target name.
+func (c *Client) Name() string { return c.name }
+
+// Kind is "entra".
+func (c *Client) Kind() string { return "entra" }
+
+// Controls lists the controls applied in each phase, in order.
+func (c *Client) Controls(phase control.Phase) []string {
+	switch phase {
+	case control.Containment:
+		return []string{"disable", "revoke_sessions"}
+	case control.Removal:
+		return []string{"remove_groups", "remove_licenses"}
+	case control.Deletion:
+		return []string{"delete"}
+	case control.RoleChange:
+		return []string{"remove_groups"}
+	case control.Restore:
+		return []string{"enable"}
+	}
+	return nil
+}
+
+// call runs one logical Graph call and returns the receipt of its last HTTP
+// response, or a classified error.
+func (c *Client) call(ctx context.Context, op, permission string, fn func(context.Context) error) (control.Response, error) {
+	ctx, rec := withRecord(ctx)
+	if err := fn(ctx); err != nil {
+		return rec.response(), classify(ctx, op, permission, rec, err)
+	}
+	return rec.response(), nil
+}
+
+// Resolve finds the person's user: by the hint (object id or UPN) when HR
+// carried one, else by mail or userPrincipalName.
+func (c *Client) Resolve(ctx context.Context, p control.Person) (control.Account, error) {
+	if hint := p.Hints[c.name]; hint != "" {
+		op := "entra: resolve " + hint
+		var u models.Userable
+		_, err := c.call(ctx, op, permRead, func(ctx context.Context) (err error) {
+			u, err = c.graph.Users().ByUserId(hint).Get(ctx, &users.UserItemRequestBuilderGetRequestConfiguration{
+				QueryParameters: &users.UserItemRequestBuilderGetQueryParameters{Select: []string{"id", "userPrincipalName"}},
+			})
+			return err
+		})
+		if err != nil {
+			return control.Account{}, err
+		}
+		return c.account(op, u)
+	}
+	if p.Email == "" {
+		return control.Account{}, &control.Error{Kind: control.ErrNotFound, Op: "entra: resolve employee " + p.EmployeeID, Err: errors.New("no email and no hint")}
+	}
+	op := "entra: resolve " + p.Email
+	quoted := "'" + strings.ReplaceAll(p.Email, "'", "''") + "'"
+	filter := "mail eq " + quoted + " or userPrincipalName eq " + quoted
+	var found []models.Userable
+	resp, err := c.call(ctx, op, permRead, func(ctx context.Context) error {
+		res, err := c.graph.Users().Get(ctx, &users.UsersRequestBuilderGetRequestConfiguration{
+			QueryParameters: &users.UsersRequestBuilderGetQueryParameters{Filter: &filter, Select: []string{"id", "userPrincipalName"}},
+		})
+		if err == nil {
+			found = res.GetValue()
+		}
+		return err
+	})
+	switch {
+	case err != nil:
+		return control.Account{}, err
+	case len(found) == 0:
+		return control.Account{}, &control.Error{Kind: control.ErrNotFound, Op: op, HTTPStatus: resp.HTTPStatus, RequestID: resp.RequestID, Digest: resp.Digest}
+	case len(found) > 1:
+		return control.Account{}, &control.Error{Kind: control.ErrPermanent, Op: op, HTTPStatus: resp.HTTPStatus, RequestID: resp.RequestID, Digest: resp.Digest,
+			Err: fmt.Errorf("%d users have this mail or userPrincipalName; set a hint", len(found))}
+	}
+	return c.account(op, found[0])
+}
+
+func (c *Client) account(op string, u models.Userable) (control.Account, error) {
+	if u == nil || deref(u.GetId()) == "" {
+		return control.Account{}, &control.Error{Kind: control.ErrPermanent, Op: op, Err: errors.New("user without an id")}
+	}
+	return control.Account{Target: c.name, ID: deref(u.GetId()), Login: deref(u.GetUserPrincipalName())}, nil
+}
+
+// Observe reads whether a control holds. A user that no longer exists holds every control.
+func (c *Client) Observe(ctx context.Context, name string, acct control.Account, params control.Params) (control.Observation, error) {
+	id := userID(acct)
+	op := fmt.Sprintf("entra: observe %s %s", name, id)
+	switch name {
+	case "disable", "enable", "revoke_sessions", "remove_licenses", "delete":
+		u, resp, err := c.getUser(ctx, op, id, "id", "accountEnabled", "signInSessionsValidFromDateTime", "assignedLicenses", "licenseAssignmentStates")
+		if gone(err) {
+			return control.Observation{Holds: true, Readable: true, Gone: true, Detail: "user no longer exists", Call: resp}, nil
+		}
+		if err != nil {
+			return control.Observation{}, err
+		}
+		obs := observeUser(name, u, params)
+		obs.Call = resp
+		return obs, nil
+	case "remove_groups":
+		groups, resp, err := c.memberOf(ctx, op, id)
+		if gone(err) {
+			return control.Observation{Holds: true, Readable: true, Gone: true, Detail: "user no longer exists", Call: resp}, nil
+		}
+		if err != nil {
+			return control.Observation{}, err
+		}
+		remove, skipped := plan(groups, params.KeepGroups)
+		obs := control.Observation{Holds: len(remove) == 0, Readable: true, Call: resp}
+		if len(remove) == 0 {
+			obs.Detail = "no removable groups left"
+		} else {
+			obs.Detail = fmt.Sprintf("%d groups left: %s", len(remove), strings.Join(names(remove), ", "))
+		}
+		if len(skipped) > 0 {
+			obs.Detail += "; not removable or kept: " + strings.Join(skipped, ", ")
+		}
+		return obs, nil
+	}
+	return control.Observation{}, control.Unknown(c.name, name)
+}
+
+func observeUser(name string, u models.Userable, params control.Params) control.Observation {
+	enabled := deref(u.GetAccountEnabled())
+	switch name {
+	case "disable":
+		return control.Observation{Holds: !enabled, Readable: true, Detail: fmt.Sprintf("accountEnabled=%t", enabled)}
+	case "enable":
+		return control.Observation{Holds: enabled, Readable: true, Detail: fmt.Sprintf("accountEnabled=%t", enabled)}
+	case "revoke_sessions":
+		from := u.GetSignInSessionsValidFromDateTime()
+		detail := "signInSessionsValidFromDateTime not set"
+		if from != nil {
+			detail = "signInSessionsValidFromDateTime=" + from.UTC().Format(time.RFC3339)
+		}
+		if params.Since.IsZero() {
+			return control.Observation{Readable: false, Detail: detail + "; no effective time to compare with"}
+		}
+		// Graph keeps the timestamp to the second, so compare at that precision.
+		holds := from != nil && !from.Before(params.Since.Truncate(time.Second))
+		return control.Observation{Holds: holds, Readable: true, Detail: detail + ", since=" + params.Since.UTC().Format(time.RFC3339)}
+	case "remove_licenses":
+		direct, inherited := licenses(u)
+		detail := fmt.Sprintf("%d direct licences", len(direct))
+		if len(direct) > 0 {
+			detail += ": " + strings.Join(skuStrings(direct), ", ")
+		}
+		if inherited > 0 {
+			detail += fmt.Sprintf("; %d from group-based licensing (go with the groups)", inherited)
+		}
+		return control.Observation{Holds: len(direct) == 0, Readable: true, Detail: detail}
+	default: // delete
+		return control.Observation{Holds: false, Readable: true, Detail: "user still exists"}
+	}
+}
+
+// Enforce makes a control hold. Repeating it is harmless.
+func (c *Client) Enforce(ctx context.Context, name string, acct control.Account, params control.Params) (control.Response, error) {
+	id := userID(acct)
+	op := fmt.Sprintf("entra: %s %s", name, id)
+	switch name {
+	case "disable", "enable":
+		patch := models.NewUser()
+		enabled := name == "enable"
+		patch.SetAccountEnabled(&enabled)
+		return c.call(ctx, op, permEnable, func(ctx context.Context) error {
+			_, err := c.graph.Users().ByUserId(id).Patch(ctx, patch, nil)
+			return err
+		})
+	case "revoke_sessions":
+		return c.call(ctx, op, permRevoke, func(ctx context.Context) error {
+			_, err := c.graph.Users().ByUserId(id).RevokeSignInSessions().PostAsRevokeSignInSessionsPostResponse(ctx, nil)
+			return err
+		})
+	case "remove_groups":
+		return c.removeGroups(ctx, op, id, params.KeepGroups)
+	case "remove_licenses":
+		u, resp, err := c.getUser(ctx, op, id, "id", "assignedLicenses", "licenseAssignmentStates")
+		if err != nil {
+			return resp, err
+		}
+		direct, _ := licenses(u)
+		if len(direct) == 0 {
+			return resp, nil
+		}
+		body := users.NewItemAssignLicensePostRequestBody()
+		body.SetAddLicenses([]models.AssignedLicenseable{})
+		body.SetRemoveLicenses(direct)
+		return c.call(ctx, op, permLicenses, func(ctx context.Context) error {
+			_, err := c.graph.Users().ByUserId(id).AssignLicense().Post(ctx, body, nil)
+			return err
+		})
+	case "delete":
+		return c.call(ctx, op, permDeleteUsers, func(ctx context.Context) error {
+			return c.graph.Users().ByUserId(id).Delete(ctx, nil)
+		})
+	}
+	return control.Response{}, control.Unknown(c.name, name)
+}
+
+func (c *Client) removeGroups(ctx context.Context, op, id string, keep []string) (control.Response, error) {
+	groups, resp, err := c.memberOf(ctx, op, id)
+	if err != nil {
+		return resp, err
+	}
+	remove, _ := plan(groups, keep)
+	for _, g := range remove {
+		gid := deref(g.GetId())
+		resp, err = c.call(ctx, fmt.Sprintf("%s: group %s (%s)", op, deref(g.GetDisplayName()), gid), permGroups, func(ctx context.Context) error {
+			return c.graph.Groups().ByGroupId(gid).Members().ByDirectoryObjectId(id).Ref().Delete(ctx, nil)
+		})
+		// Already not a member (a concurrent or earlier removal): what we wanted.
+		if errors.Is(err, control.ErrNotFound) {
+			err = nil
+		}
+		if err != nil {
+			return resp, err
+		}
+	}
+	return resp, nil
+}
+
+func (c *Client) getUser(ctx context.Context, op, id string, fields ...string) (models.Userable, control.Response, error) {
+	var u models.Userable
+	resp, err := c.call(ctx, op, permRead, func(ctx context.Context) (err error) {
+		u, err = c.graph.Users().ByUserId(id).Get(ctx, &users.UserItemRequestBuilderGetRequestConfiguration{
+			QueryParameters: &users.UserItemRequestBuilderGetQueryParameters{Select: fields},
+		})
+		return err
+	})
+	if err == nil && u == nil {
+		err = &control.Error{Kind: control.ErrPermanent, Op: op, HTTPStatus: resp.HTTPStatus, RequestID: resp.RequestID, Digest: resp.Digest, Err: errors.New("empty user")}
+	}
+	return u, resp, err
+}
+
+// maxPages stops a server that keeps sending nextLinks from looping us forever.
+const maxPages = 1000
+
+// memberOf lists the groups the user is a direct member of, following @odata.nextLink.
+func (c *Client) memberOf(ctx context.Context, op, id string) ([]models.Groupable, control.Response, error) {
+	var groups []models.Groupable
+	resp, err := c.call(ctx, op, permReadGroups, func(ctx context.Context) error {
+		builder := c.graph.Users().ByUserId(id).MemberOf()
+		page, err := builder.Get(ctx, &users.ItemMemberOfRequestBuilderGetRequestConfiguration{
+			QueryParameters: &users.ItemMemberOfRequestBuilderGetQueryParameters{
+				Select: []string{"id", "displayName", "groupTypes", "onPremisesSyncEnabled"},
+			},
+		})
+		for n := 0; err == nil && page != nil; n++ {
+			for _, obj := range page.GetValue() {
+				// Directory roles and administrative units are not groups.
+				if g, ok := obj.(models.Groupable); ok {
+					groups = append(groups, g)
+				}
+			}
+			next := deref(page.GetOdataNextLink())
+			if next == "" {
+				return nil
+			}
+			if n == maxPages {
+				return fmt.Errorf("more than %d pages of memberOf", maxPages)
+			}
+			page, err = builder.WithUrl(next).Get(ctx, nil)
+		}
+		return err
+	})
+	return groups, resp, err
+}
+
+// plan splits groups into those to remove and the names of those left alone:
+// kept by the new role, dynamic (Graph refuses to edit their members) or
+// synced from on-premises AD (edited there, not in the cloud).
+func plan(groups []models.Groupable, keep []string) (remove []models.Groupable, skipped []string) {
+	for _, g := range groups {
+		name := deref(g.GetDisplayName())
+		switch {
+		case slices.ContainsFunc(keep, func(k string) bool { return strings.EqualFold(k, name) }):
+			skipped = append(skipped, name+" (kept)")
+		case slices.Contains(g.GetGroupTypes(), "DynamicMembership"):
+			skipped = append(skipped, name+" (dynamic)")
+		case deref(g.GetOnPremisesSyncEnabled()):
+			skipped = append(skipped, name+" (synced from on-premises)")
+		default:
+			remove = append(remove, g)
+		}
+	}
+	return remove, skipped
+}
+
+// licenses returns the directly assigned SKUs and how many come from groups.
+// assignLicense can only remove direct ones; group-based ones go with the group.
+func licenses(u models.Userable) (direct []uuid.UUID, inherited int) {
+	states := u.GetLicenseAssignmentStates()
+	if len(states) == 0 {
+		// No assignment states to tell direct from inherited: treat every licence as direct.
+		for _, l := range u.GetAssignedLicenses() {
+			if sku := l.GetSkuId(); sku != nil {
+				direct = append(direct, *sku)
+			}
+		}
+		return direct, 0
+	}
+	for _, s := range states {
+		sku := s.GetSkuId()
+		switch {
+		case sku == nil:
+		case s.GetAssignedByGroup() != nil && *s.GetAssignedByGroup() != "":
+			inherited++
+		case !slices.Contains(direct, *sku):
+			direct = append(direct, *sku)
+		}
+	}
+	return direct, inherited
+}
+
+func skuStrings(ids []uuid.UUID) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = id.String()
+	}
+	return out
+}
+
+func names(groups []models.Groupable) []string {
+	out := make([]string, len(groups))
+	for i, g := range groups {
+		out[i] = deref(g.GetDisplayName())
+	}
+	return out
+}
+
+func userID(acct control.Account) string {
+	if acct.ID != "" {
+		return acct.ID
+	}
+	return acct.Login
+}
+
+func gone(err error) bool { return errors.Is(err, control.ErrNotFound) }
