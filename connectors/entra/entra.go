@@ -57,6 +57,9 @@ const (
 	permDeleteUsers = "User.ReadWrite.All"
 )
 
+// graphHosts are the Graph endpoints of the public and national clouds.
+var graphHosts = []string{"graph.microsoft.com", "graph.microsoft.us", "dod-graph.microsoft.us", "microsoftgraph.chinacloudapi.cn"}
+
 // New builds a client. With cfg.BaseURL empty it authenticates to the real
 // Graph with the app's client secret.
 func New(cfg Config) (*Client, error) {
@@ -80,7 +83,9 @@ func New(cfg Config) (*Client, error) {
 		if err != nil {
 			return nil, fmt.Errorf("entra: client secret credential: %w", err)
 		}
-		if auth, err = kauth.NewAzureIdentityAuthenticationProviderWithScopes(cred, []string{"https://graph.microsoft.com/.default"}); err != nil {
+		// Tokens go only to Graph hosts, even if a nextLink pointed elsewhere.
+		if auth, err = kauth.NewAzureIdentityAuthenticationProviderWithScopesAndValidHosts(cred,
+			[]string{"https://graph.microsoft.com/.default"}, graphHosts); err != nil {
 			return nil, fmt.Errorf("entra: authentication provider: %w", err)
 		}
 	}

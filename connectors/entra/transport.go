@@ -177,9 +177,12 @@ func classify(ctx context.Context, op, permission string, rec *record, err error
 	case status == http.StatusServiceUnavailable && header.Get("Retry-After") != "":
 		e.Kind = control.ErrRateLimited
 		e.RetryAfter = retryAfter(header)
-	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+	case status == http.StatusUnauthorized:
 		e.Kind = control.ErrUnauthorized
-		e.Err = fmt.Errorf("%w; the app registration needs the Microsoft Graph application permission %s with admin consent", e.Err, permission)
+		e.Err = fmt.Errorf("%w (Graph refused the token: check the tenant, client id and secret, and that the app has the application permission %s with admin consent)", e.Err, permission)
+	case status == http.StatusForbidden:
+		e.Kind = control.ErrUnauthorized
+		e.Err = fmt.Errorf("%w (the app registration needs the Microsoft Graph application permission %s with admin consent)", e.Err, permission)
 	default:
 		e.Kind = control.ClassifyStatus(status)
 	}

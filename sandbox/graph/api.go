@@ -437,7 +437,8 @@ func writePage(w http.ResponseWriter, r *http.Request, context string, items []m
 	body := map[string]any{"@odata.context": context, "value": page}
 	if end < len(items) {
 		q.Set("$skiptoken", base64.RawURLEncoding.EncodeToString([]byte("offset:"+strconv.Itoa(end))))
-		body["@odata.nextLink"] = base(r) + r.URL.Path + "?" + q.Encode()
+		// Graph writes the $ of system query options literally.
+		body["@odata.nextLink"] = base(r) + r.URL.Path + "?" + strings.ReplaceAll(q.Encode(), "%24", "$")
 	}
 	writeJSON(w, http.StatusOK, body)
 }

@@ -45,15 +45,15 @@ type Options struct {
 
 // User is a snapshot of one simulated user.
 type User struct {
-	ID                      string
-	UPN                     string
-	Mail                    string
-	DisplayName             string
-	AccountEnabled          bool
-	SignInSessionsValidFrom time.Time
-	Groups                  []string // display names, including the dynamic group
-	Licenses                []string // directly assigned skuIds
-	GroupLicenses           []string // skuIds inherited from group-based licensing
+	ID                      string    `json:"id"`
+	UPN                     string    `json:"userPrincipalName"`
+	Mail                    string    `json:"mail"`
+	DisplayName             string    `json:"displayName"`
+	AccountEnabled          bool      `json:"accountEnabled"`
+	SignInSessionsValidFrom time.Time `json:"signInSessionsValidFromDateTime"`
+	Groups                  []string  `json:"groups"`        // display names, including the dynamic group
+	Licenses                []string  `json:"licenses"`      // directly assigned skuIds
+	GroupLicenses           []string  `json:"groupLicenses"` // skuIds inherited from group-based licensing
 }
 
 // Transition is one change the simulator made to a user.

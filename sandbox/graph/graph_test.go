@@ -285,5 +285,5 @@ func TestFaultsAndSandboxEndpoints(t *testing.T) {
 
 	resp, body = do(t, http.MethodGet, srv.URL+"/_sandbox/users/"+p.Email, nil, nil)
 	require.Equal(t, 200, resp.StatusCode)
-	assert.Equal(t, p.Email, body["user"].(map[string]any)["UPN"])
+	assert.Equal(t, p.Email, body["user"].(map[string]any)["userPrincipalName"])
 }
