@@ -2,6 +2,8 @@
 // seeded with the same demo company, for `make run` and the tests.
 //
 //	okta  http://127.0.0.1:8101   Okta management API
+//	entra http://127.0.0.1:8102   Microsoft Graph v1.0 (users, groups, licences)
+//	aws   http://127.0.0.1:8103   AWS IAM + STS Query API (account 123456789012)
 //	ad    ldaps://127.0.0.1:8636  Active Directory-shaped LDAP directory (admin view on http://127.0.0.1:8106)
 //	crm   http://127.0.0.1:8104   SCIM 2.0 app with PATCH
 //	wiki  http://127.0.0.1:8105   SCIM 2.0 app without PATCH (PUT only)
@@ -27,6 +29,8 @@ import (
 
 	"github.com/offboard/offboard/sandbox/demo"
 	"github.com/offboard/offboard/sandbox/fault"
+	"github.com/offboard/offboard/sandbox/graph"
+	iamsim "github.com/offboard/offboard/sandbox/iam"
 	"github.com/offboard/offboard/sandbox/ldapdir"
 	oktasim "github.com/offboard/offboard/sandbox/okta"
 	"github.com/offboard/offboard/sandbox/scimapp"
@@ -37,6 +41,8 @@ const (
 	OktaToken    = "sandbox-okta-token"
 	SCIMToken    = "sandbox-scim-token"
 	LDAPPassword = "sandbox-ldap-password"
+	AWSKeyID     = "AKIASANDBOXOFFBOARD1"
+	AWSSecret    = "sandbox-aws-secret"
 )
 
 func main() {
@@ -85,6 +91,8 @@ func main() {
 		h    http.Handler
 	}{
 		{"okta", 8101, okta.Handler()},
+		{"entra", 8102, graph.New(graph.Options{People: seed, Faults: faults(), RequestsPerSecond: 1000}).Handler()},
+		{"aws", 8103, iamsim.New(iamsim.Options{AccessKeyID: AWSKeyID, SecretAccessKey: AWSSecret, People: seed, Faults: faults(), RequestsPerSecond: 500}).Handler()},
 		{"scim-crm", 8104, crm.Handler()},
 		{"scim-wiki", 8105, wiki.Handler()},
 		{"ad-admin", 8106, ad.Handler()},

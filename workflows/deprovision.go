@@ -796,13 +796,17 @@ func (wf *deprovision) controlOptions(ctx workflow.Context) workflow.Context {
 	if attempts < 1 {
 		attempts = 5
 	}
+	initial, maximum := wf.base.Policy.Retry.InitialInterval.D(), wf.base.Policy.Retry.MaximumInterval.D()
+	if initial <= 0 {
+		initial, maximum = time.Second, time.Minute // plans recorded before the retry policy existed
+	}
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 2 * time.Minute,
 		HeartbeatTimeout:    10 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:        time.Second,
+			InitialInterval:        initial,
 			BackoffCoefficient:     2,
-			MaximumInterval:        time.Minute,
+			MaximumInterval:        maximum,
 			MaximumAttempts:        attempts,
 			NonRetryableErrorTypes: activities.NonRetryable,
 		},

@@ -70,6 +70,13 @@ type Policy struct {
 	Reverify        []Duration `yaml:"reverify" json:"reverify"`
 	ControlAttempts int32      `yaml:"controlAttempts" json:"controlAttempts"` // tries before a control becomes an exception
 	MaxWaiver       Duration   `yaml:"maxWaiver" json:"maxWaiver"`             // longest waiver a security approver may grant
+	Retry           Retry      `yaml:"retry" json:"retry"`                     // backoff between tries of a control
+}
+
+// Retry is the backoff between a control's tries (a system's Retry-After wins).
+type Retry struct {
+	InitialInterval Duration `yaml:"initialInterval" json:"initialInterval"`
+	MaximumInterval Duration `yaml:"maximumInterval" json:"maximumInterval"`
 }
 
 // Approval says when removal waits for a person's approval.
@@ -210,6 +217,7 @@ func defaults() Config {
 			Reverify:        []Duration{Duration(time.Hour), Duration(12 * time.Hour)},
 			ControlAttempts: 5,
 			MaxWaiver:       Duration(90 * 24 * time.Hour),
+			Retry:           Retry{InitialInterval: Duration(time.Second), MaximumInterval: Duration(time.Minute)},
 		},
 		Evidence: Evidence{Dir: ".offboard/evidence"},
 	}
@@ -241,6 +249,9 @@ func (c *Config) validate(root *yaml.Node) error {
 		if d <= 0 {
 			return c.fieldError(root, []string{"policy", "reverify", fmt.Sprint(i)}, "must be a positive duration like 1h")
 		}
+	}
+	if p.Retry.InitialInterval <= 0 || p.Retry.MaximumInterval < p.Retry.InitialInterval {
+		return c.fieldError(root, []string{"policy", "retry"}, "initialInterval must be positive and at most maximumInterval")
 	}
 	if p.ControlAttempts < 1 {
 		return c.fieldError(root, []string{"policy", "controlAttempts"}, "must be at least 1")

@@ -96,7 +96,8 @@ func buildWorker(t *testing.T) string {
 func startWorkerProcess(t *testing.T, bin, cfgPath string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(bin, "-config", cfgPath)
-	cmd.Env = append(os.Environ(), "IT_OKTA_TOKEN="+oktaToken, "IT_SCIM_TOKEN="+scimToken)
+	cmd.Env = append(os.Environ(), "IT_OKTA_TOKEN="+oktaToken, "IT_SCIM_TOKEN="+scimToken,
+		"IT_AWS_KEY_ID="+awsKeyID, "IT_AWS_SECRET="+awsSecret, "IT_LDAP_PASSWORD="+ldapPassword)
 	if os.Getenv("OFFBOARD_WORKER_LOGS") != "" {
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	}

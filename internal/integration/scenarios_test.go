@@ -43,6 +43,17 @@ func TestScenarios(t *testing.T) {
 		require.Equal(t, control.Acknowledged, outcomes["okta/clear_sessions"])
 		require.Equal(t, control.Observed, outcomes["scim-wiki/deactivate"])
 		require.Equal(t, control.Observed, outcomes["scim-crm/delete"])
+		require.Equal(t, control.Observed, outcomes["aws/deny_all_policy"])
+		require.Equal(t, control.Observed, outcomes["aws/delete_user"])
+		require.Equal(t, control.Observed, outcomes["ad/disable"])
+		require.Equal(t, control.Observed, outcomes["entra/disable"])
+		require.Equal(t, control.Observed, outcomes["entra/revoke_sessions"], "read back signInSessionsValidFromDateTime")
+		_, inEntra := s.graph.User(p.Email)
+		require.False(t, inEntra, "the Entra user is deleted after retention")
+		_, inAWS := s.aws.User(p.Login)
+		require.False(t, inAWS, "the IAM user is deleted after retention")
+		entry, inAD := s.ad.User(p.Login)
+		require.False(t, inAD, "the AD user is deleted after retention: %v", entry)
 		sa := s.searchAttributes(ctx, started)
 		require.Equal(t, p.EmployeeID, sa["EmployeeId"])
 		require.Equal(t, "completed", sa["DeprovisionStatus"])
@@ -109,11 +120,12 @@ func TestScenarios(t *testing.T) {
 		s.okta.Faults().Add(fault.Rule{Method: "POST", PathPrefix: "/api/v1/users/", Status: 403, Count: 1})
 
 		started := s.terminate(ctx, p, nil)
-		st := s.waitStatus(ctx, p.EmployeeID, "exception", func(st workflows.Status) bool {
-			return controlState(st, "okta/suspend") == workflows.StateException
+		// Other controls keep going while one waits for a person.
+		s.waitStatus(ctx, p.EmployeeID, "exception beside finished controls", func(st workflows.Status) bool {
+			return controlState(st, "okta/suspend") == workflows.StateException &&
+				controlState(st, "scim-crm/deactivate") == workflows.StateDone && controlState(st, "aws/deny_all_policy") == workflows.StateDone
 		})
 		s.waitSearchAttribute(ctx, started, "DeprovisionStatus", "exception")
-		require.Equal(t, workflows.StateDone, controlState(st, "scim-crm/deactivate"), "other controls keep going")
 		require.NoError(t, runs.Signal(ctx, s.temporal.Client, p.EmployeeID, workflows.SignalWaive, workflows.Waive{
 			By: "alice@example.test", Control: "okta/suspend", Reason: "break-glass account, SEC-12", ExpiresAt: time.Now().Add(2 * time.Second)}))
 		res := s.result(ctx, started)
@@ -144,6 +156,36 @@ func TestScenarios(t *testing.T) {
 		require.Equal(t, "ACTIVE", user.Status)
 		require.Empty(t, s.okta.Transitions(user.ID), "nothing touched")
 		s.recordHistory(ctx, "rescind", started)
+	})
+
+	t.Run("flaky-targets", func(t *testing.T) {
+		s := newStack(t)
+		pol := defaultPolicy()
+		pol.attempts, pol.retryInitial = 30, "50ms"
+		s.startWorker(pol)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		p := s.people[6]
+		// 30% of every HTTP target's calls fail transiently, as a bad day looks.
+		for _, f := range []*fault.Injector{s.okta.Faults(), s.graph.Faults(), s.crm.Faults(), s.wiki.Faults(), s.aws.Faults()} {
+			f.Add(fault.Rule{Status: 503, Probability: 0.3})
+		}
+
+		started := s.terminate(ctx, p, nil)
+		res := s.result(ctx, started)
+		require.Equal(t, workflows.PhaseCompleted, res.Phase)
+		var retried int
+		for _, c := range res.Status.Controls {
+			require.Equal(t, workflows.StateDone, c.State, c.ID)
+			require.Contains(t, []control.Outcome{control.Observed, control.Acknowledged}, c.Outcome, c.ID)
+			if c.Receipt != nil && c.Receipt.Attempt > 1 {
+				retried++
+			}
+		}
+		require.Positive(t, retried, "the faults were really hit")
+		user, _ := s.okta.User(p.Email)
+		require.Empty(t, user.ID, "deleted in the end")
+		s.recordHistory(ctx, "flaky-targets", started)
 	})
 
 	t.Run("sla-breach", func(t *testing.T) {

@@ -26,14 +26,20 @@ import (
 	"github.com/offboard/offboard/internal/testenv/devserver"
 	"github.com/offboard/offboard/internal/workerapp"
 	"github.com/offboard/offboard/sandbox/demo"
+	"github.com/offboard/offboard/sandbox/graph"
+	iamsim "github.com/offboard/offboard/sandbox/iam"
+	"github.com/offboard/offboard/sandbox/ldapdir"
 	oktasim "github.com/offboard/offboard/sandbox/okta"
 	"github.com/offboard/offboard/sandbox/scimapp"
 	"github.com/offboard/offboard/workflows"
 )
 
 const (
-	oktaToken = "it-okta-token"
-	scimToken = "it-scim-token"
+	oktaToken    = "it-okta-token"
+	scimToken    = "it-scim-token"
+	awsKeyID     = "AKIAINTEGRATIONTEST1"
+	awsSecret    = "it-aws-secret"
+	ldapPassword = "it-ldap-password"
 )
 
 // stack is one dev server, the simulators and the config pointing at them.
@@ -43,9 +49,14 @@ type stack struct {
 	okta     *oktasim.Sim
 	crm      *scimapp.App
 	wiki     *scimapp.App
+	aws      *iamsim.Sim
+	graph    *graph.Sim
+	graphURL string
+	ad       *ldapdir.Server
 	oktaURL  string
 	crmURL   string
 	wikiURL  string
+	awsURL   string
 	people   []demo.Person
 	start    time.Time
 }
@@ -59,7 +70,16 @@ func newStack(t testing.TB) *stack {
 	require.NoError(t, err)
 	s.wiki, err = scimapp.New(scimapp.Options{Name: "wiki", Bearer: scimToken, PatchSupported: false, People: s.people, RequestsPerSecond: 10000})
 	require.NoError(t, err)
+	s.aws = iamsim.New(iamsim.Options{AccessKeyID: awsKeyID, SecretAccessKey: awsSecret, People: s.people, RequestsPerSecond: 10000})
+	s.ad, err = ldapdir.New(ldapdir.Options{Addr: "127.0.0.1:0", Password: ldapPassword, People: s.people, CertDir: t.TempDir()})
+	require.NoError(t, err)
+	adCtx, stopAD := context.WithCancel(context.Background())
+	go func() { _ = s.ad.Serve(adCtx) }()
+	t.Cleanup(stopAD)
 	s.oktaURL = serve(t, s.okta.Handler())
+	s.awsURL = serve(t, s.aws.Handler())
+	s.graph = graph.New(graph.Options{People: s.people, RequestsPerSecond: 10000})
+	s.graphURL = serve(t, s.graph.Handler())
 	s.crmURL = serve(t, s.crm.Handler())
 	s.wikiURL = serve(t, s.wiki.Handler())
 	return s
@@ -77,10 +97,11 @@ type policy struct {
 	retention      string
 	reverify       string
 	attempts       int
+	retryInitial   string
 }
 
 func defaultPolicy() policy {
-	return policy{containmentSLA: "15m", retention: "3s", reverify: "[1s]", attempts: 3}
+	return policy{containmentSLA: "15m", retention: "3s", reverify: "[1s]", attempts: 3, retryInitial: "1s"}
 }
 
 // configYAML is the configuration a worker would read from a file; secrets by env.
@@ -97,6 +118,7 @@ policy:
   retention: %s
   reverify: %s
   controlAttempts: %d
+  retry: {initialInterval: %s, maximumInterval: 2s}
 people:
   approvers: [alice@example.test]
   security: [alice@example.test]
@@ -104,19 +126,36 @@ targets:
   - name: okta
     kind: okta
     okta: {orgURL: %s, token: {env: IT_OKTA_TOKEN}}
+  - name: entra
+    kind: entra
+    entra: {baseURL: %s}
   - name: scim-crm
     kind: scim
     scim: {baseURL: %s/scim/v2, bearer: {env: IT_SCIM_TOKEN}}
   - name: scim-wiki
     kind: scim
     scim: {baseURL: %s/scim/v2, bearer: {env: IT_SCIM_TOKEN}}
-`, s.temporal.HostPort, p.containmentSLA, p.retention, p.reverify, p.attempts, s.oktaURL, s.crmURL, s.wikiURL)
+  - name: aws
+    kind: awsiam
+    aws: {accountID: "123456789012", endpoint: %s, accessKeyID: {env: IT_AWS_KEY_ID}, secretAccessKey: {env: IT_AWS_SECRET}}
+  - name: ad
+    kind: ldap
+    ldap:
+      url: %s
+      caFile: %s
+      bindDN: CN=Administrator,CN=Users,DC=corp,DC=example,DC=test
+      baseDN: DC=corp,DC=example,DC=test
+      password: {env: IT_LDAP_PASSWORD}
+`, s.temporal.HostPort, p.containmentSLA, p.retention, p.reverify, p.attempts, p.retryInitial, s.oktaURL, s.graphURL, s.crmURL, s.wikiURL, s.awsURL, s.ad.URL(), s.ad.CAFile())
 }
 
 func (s *stack) config(p policy) config.Config {
 	s.t.Helper()
 	setenv(s.t, "IT_OKTA_TOKEN", oktaToken)
 	setenv(s.t, "IT_SCIM_TOKEN", scimToken)
+	setenv(s.t, "IT_AWS_KEY_ID", awsKeyID)
+	setenv(s.t, "IT_AWS_SECRET", awsSecret)
+	setenv(s.t, "IT_LDAP_PASSWORD", ldapPassword)
 	cfg, err := config.Parse([]byte(s.configYAML(p)), "integration.yaml")
 	require.NoError(s.t, err)
 	return cfg

@@ -5,13 +5,20 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
+	"time"
 
+	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/offboard/offboard/connectors/awsiam"
+	"github.com/offboard/offboard/connectors/entra"
 	"github.com/offboard/offboard/connectors/ldap"
 	"github.com/offboard/offboard/connectors/okta"
 	"github.com/offboard/offboard/connectors/scim"
 	"github.com/offboard/offboard/internal/config"
 	"github.com/offboard/offboard/internal/control"
+	"github.com/offboard/offboard/internal/readretry"
 )
 
 // Build returns one control.Target per configured target, in order.
@@ -34,7 +41,31 @@ func build(ctx context.Context, cfg config.Config, t config.Target) (control.Tar
 		if err != nil {
 			return nil, fmt.Errorf("okta.token: %w", err)
 		}
-		return okta.New(ctx, okta.Config{Name: t.Name, OrgURL: t.Okta.OrgURL, Token: token, AllowHTTP: loopback(t.Okta.OrgURL)})
+		return okta.New(ctx, okta.Config{Name: t.Name, OrgURL: t.Okta.OrgURL, Token: token, AllowHTTP: loopback(t.Okta.OrgURL), HTTPClient: httpClient()})
+	case "entra":
+		c := entra.Config{Name: t.Name, TenantID: t.Entra.TenantID, ClientID: t.Entra.ClientID, BaseURL: t.Entra.BaseURL, HTTPClient: httpClient()}
+		if t.Entra.ClientSecret.IsSet() {
+			secret, err := t.Entra.ClientSecret.Value()
+			if err != nil {
+				return nil, fmt.Errorf("entra.clientSecret: %w", err)
+			}
+			c.ClientSecret = secret
+		}
+		return entra.New(c)
+	case "awsiam":
+		c := awsiam.Config{Name: t.Name, AccountID: t.AWS.AccountID, Region: t.AWS.Region, RoleARN: t.AWS.RoleARN, Endpoint: t.AWS.Endpoint, HTTPClient: httpClient()}
+		if t.AWS.AccessKeyID.IsSet() {
+			id, err := t.AWS.AccessKeyID.Value()
+			if err != nil {
+				return nil, fmt.Errorf("aws.accessKeyID: %w", err)
+			}
+			secret, err := t.AWS.SecretAccessKey.Value()
+			if err != nil {
+				return nil, fmt.Errorf("aws.secretAccessKey: %w", err)
+			}
+			c.Credentials = credentials.NewStaticCredentialsProvider(id, secret, "")
+		}
+		return awsiam.New(ctx, c)
 	case "ldap":
 		password, err := t.LDAP.Password.Value()
 		if err != nil {
@@ -46,7 +77,7 @@ func build(ctx context.Context, cfg config.Config, t config.Target) (control.Tar
 			Timeout: t.LDAP.Timeout.D(),
 		})
 	case "scim":
-		c := scim.Config{Name: t.Name, BaseURL: t.SCIM.BaseURL, Username: t.SCIM.Username}
+		c := scim.Config{Name: t.Name, BaseURL: t.SCIM.BaseURL, Username: t.SCIM.Username, HTTPClient: httpClient()}
 		var err error
 		if t.SCIM.Bearer.IsSet() {
 			if c.Bearer, err = t.SCIM.Bearer.Value(); err != nil {
@@ -62,6 +93,10 @@ func build(ctx context.Context, cfg config.Config, t config.Target) (control.Tar
 	}
 	return nil, fmt.Errorf("kind %s is not built into this worker", t.Kind)
 }
+
+// httpClient is what every HTTP connector talks through: reads retried in
+// place on transient failures (see readretry), changes left to Temporal.
+func httpClient() *http.Client { return readretry.Client(30 * time.Second) }
 
 // loopback reports whether u points at this machine: only then is plain http allowed.
 func loopback(u string) bool {
