@@ -6,7 +6,7 @@ export PATH := $(BIN):$(PATH)
 # Packages whose tests run under the race detector; msgraph's connector is too
 # large to build twice on a 2-core machine, so it runs without -race.
 # Packages that define workflows, checked by workflowcheck.
-WORKFLOW_PKGS = ./workflows/...
+WORKFLOW_PKGS = ./workflows/... ./internal/evidence/...
 RACE_PKGS = $(shell $(GO) list ./... | grep -v /connectors/entra)
 
 .PHONY: run test build setup setup-run vet lint workflowcheck bench histories fuzz clean

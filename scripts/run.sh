@@ -16,6 +16,7 @@ stop() {
 	for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
 	wait 2>/dev/null || true
 	echo "stopped. State is kept in .offboard/: the next 'make run' resumes in-flight workflows."
+	exit 0
 }
 trap stop INT TERM EXIT
 
@@ -27,6 +28,9 @@ wait_port() { # port name
 	echo "$2 did not come up on port $1; see .offboard/logs/$2.log" >&2
 	exit 1
 }
+
+# The evidence signing key of the embedded default (evidence.signingKey).
+[ -f "$STATE/evidence.key" ] || bin/starter evidence keygen --out "$STATE/evidence.key" >/dev/null
 
 sa=()
 for a in EmployeeId=Keyword DeprovisionStatus=Keyword Privileged=Bool LegalHold=Bool SLABreached=Bool; do
@@ -51,6 +55,7 @@ wait_port 9090 worker
 
 bin/starter serve >"$STATE/logs/starter.log" 2>&1 &
 pids+=($!)
+wait_port 8080 starter
 
 cat <<MSG
 
@@ -70,6 +75,9 @@ cat <<MSG
     bin/starter approve -employee E1010 -by alice@example.test -digest <plan digest>
   What the simulator now shows:
     curl -s localhost:8101/_sandbox/users/ada.lovelace1001@example.test
+  The operator API (sandbox tokens are sandbox-<name>-token):
+    curl -s -H 'Authorization: Bearer sandbox-auditor-token' localhost:8080/deprovisions/E1001
+  Evidence of closed runs (archived every minute): .offboard/evidence/
 
   Ctrl-C stops everything.
 MSG

@@ -1,7 +1,4 @@
-//go:build offboard_evidence
 
-// Built with the tag until pending.go's evidenceCmd stub is removed; then
-// drop this constraint.
 
 package main
 

@@ -28,6 +28,7 @@ type Config struct {
 	Notify   Notify                `yaml:"notify"`
 	Evidence Evidence              `yaml:"evidence"`
 	Targets  []Target              `yaml:"targets"`
+	Relay    Relay                 `yaml:"relay"`   // the HRIS webhook relay and operator API (starter serve)
 	Sandbox  bool                  `yaml:"sandbox"` // every target is a local simulator (the embedded default)
 	source   string
 }
@@ -259,6 +260,13 @@ func (c *Config) validate(root *yaml.Node) error {
 	if c.Temporal.Address == "" {
 		return c.fieldError(root, []string{"temporal", "address"}, "is required")
 	}
+	if !c.Sandbox {
+		for _, s := range c.outsideTargetSecrets() {
+			if s.secret.value != "" {
+				return c.fieldError(root, s.path, "a sandbox: value is only for the embedded sandbox; name an env variable or a file")
+			}
+		}
+	}
 	if len(c.Targets) == 0 {
 		return c.fieldError(root, []string{"targets"}, "lists no target system")
 	}
@@ -368,6 +376,38 @@ func (c *Config) validateTarget(root *yaml.Node, at []string, t *Target) error {
 		}
 	}
 	return nil
+}
+
+type namedSecret struct {
+	path   []string
+	secret Secret
+}
+
+// outsideTargetSecrets lists the secrets that are not in a target section.
+func (c *Config) outsideTargetSecrets() []namedSecret {
+	out := []namedSecret{
+		{[]string{"temporal", "apiKey"}, c.Temporal.APIKey},
+		{[]string{"notify", "webhookURL"}, c.Notify.WebhookURL},
+		{[]string{"evidence", "signingKey"}, c.Evidence.SigningKey},
+	}
+	src := c.Relay.Sources
+	if b := src.BambooHR; b != nil {
+		for i, s := range b.Secrets {
+			out = append(out, namedSecret{[]string{"relay", "sources", "bamboohr", "secrets", fmt.Sprint(i)}, s})
+		}
+		out = append(out, namedSecret{[]string{"relay", "sources", "bamboohr", "apiKey"}, b.APIKey})
+	}
+	if w := src.Workday; w != nil {
+		for i, u := range w.Users {
+			out = append(out, namedSecret{[]string{"relay", "sources", "workday", "users", fmt.Sprint(i)}, u.Password})
+		}
+	}
+	if g := src.Generic; g != nil {
+		for i, s := range g.Secrets {
+			out = append(out, namedSecret{[]string{"relay", "sources", "generic", "secrets", fmt.Sprint(i)}, s})
+		}
+	}
+	return out
 }
 
 // lineOf finds the line of a dotted path in a decoded YAML document (0 if absent);

@@ -44,19 +44,20 @@ func TestBadConfigNamesFieldAndLine(t *testing.T) {
 		yaml string
 		want []string
 	}{
-		"unknown field":                  {minimal + "polcy: {}\n", []string{"offboard.yaml", "line 9", "polcy"}},
-		"inline secret":                  {strings.Replace(minimal, "{env: OKTA_API_TOKEN}", "s3cr3t", 1), []string{"line 8", "secrets are not written in the file"}},
-		"sandbox secret outside sandbox": {strings.Replace(minimal, "{env: OKTA_API_TOKEN}", "sandbox:x", 1), []string{"offboard.yaml:8", "targets.0.okta.token", "only for the embedded sandbox"}},
-		"missing org url":                {strings.Replace(minimal, "orgURL: https://acme.okta.com", "orgURL: ''", 1), []string{"offboard.yaml:7", "targets.0.okta.orgURL", "is required"}},
-		"unknown kind":                   {strings.Replace(minimal, "kind: okta", "kind: oktaa", 1), []string{"offboard.yaml:5", "targets.0.kind", `"oktaa"`}},
-		"wrong section":                  {strings.Replace(minimal, "kind: okta", "kind: scim", 1), []string{"targets.0", `"scim"`}},
-		"bad duration":                   {minimal + "policy: {containmentSLA: soon}\n", []string{"line 9", `"soon" is not a duration`}},
-		"zero sla":                       {minimal + "policy:\n  containmentSLA: 0s\n", []string{"offboard.yaml:10", "policy.containmentSLA", "positive"}},
-		"no targets":                     {"temporal: {address: x}\n", []string{"targets", "lists no target"}},
-		"duplicate target":               {minimal + "  - {name: okta, kind: okta, okta: {orgURL: x, token: {env: Y}}}\n", []string{"targets.1.name", "used twice"}},
-		"env and file":                   {strings.Replace(minimal, "{env: OKTA_API_TOKEN}", "{env: A, file: /b}", 1), []string{"targets.0.okta.token", "either env or file"}},
-		"plain ldap":                     {minimal + "  - {name: ad, kind: ldap, ldap: {url: 'ldap://dc:389', bindDN: x, baseDN: y, password: {env: P}}}\n", []string{"targets.1.ldap.startTLS", "refuses plain binds"}},
-		"role names unknown target":      {minimal + "roles: {eng: {github: [devs]}}\n", []string{"roles.eng.github", "names no configured target"}},
+		"unknown field":                        {minimal + "polcy: {}\n", []string{"offboard.yaml", "line 9", "polcy"}},
+		"inline secret":                        {strings.Replace(minimal, "{env: OKTA_API_TOKEN}", "s3cr3t", 1), []string{"line 8", "secrets are not written in the file"}},
+		"sandbox secret outside sandbox":       {strings.Replace(minimal, "{env: OKTA_API_TOKEN}", "sandbox:x", 1), []string{"offboard.yaml:8", "targets.0.okta.token", "only for the embedded sandbox"}},
+		"missing org url":                      {strings.Replace(minimal, "orgURL: https://acme.okta.com", "orgURL: ''", 1), []string{"offboard.yaml:7", "targets.0.okta.orgURL", "is required"}},
+		"unknown kind":                         {strings.Replace(minimal, "kind: okta", "kind: oktaa", 1), []string{"offboard.yaml:5", "targets.0.kind", `"oktaa"`}},
+		"wrong section":                        {strings.Replace(minimal, "kind: okta", "kind: scim", 1), []string{"targets.0", `"scim"`}},
+		"bad duration":                         {minimal + "policy: {containmentSLA: soon}\n", []string{"line 9", `"soon" is not a duration`}},
+		"zero sla":                             {minimal + "policy:\n  containmentSLA: 0s\n", []string{"offboard.yaml:10", "policy.containmentSLA", "positive"}},
+		"no targets":                           {"temporal: {address: x}\n", []string{"targets", "lists no target"}},
+		"duplicate target":                     {minimal + "  - {name: okta, kind: okta, okta: {orgURL: x, token: {env: Y}}}\n", []string{"targets.1.name", "used twice"}},
+		"env and file":                         {strings.Replace(minimal, "{env: OKTA_API_TOKEN}", "{env: A, file: /b}", 1), []string{"targets.0.okta.token", "either env or file"}},
+		"plain ldap":                           {minimal + "  - {name: ad, kind: ldap, ldap: {url: 'ldap://dc:389', bindDN: x, baseDN: y, password: {env: P}}}\n", []string{"targets.1.ldap.startTLS", "refuses plain binds"}},
+		"sandbox relay secret outside sandbox": {minimal + "relay: {sources: {generic: {secrets: [sandbox:x]}}}\n", []string{"offboard.yaml:9", "relay.sources.generic.secrets.0", "only for the embedded sandbox"}},
+		"role names unknown target":            {minimal + "roles: {eng: {github: [devs]}}\n", []string{"roles.eng.github", "names no configured target"}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := Parse([]byte(tc.yaml), "offboard.yaml")

@@ -4,6 +4,7 @@ package workerapp
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 	"github.com/offboard/offboard/activities"
 	"github.com/offboard/offboard/internal/config"
 	"github.com/offboard/offboard/internal/control"
+	"github.com/offboard/offboard/internal/evidence"
 	"github.com/offboard/offboard/internal/targets"
 	"github.com/offboard/offboard/workflows"
 )
@@ -38,12 +40,16 @@ func RunWith(ctx context.Context, cfg config.Config, c client.Client, tgts []con
 		MaxConcurrentWorkflowTaskExecutionSize: cfg.Worker.MaxConcurrentWorkflows,
 	})
 	workflows.Register(w, activities.New(cfg, tgts))
+	archiving, err := registerEvidence(ctx, cfg, c, w)
+	if err != nil {
+		return err
+	}
 
 	names := make([]string, 0, len(tgts))
 	for _, t := range tgts {
 		names = append(names, t.Name()+"("+t.Kind()+")")
 	}
-	logger.Info("worker starting", "taskQueue", workflows.TaskQueue, "targets", names, "config", cfg.Source())
+	logger.Info("worker starting", "taskQueue", workflows.TaskQueue, "targets", names, "config", cfg.Source(), "evidence", archiving)
 
 	stopHealth, err := serveHealth(cfg.Worker.MetricsAddr, logger)
 	if err != nil {
@@ -58,6 +64,33 @@ func RunWith(ctx context.Context, cfg config.Config, c client.Client, tgts []con
 	w.Stop()
 	logger.Info("worker stopped")
 	return nil
+}
+
+// registerEvidence archives every closed run's evidence when a signing key is
+// configured: the Archiver workflow, its activities, and the schedule that
+// sweeps for closed runs every minute. It reports where evidence goes.
+func registerEvidence(ctx context.Context, cfg config.Config, c client.Client, w worker.Worker) (string, error) {
+	if !cfg.Evidence.SigningKey.IsSet() {
+		return "off (no evidence.signingKey)", nil
+	}
+	pem, err := cfg.Evidence.SigningKey.Value()
+	if err != nil {
+		return "", fmt.Errorf("config %s: evidence.signingKey: %w", cfg.Source(), err)
+	}
+	key, err := evidence.ParsePrivateKey([]byte(pem))
+	if err != nil {
+		return "", fmt.Errorf("config %s: evidence.signingKey: %w", cfg.Source(), err)
+	}
+	evidence.Register(w, &evidence.Activities{
+		Client: c,
+		Store:  evidence.Dir{Root: cfg.Evidence.Dir},
+		Key:    key,
+		KeyID:  evidence.KeyID(key.Public().(ed25519.PublicKey)),
+	})
+	if err := evidence.EnsureSchedule(ctx, c); err != nil {
+		return "", fmt.Errorf("evidence: archive schedule: %w", err)
+	}
+	return cfg.Evidence.Dir, nil
 }
 
 // serveHealth answers /healthz on the metrics address.
