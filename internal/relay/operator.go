@@ -139,8 +139,7 @@ func (rl *Relay) handleStatus(w http.ResponseWriter, r *http.Request, _ token) {
 	employee := r.PathValue("employeeId")
 	st, err := runs.Status(r.Context(), rl.c, employee)
 	if err != nil {
-		// runs.Status reports a missing run without a sentinel error.
-		if strings.Contains(err.Error(), "no deprovisioning for") {
+		if errors.Is(err, runs.ErrNotFound) {
 			writeError(w, http.StatusNotFound, err.Error())
 			return
 		}

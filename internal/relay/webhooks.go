@@ -8,7 +8,6 @@ import (
 	"mime"
 	"net/http"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -268,10 +267,8 @@ func (rl *Relay) apply(ctx context.Context, source string, ev hris.Event) (Outco
 		}
 		o.Status = "duplicate"
 		// Only another event for the run in flight may move it; a redelivery
-		// of the run's own event never does. runs.Start says which in its
-		// note (if that text changes, rescheduling stops: the safe side).
-		otherEvent := strings.HasPrefix(st.Note, "a deprovisioning for this person is already in flight")
-		if otherEvent && rl.reschedule(ctx, source, t) {
+		// of the run's own event never does.
+		if !st.SameEvent && rl.reschedule(ctx, source, t) {
 			o.Status, o.Note = "rescheduled", "the run in flight now takes effect at "+t.EffectiveAt.UTC().Format(time.RFC3339)
 		}
 		return o, nil

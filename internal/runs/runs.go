@@ -27,12 +27,19 @@ type Started struct {
 	RunID      string `json:"runId"`
 	// Duplicate is true when a run for this event (or a run still in flight
 	// for this person) already existed: nothing new was started.
-	Duplicate bool   `json:"duplicate"`
+	Duplicate bool `json:"duplicate"`
+	// SameEvent is true when the existing run was started by this very event
+	// (a redelivery); false for a run in flight for another event.
+	SameEvent bool   `json:"sameEvent,omitempty"`
 	Note      string `json:"note,omitempty"`
 }
 
-// ErrUnavailable wraps errors reaching Temporal: the caller should try again later.
-var ErrUnavailable = errors.New("temporal unavailable")
+var (
+	// ErrUnavailable wraps errors reaching Temporal: the caller should try again later.
+	ErrUnavailable = errors.New("temporal unavailable")
+	// ErrNotFound: the person has no deprovisioning (or none running, for signals).
+	ErrNotFound = errors.New("no deprovisioning")
+)
 
 // Start starts the person's Deprovision workflow for this event, or returns
 // the run that already exists for it.
@@ -54,6 +61,7 @@ func Start(ctx context.Context, c client.Client, t workflows.Termination) (Start
 		running := info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
 		switch {
 		case sameEvent:
+			existing.SameEvent = true
 			existing.Note = "this event already started this run"
 			return existing, nil
 		case running:
@@ -100,7 +108,7 @@ func Signal(ctx context.Context, c client.Client, employeeID, name string, paylo
 	if err := c.SignalWorkflow(ctx, id, "", name, payload); err != nil {
 		var notFound *serviceerror.NotFound
 		if errors.As(err, &notFound) {
-			return fmt.Errorf("signal %s to %s: no running deprovisioning for %s", name, id, employeeID)
+			return fmt.Errorf("signal %s to %s: %w running for %s", name, id, ErrNotFound, employeeID)
 		}
 		return fmt.Errorf("signal %s to %s: %w: %w", name, id, ErrUnavailable, err)
 	}
@@ -115,7 +123,7 @@ func Status(ctx context.Context, c client.Client, employeeID string) (workflows.
 	if err != nil {
 		var notFound *serviceerror.NotFound
 		if errors.As(err, &notFound) {
-			return st, fmt.Errorf("status of %s: no deprovisioning for %s", id, employeeID)
+			return st, fmt.Errorf("status of %s: %w for %s", id, ErrNotFound, employeeID)
 		}
 		return st, fmt.Errorf("status of %s: %w", id, err)
 	}
