@@ -40,6 +40,8 @@ import (
 	"github.com/offboard/offboard/internal/testenv/devserver"
 	"github.com/offboard/offboard/sandbox/demo"
 	"github.com/offboard/offboard/sandbox/fault"
+	"github.com/offboard/offboard/sandbox/graph"
+	iamsim "github.com/offboard/offboard/sandbox/iam"
 	"github.com/offboard/offboard/sandbox/ldapdir"
 	oktasim "github.com/offboard/offboard/sandbox/okta"
 	"github.com/offboard/offboard/sandbox/scimapp"
@@ -126,7 +128,8 @@ func run(out string, seq, burst int, latency time.Duration) error {
 		return err
 	}
 	workerCmd := exec.Command(filepath.Join(root, "bin", "worker"), "-config", cfgPath)
-	workerCmd.Env = append(os.Environ(), "BENCH_OKTA_TOKEN=bench-okta", "BENCH_SCIM_TOKEN=bench-scim", "BENCH_LDAP_PASSWORD=bench-ldap")
+	workerCmd.Env = append(os.Environ(), "BENCH_OKTA_TOKEN=bench-okta", "BENCH_SCIM_TOKEN=bench-scim", "BENCH_LDAP_PASSWORD=bench-ldap",
+		"BENCH_AWS_KEY_ID=AKIABENCHOFFBOARD001", "BENCH_AWS_SECRET=bench-aws")
 	workerLog, _ := os.Create(filepath.Join(tmp, "worker.log"))
 	workerCmd.Stdout, workerCmd.Stderr = workerLog, workerLog
 	if err := workerCmd.Start(); err != nil {
@@ -135,6 +138,7 @@ func run(out string, seq, burst int, latency time.Duration) error {
 	defer func() { _ = workerCmd.Process.Kill(); _ = workerCmd.Wait() }()
 
 	f := figures{Machine: machine(), CallLatencyMS: int(latency / time.Millisecond), Targets: sims.names, Sequential: seq, Burst: burst}
+	// The plan is read by a local activity, then one resolve per target and one activity per control.
 	f.ActivitiesPerRun = 1 + len(sims.names) + sims.containmentControls
 
 	// Warm up: connections, caches, the first workflow tasks.
@@ -254,10 +258,12 @@ func containBurst(ctx context.Context, c client.Client, people []demo.Person) (f
 }
 
 // noopWorkflow has the shape of containment with nothing behind it: one
-// activity, then one per target in parallel, then one per control in parallel.
+// local activity (the plan), then one activity per target in parallel, then
+// one per control in parallel.
 func noopWorkflow(ctx workflow.Context, targets, controls int) error {
 	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute})
-	if err := workflow.ExecuteActivity(ctx, noopActivity).Get(ctx, nil); err != nil {
+	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{StartToCloseTimeout: time.Minute})
+	if err := workflow.ExecuteLocalActivity(lctx, noopActivity).Get(ctx, nil); err != nil {
 		return err
 	}
 	for _, n := range []int{targets, controls} {
@@ -319,6 +325,7 @@ type sims struct {
 	containmentControls int
 	oktaURL, crmURL     string
 	wikiURL, ldapURL    string
+	graphURL, awsURL    string
 	ldapCA              string
 	closers             []func()
 }
@@ -338,7 +345,13 @@ func startSims(ctx context.Context, people []demo.Person, latency time.Duration,
 	for _, h := range []struct {
 		url *string
 		srv *httptest.Server
-	}{{&s.oktaURL, httptest.NewServer(okta.Handler())}, {&s.crmURL, httptest.NewServer(crm.Handler())}, {&s.wikiURL, httptest.NewServer(wiki.Handler())}} {
+	}{
+		{&s.oktaURL, httptest.NewServer(okta.Handler())},
+		{&s.crmURL, httptest.NewServer(crm.Handler())},
+		{&s.wikiURL, httptest.NewServer(wiki.Handler())},
+		{&s.graphURL, httptest.NewServer(graph.New(graph.Options{People: people, Faults: slow(), RequestsPerSecond: 1 << 20}).Handler())},
+		{&s.awsURL, httptest.NewServer(iamsim.New(iamsim.Options{AccessKeyID: "AKIABENCHOFFBOARD001", SecretAccessKey: "bench-aws", People: people, Faults: slow(), RequestsPerSecond: 1 << 20}).Handler())},
+	} {
 		*h.url = h.srv.URL
 		s.closers = append(s.closers, h.srv.Close)
 	}
@@ -350,9 +363,10 @@ func startSims(ctx context.Context, people []demo.Person, latency time.Duration,
 	go func() { _ = ad.Serve(actx) }()
 	s.closers = append(s.closers, cancel)
 	s.ldapURL, s.ldapCA = ad.URL(), ad.CAFile()
-	// okta: suspend, clear_sessions, revoke_grants; one per SCIM app; AD disable.
-	s.names = []string{"okta", "scim-crm", "scim-wiki", "ad"}
-	s.containmentControls = 3 + 1 + 1 + 1
+	// okta: suspend, clear_sessions, revoke_grants; entra: disable, revoke_sessions;
+	// one per SCIM app; AD: disable; AWS: keys, login profile, credentials, deny-all.
+	s.names = []string{"okta", "entra", "scim-crm", "scim-wiki", "ad", "aws"}
+	s.containmentControls = 3 + 2 + 1 + 1 + 1 + 4
 	return s, nil
 }
 
@@ -372,12 +386,14 @@ policy:
 people: {approvers: [alice@example.test], security: [alice@example.test]}
 targets:
   - {name: okta, kind: okta, okta: {orgURL: %s, token: {env: BENCH_OKTA_TOKEN}}}
+  - {name: entra, kind: entra, entra: {baseURL: %s}}
   - {name: scim-crm, kind: scim, scim: {baseURL: %s/scim/v2, bearer: {env: BENCH_SCIM_TOKEN}}}
   - {name: scim-wiki, kind: scim, scim: {baseURL: %s/scim/v2, bearer: {env: BENCH_SCIM_TOKEN}}}
   - name: ad
     kind: ldap
     ldap: {url: %q, caFile: %q, bindDN: "CN=Administrator,CN=Users,DC=corp,DC=example,DC=test", baseDN: "DC=corp,DC=example,DC=test", password: {env: BENCH_LDAP_PASSWORD}}
-`, hostPort, s.oktaURL, s.crmURL, s.wikiURL, s.ldapURL, s.ldapCA)
+  - {name: aws, kind: awsiam, aws: {accountID: "123456789012", endpoint: %s, accessKeyID: {env: BENCH_AWS_KEY_ID}, secretAccessKey: {env: BENCH_AWS_SECRET}}}
+`, hostPort, s.oktaURL, s.graphURL, s.crmURL, s.wikiURL, s.ldapURL, s.ldapCA, s.awsURL)
 }
 
 func pct(ds []time.Duration, p float64) float64 {

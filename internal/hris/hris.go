@@ -161,10 +161,3 @@ func truthy(s string) bool {
 	}
 	return false
 }
-
-func loadZone(name, fallback string) (*time.Location, error) {
-	if name == "" {
-		name = fallback
-	}
-	return time.LoadLocation(name)
-}

@@ -13,8 +13,6 @@ import (
 	"time"
 )
 
-type ctxKey struct{}
-
 // withRequestID gives every response Graph's request-id and client-request-id
 // headers; the client's client-request-id is echoed back.
 func withRequestID(next http.Handler) http.Handler {
