@@ -3,9 +3,13 @@ package codec_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
+	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -119,6 +123,38 @@ func TestEndToEndHistoryIsEncrypted(t *testing.T) {
 			assert.Equal(t, "e2e-1", string(input[0].GetMetadata()[codec.MetadataKeyID]))
 		})
 	}
+
+	// The temporal CLI reads the run through the codec server, as the Web UI
+	// does: a real client of the codec protocol.
+	t.Run("temporal CLI through the codec server", func(t *testing.T) {
+		const cliToken = "e2e-cli-token"
+		srv := httptest.NewServer(codec.Handler(old, codec.HandlerOptions{TokenSHA256: []string{digest(cliToken)}}))
+		t.Cleanup(srv.Close)
+		show := func(extra ...string) string {
+			args := append([]string{"workflow", "show", "--address", dev.FrontendHostPort(),
+				"--workflow-id", run.GetID(), "--output", "json"}, extra...)
+			out, err := exec.CommandContext(ctx, temporalCLI(t), args...).CombinedOutput()
+			require.NoError(t, err, string(out))
+			return string(out)
+		}
+		// -o json prints each payload's data as base64 of its JSON.
+		input, err := json.Marshal(ada)
+		require.NoError(t, err)
+		result, err := json.Marshal(line)
+		require.NoError(t, err)
+		wantInput, wantResult := base64.StdEncoding.EncodeToString(input), base64.StdEncoding.EncodeToString(result)
+		sealedMark := base64.StdEncoding.EncodeToString([]byte(codec.Encoding))
+
+		decoded := show("--codec-endpoint", srv.URL, "--codec-auth", "Bearer "+cliToken)
+		assert.Contains(t, decoded, wantInput, "the CLI shows the decrypted input")
+		assert.Contains(t, decoded, wantResult, "and the decrypted result")
+		assert.NotContains(t, decoded, sealedMark)
+
+		stored := show()
+		assert.NotContains(t, stored, wantInput)
+		assert.NotContains(t, stored, wantResult)
+		assert.Contains(t, stored, sealedMark, "without the codec server the CLI sees ciphertext")
+	})
 
 	// Without the codec the result cannot be read.
 	var rawLine string

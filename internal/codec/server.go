@@ -112,6 +112,11 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.Set("Access-Control-Allow-Methods", "POST, OPTIONS")
 		h.Set("Access-Control-Allow-Headers", corsAllowHeaders)
 		h.Set("Access-Control-Max-Age", "600")
+		// Chrome asks before a page reaches a more private address (a public
+		// UI calling a codec server inside the network); the origin is allowed.
+		if r.Header.Get("Access-Control-Request-Private-Network") == "true" {
+			h.Set("Access-Control-Allow-Private-Network", "true")
+		}
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}

@@ -124,11 +124,13 @@ func TestHandlerPreflightWithCredentials(t *testing.T) {
 	require.NoError(t, err)
 	req.Header.Set("Origin", uiOrigin)
 	req.Header.Set("Access-Control-Request-Method", "POST")
+	req.Header.Set("Access-Control-Request-Private-Network", "true")
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	assert.Equal(t, http.StatusNoContent, resp.StatusCode)
 	assert.Equal(t, "true", resp.Header.Get("Access-Control-Allow-Credentials"))
+	assert.Equal(t, "true", resp.Header.Get("Access-Control-Allow-Private-Network"))
 	assert.Equal(t, uiOrigin, resp.Header.Get("Access-Control-Allow-Origin"), "never * with credentials")
 }
 
