@@ -1,9 +1,11 @@
 package awsiam
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"golang.org/x/sync/errgroup"
 	"slices"
 	"strings"
 
@@ -221,19 +223,36 @@ func active(items []item) []string {
 
 func observeInactive(kinds ...credKind) observer {
 	return func(r *run) (control.Observation, error) {
+		lists, err := listAll(r, kinds)
+		if err != nil {
+			return control.Observation{}, err
+		}
 		var parts []string
 		total := 0
-		for _, k := range kinds {
-			items, err := k.list(r)
-			if err != nil {
-				return control.Observation{}, err
-			}
-			n := len(active(items))
+		for i, k := range kinds {
+			n := len(active(lists[i]))
 			total += n
-			parts = append(parts, fmt.Sprintf("%s: %d of %d active", k.plural, n, len(items)))
+			parts = append(parts, fmt.Sprintf("%s: %d of %d active", k.plural, n, len(lists[i])))
 		}
 		return control.Observation{Holds: total == 0, Detail: strings.Join(parts, "; ")}, nil
 	}
+}
+
+// listAll lists every kind at once: containment is on the clock, and the
+// kinds are independent reads.
+func listAll(r *run, kinds []credKind) ([][]item, error) {
+	lists := make([][]item, len(kinds))
+	errs := make([]error, len(kinds))
+	g := new(errgroup.Group)
+	for i, k := range kinds {
+		g.Go(func() error {
+			lists[i], errs[i] = k.list(r)
+			return nil
+		})
+	}
+	_ = g.Wait()
+	// The first kind's error first, whichever came back first: errors name the call.
+	return lists, cmp.Or(errs...)
 }
 
 // enforceInactive records which credentials it is about to deactivate in a
@@ -241,22 +260,24 @@ func observeInactive(kinds ...credKind) observer {
 // deactivates them. The tag is written first so a crash in between loses nothing.
 func enforceInactive(kinds ...credKind) enforcer {
 	return func(r *run) error {
-		lists := make([][]item, len(kinds))
+		// The lists and the user's tags are independent reads: read them at once.
+		var lists [][]item
+		var tags map[string]string
+		var listErr, tagErr error
+		g := new(errgroup.Group)
+		g.Go(func() error { lists, listErr = listAll(r, kinds); return nil })
+		g.Go(func() error { tags, tagErr = r.c.userTags(r.ctx, r.user); return nil })
+		_ = g.Wait()
+		// The lists' error first, whichever came back first: errors name the call.
+		if err := cmp.Or(listErr, tagErr); err != nil {
+			return err
+		}
 		anyActive := false
-		for i, k := range kinds {
-			items, err := k.list(r)
-			if err != nil {
-				return err
-			}
-			lists[i] = items
+		for _, items := range lists {
 			anyActive = anyActive || len(active(items)) > 0
 		}
 		if !anyActive {
 			return nil
-		}
-		tags, err := r.c.userTags(r.ctx, r.user)
-		if err != nil {
-			return err
 		}
 		var record []types.Tag
 		for i, k := range kinds {
@@ -279,14 +300,13 @@ func enforceInactive(kinds ...credKind) enforcer {
 				return err
 			}
 		}
+		updates := new(errgroup.Group)
 		for i, k := range kinds {
 			for _, id := range active(lists[i]) {
-				if err := ignoreGone(k.update(r, id, types.StatusTypeInactive)); err != nil {
-					return err
-				}
+				updates.Go(func() error { return ignoreGone(k.update(r, id, types.StatusTypeInactive)) })
 			}
 		}
-		return nil
+		return updates.Wait()
 	}
 }
 

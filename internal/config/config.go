@@ -54,6 +54,10 @@ type Worker struct {
 	MetricsAddr             string `yaml:"metricsAddr"`
 	MaxConcurrentActivities int    `yaml:"maxConcurrentActivities"`
 	MaxConcurrentWorkflows  int    `yaml:"maxConcurrentWorkflows"`
+	// Pollers per task type. A task queue has several partitions (4 by default):
+	// with fewer pollers than partitions a task can wait for forwarding.
+	WorkflowTaskPollers int `yaml:"workflowTaskPollers"`
+	ActivityTaskPollers int `yaml:"activityTaskPollers"`
 }
 
 // Starter tunes the webhook relay and operator API.
@@ -208,7 +212,7 @@ func Parse(b []byte, source string) (Config, error) {
 func defaults() Config {
 	return Config{
 		Temporal: Temporal{Address: "localhost:7233", Namespace: "default"},
-		Worker:   Worker{MetricsAddr: ":9090", MaxConcurrentActivities: 500, MaxConcurrentWorkflows: 500},
+		Worker:   Worker{MetricsAddr: ":9090", MaxConcurrentActivities: 500, MaxConcurrentWorkflows: 500, WorkflowTaskPollers: 8, ActivityTaskPollers: 8},
 		Starter:  Starter{Listen: ":8080"},
 		Policy: Policy{
 			ContainmentSLA:  Duration(15 * time.Minute),

@@ -38,6 +38,11 @@ func RunWith(ctx context.Context, cfg config.Config, c client.Client, tgts []con
 	w := worker.New(c, workflows.TaskQueue, worker.Options{
 		MaxConcurrentActivityExecutionSize:     cfg.Worker.MaxConcurrentActivities,
 		MaxConcurrentWorkflowTaskExecutionSize: cfg.Worker.MaxConcurrentWorkflows,
+		// A task queue has several partitions (4 by default); with fewer pollers
+		// than partitions a task can wait on a partition nobody polls until it is
+		// forwarded, which measured here as up to a second before containment.
+		MaxConcurrentWorkflowTaskPollers: cfg.Worker.WorkflowTaskPollers,
+		MaxConcurrentActivityTaskPollers: cfg.Worker.ActivityTaskPollers,
 	})
 	workflows.Register(w, activities.New(cfg, tgts))
 	archiving, err := registerEvidence(ctx, cfg, c, w)
