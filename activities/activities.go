@@ -17,6 +17,7 @@ import (
 
 	"github.com/offboard/offboard/internal/config"
 	"github.com/offboard/offboard/internal/control"
+	"github.com/offboard/offboard/internal/metrics"
 )
 
 // Error types the workflow and retry policies know.
@@ -234,6 +235,7 @@ type Notification struct {
 func (a *Activities) Notify(ctx context.Context, n Notification) (bool, error) {
 	if !a.Config.Notify.WebhookURL.IsSet() {
 		activity.GetLogger(ctx).Info("notification (no webhook configured)", "kind", n.Kind, "workflowId", n.WorkflowID, "text", n.Text)
+		metrics.Notified(n.Kind, false)
 		return false, nil
 	}
 	url, err := a.Config.Notify.WebhookURL.Value()
@@ -256,6 +258,7 @@ func (a *Activities) Notify(ctx context.Context, n Notification) (bool, error) {
 		kind := control.ClassifyStatus(resp.StatusCode)
 		return false, classify(&control.Error{Kind: kind, Op: "notify: webhook", HTTPStatus: resp.StatusCode, RetryAfter: retryAfter(resp)})
 	}
+	metrics.Notified(n.Kind, true)
 	return true, nil
 }
 

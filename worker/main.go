@@ -11,7 +11,10 @@ import (
 	"os/signal"
 	"syscall"
 
+	"go.temporal.io/sdk/client"
+
 	"github.com/offboard/offboard/internal/config"
+	"github.com/offboard/offboard/internal/metrics"
 	"github.com/offboard/offboard/internal/tclient"
 	"github.com/offboard/offboard/internal/workerapp"
 )
@@ -29,9 +32,15 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	c, err := tclient.Dial(cfg.Temporal, logger)
+	opts, err := tclient.Options(cfg.Temporal, logger)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	opts.MetricsHandler = metrics.TemporalHandler() // the SDK's metrics, on /metrics beside the project's own
+	c, err := client.Dial(opts)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "temporal: dial %s: %v\n", cfg.Temporal.Address, err)
 		os.Exit(1)
 	}
 	defer c.Close()

@@ -22,7 +22,8 @@ import (
 // Change ids for workflow.GetVersion: each names a change to the command
 // sequence; histories recorded before it replay on the old branch.
 const (
-	versionLocalPlan = "local-plan"
+	versionLocalPlan     = "local-plan"
+	versionPooledControl = "pooled-controls"
 )
 
 // a is how the workflow names activities: methods on a nil pointer, so there
@@ -49,6 +50,7 @@ func (wf *deprovision) run(ctx workflow.Context) (Result, error) {
 		return Result{}, err
 	}
 	wf.base = base
+	wf.pooled = workflow.GetVersion(ctx, versionPooledControl, workflow.DefaultVersion, 1) == 1
 
 	// Blast-radius guard: a quarantined event waits for security before anything.
 	if wf.t.Quarantined {
@@ -83,6 +85,7 @@ func (wf *deprovision) run(ctx workflow.Context) (Result, error) {
 	_ = workflow.Await(ctx, func() bool { return wf.phaseSettled(control.Containment) || wf.rescinded != nil })
 	if wf.phaseDone(control.Containment) {
 		wf.status.ContainedAt = workflow.Now(ctx)
+		workflow.GetMetricsHandler(ctx).Timer("offboard_time_to_contain_seconds").Record(wf.status.ContainedAt.Sub(wf.effectiveAt))
 	}
 	if wf.rescinded != nil {
 		return wf.restore(ctx)
@@ -174,7 +177,8 @@ type deprovision struct {
 	removalDone        bool
 	stopping           bool
 	openWork           int
-	notifying          int // notifications not yet delivered: the run waits for them before it closes
+	pooled             bool // version pooled-controls: parallel controls share one coroutine
+	notifying          int  // notifications not yet delivered: the run waits for them before it closes
 
 	controlIndex map[string]int // control id → index in status.Controls
 	retries      map[string]int // control id → retry requests not yet used
@@ -305,7 +309,7 @@ func (wf *deprovision) retryResolve(ctx workflow.Context, i int, pt activities.P
 			return
 		}
 		if w := wf.waivers[id]; w != nil {
-			wf.settleWaived(id, *w)
+			wf.settleWaived(ctx, id, *w)
 			return
 		}
 		wf.setState(id, StateRunning)
@@ -313,7 +317,7 @@ func (wf *deprovision) retryResolve(ctx workflow.Context, i int, pt activities.P
 		cause = workflow.ExecuteActivity(wf.controlOptions(ctx), a.ResolveAccount, activities.ResolveInput{Target: pt.Name, Person: person}).Get(ctx, &res)
 		if cause == nil {
 			wf.recordResolution(i, pt, res)
-			wf.settle(id, control.Receipt{ControlID: id, System: pt.Name, Kind: pt.Kind, Action: "resolve", Phase: control.Containment,
+			wf.settle(ctx, id, control.Receipt{ControlID: id, System: pt.Name, Kind: pt.Kind, Action: "resolve", Phase: control.Containment,
 				Target: res.Account.ID, Login: res.Account.Login, Outcome: control.Observed, Detail: resolveDetail(res),
 				StartedAt: workflow.Now(ctx), FinishedAt: workflow.Now(ctx)})
 			if !res.NoAccount {
@@ -379,18 +383,70 @@ func (wf *deprovision) runPhaseParallel(ctx workflow.Context, phase control.Phas
 
 // runTargetControls starts one target's controls of a phase, each on its own.
 func (wf *deprovision) runTargetControls(ctx workflow.Context, target string, phase control.Phase) {
+	var ids []string
 	for i := range wf.status.Controls {
 		c := wf.status.Controls[i]
 		if c.Target != target || c.Phase != phase || c.State != StatePending {
 			continue
 		}
-		wf.openWork++
 		wf.setState(c.ID, StateRunning)
+		ids = append(ids, c.ID)
+	}
+	if wf.pooled {
+		wf.runPooled(ctx, ids)
+		return
+	}
+	for _, id := range ids {
+		wf.openWork++
 		workflow.Go(ctx, func(ctx workflow.Context) {
 			defer func() { wf.openWork-- }()
-			wf.runControl(ctx, c.ID)
+			wf.runControl(ctx, id, nil)
 		})
 	}
+}
+
+// runPooled runs controls side by side from one coroutine: it schedules each
+// control's first attempt in order and settles them as they complete; only a
+// control that fails for good gets a coroutine of its own, to wait for a
+// person. (One coroutine per control cost a goroutine each: 500 terminations
+// in flight held thousands of them.)
+func (wf *deprovision) runPooled(ctx workflow.Context, ids []string) {
+	if len(ids) == 0 {
+		return
+	}
+	wf.openWork++
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		defer func() { wf.openWork-- }()
+		sel := workflow.NewSelector(ctx)
+		pending := 0
+		var start func(id string)
+		start = func(id string) {
+			pending++
+			sel.AddFuture(wf.startApply(ctx, id), func(f workflow.Future) {
+				pending--
+				var receipt control.Receipt
+				err := f.Get(ctx, &receipt)
+				switch {
+				case err == nil:
+					wf.settle(ctx, id, receipt)
+				case isRateLimited(err) && !wf.stopping:
+					start(id) // the activity already waited as long as the system asked
+				default:
+					wf.openWork++
+					workflow.Go(ctx, func(ctx workflow.Context) {
+						defer func() { wf.openWork-- }()
+						wf.runControl(ctx, id, err)
+					})
+				}
+			})
+		}
+		for _, id := range ids {
+			start(id)
+		}
+		for pending > 0 {
+			sel.Select(ctx)
+		}
+	})
 }
 
 // runPhaseSequential runs a phase target by target in parallel, each target's
@@ -408,7 +464,7 @@ func (wf *deprovision) runPhaseSequential(ctx workflow.Context, phase control.Ph
 				c := wf.status.Controls[i]
 				if c.Target == pt.Name && c.Phase == phase && c.State == StatePending {
 					wf.setState(c.ID, StateRunning)
-					wf.runControl(ctx, c.ID)
+					wf.runControl(ctx, c.ID, nil)
 				}
 			}
 		})
@@ -419,12 +475,17 @@ func (wf *deprovision) runPhaseSequential(ctx workflow.Context, phase control.Ph
 // runControl runs one control until it holds or is waived. A control that
 // fails for good becomes an exception and waits for retry or waive; an
 // expired waiver re-opens it.
-func (wf *deprovision) runControl(ctx workflow.Context, id string) {
+func (wf *deprovision) runControl(ctx workflow.Context, id string, failed error) {
 	for {
-		receipt, err := wf.applyControl(ctx, id)
+		err := failed
+		failed = nil
 		if err == nil {
-			wf.settle(id, receipt)
-			return
+			var receipt control.Receipt
+			receipt, err = wf.applyControl(ctx, id)
+			if err == nil {
+				wf.settle(ctx, id, receipt)
+				return
+			}
 		}
 		wf.exception(ctx, id, err)
 		if !wf.awaitDecision(ctx, id) {
@@ -434,7 +495,7 @@ func (wf *deprovision) runControl(ctx workflow.Context, id string) {
 		if w == nil {
 			continue // retry
 		}
-		wf.settleWaived(id, *w)
+		wf.settleWaived(ctx, id, *w)
 		// The waiver holds until it expires or someone asks for a retry.
 		_, _ = workflow.AwaitWithTimeout(ctx, w.ExpiresAt.Sub(workflow.Now(ctx)), func() bool { return wf.retries[id] > 0 || wf.stopping })
 		if wf.stopping {
@@ -450,15 +511,21 @@ func (wf *deprovision) runControl(ctx workflow.Context, id string) {
 	}
 }
 
-// applyControl runs the ApplyControl activity, going on through rate limits.
-func (wf *deprovision) applyControl(ctx workflow.Context, id string) (control.Receipt, error) {
-	c := wf.status.Controls[wf.controlIndex[id]]
+// startApply schedules one attempt of the ApplyControl activity.
+func (wf *deprovision) startApply(ctx workflow.Context, id string) workflow.Future {
+	i := wf.controlIndex[id]
+	c := wf.status.Controls[i]
+	wf.status.Controls[i].Attempts++
 	in := activities.ControlInput{ControlID: id, Target: c.Target, Control: c.Control, Phase: c.Phase,
 		Account: wf.accounts[c.Target], Params: wf.params(c)}
-	var receipt control.Receipt
+	return workflow.ExecuteActivity(wf.controlOptions(ctx), a.ApplyControl, in)
+}
+
+// applyControl runs the ApplyControl activity, going on through rate limits.
+func (wf *deprovision) applyControl(ctx workflow.Context, id string) (control.Receipt, error) {
 	for {
-		wf.status.Controls[wf.controlIndex[id]].Attempts++
-		err := workflow.ExecuteActivity(wf.controlOptions(ctx), a.ApplyControl, in).Get(ctx, &receipt)
+		var receipt control.Receipt
+		err := wf.startApply(ctx, id).Get(ctx, &receipt)
 		if err != nil && isRateLimited(err) && !wf.stopping {
 			continue // the activity already waited as long as the system asked
 		}
@@ -483,6 +550,7 @@ func (wf *deprovision) params(c ControlStatus) control.Params {
 func (wf *deprovision) awaitDecision(ctx workflow.Context, id string) bool {
 	_ = workflow.Await(ctx, func() bool { return wf.retries[id] > 0 || wf.waivers[id] != nil || wf.stopping })
 	wf.closeGate("exception:" + id)
+	workflow.GetMetricsHandler(ctx).Counter("offboard_exceptions_open").Inc(-1)
 	if wf.stopping {
 		return false
 	}
@@ -499,16 +567,27 @@ func (wf *deprovision) exception(ctx workflow.Context, id string, err error) {
 	r := failedReceipt(ctx, *c, wf.accounts[c.Target], err)
 	c.Receipt = &r
 	wf.openGate(ctx, "exception:"+id, id+" failed: "+c.Error+" (retry or waive)")
+	wf.countControl(ctx, *c, r.Kind)
+	workflow.GetMetricsHandler(ctx).Counter("offboard_exceptions_open").Inc(1)
 	wf.notify(ctx, "exception", id+" failed and waits for retry or waive: "+c.Error)
 	wf.updatePhaseAttribute(ctx)
 }
 
-func (wf *deprovision) settle(id string, r control.Receipt) {
+func (wf *deprovision) settle(ctx workflow.Context, id string, r control.Receipt) {
 	c := &wf.status.Controls[wf.controlIndex[id]]
 	c.State, c.Outcome, c.Error, c.Receipt, c.Waiver = StateDone, r.Outcome, "", &r, nil
+	wf.countControl(ctx, *c, r.Kind)
 }
 
-func (wf *deprovision) settleWaived(id string, w Waive) {
+// countControl feeds offboard_controls_total. Metrics from workflow code go
+// through workflow.GetMetricsHandler, which records nothing during replay.
+func (wf *deprovision) countControl(ctx workflow.Context, c ControlStatus, kind string) {
+	workflow.GetMetricsHandler(ctx).WithTags(map[string]string{
+		"system": c.Target, "kind": kind, "action": c.Control, "phase": string(c.Phase), "outcome": string(c.Outcome),
+	}).Counter("offboard_controls_total").Inc(1)
+}
+
+func (wf *deprovision) settleWaived(ctx workflow.Context, id string, w Waive) {
 	c := &wf.status.Controls[wf.controlIndex[id]]
 	r := control.Receipt{}
 	if c.Receipt != nil {
@@ -516,6 +595,7 @@ func (wf *deprovision) settleWaived(id string, w Waive) {
 	}
 	r.Outcome, r.By, r.Reason, r.ExpiresAt = control.Waived, w.By, w.Reason, w.ExpiresAt
 	c.State, c.Outcome, c.Receipt, c.Waiver = StateWaived, control.Waived, &r, &w
+	wf.countControl(ctx, *c, r.Kind)
 }
 
 func (wf *deprovision) setState(id string, s ControlState) {
@@ -605,6 +685,7 @@ func (wf *deprovision) watchSLA(ctx workflow.Context, phase string, within time.
 		}
 		wf.status.Deadlines[i].Breached = true
 		wf.status.SLABreached = true
+		workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"phase": phase}).Counter("offboard_sla_breaches_total").Inc(1)
 		wf.upsert(ctx, SASLABreached.ValueSet(true))
 		wf.log(ctx, "sla_breach", "", phase+" SLA breached at "+due.UTC().Format(time.RFC3339), true)
 		wf.notify(ctx, "sla_breach", fmt.Sprintf("%s not done within %s (due %s)", phase, within, due.UTC().Format(time.RFC3339)))
@@ -625,7 +706,9 @@ func (wf *deprovision) reverifyLater(ctx workflow.Context) {
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		defer func() { wf.openWork-- }()
 		for _, d := range wf.base.Policy.Reverify {
-			if wf.sleepUntil(ctx, from.Add(d.D())) {
+			// A rescinded termination is restored, not re-contained (fixed with
+			// the pooled-controls version; older runs replay as they ran).
+			if wf.sleepUntil(ctx, from.Add(d.D())) || (wf.pooled && wf.rescinded != nil) {
 				return
 			}
 			wf.reverify(ctx, d.D())
@@ -651,7 +734,7 @@ func (wf *deprovision) reverify(ctx workflow.Context, after time.Duration) {
 			wf.log(ctx, "reverify", "", ids[i]+": could not verify: "+errorText(err), false)
 			continue
 		}
-		if !r.Drift {
+		if !r.Drift || (wf.pooled && wf.rescinded != nil) {
 			continue
 		}
 		msg := fmt.Sprintf("%s drifted %s after containment: %s; re-containing", ids[i], after, r.Detail)
@@ -666,13 +749,13 @@ func (wf *deprovision) reverify(ctx workflow.Context, after time.Duration) {
 				defer func() { wf.openWork-- }()
 				wf.exception(ctx, ids[i], err)
 				if wf.awaitDecision(ctx, ids[i]) {
-					wf.runControl(ctx, ids[i])
+					wf.runControl(ctx, ids[i], nil)
 				}
 			})
 			continue
 		}
 		receipt.Drift = true
-		wf.settle(ids[i], receipt)
+		wf.settle(ctx, ids[i], receipt)
 	}
 }
 

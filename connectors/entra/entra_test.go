@@ -394,7 +394,7 @@ func TestRequestsLookLikeTheSDKs(t *testing.T) {
 	defer mu.Unlock()
 	patch := seen[http.MethodPatch]
 	require.NotNil(t, patch)
-	assert.Equal(t, "gzip", patch.Get("Content-Encoding"), "the SDK compresses bodies and the simulator must cope")
+	assert.Empty(t, patch.Get("Content-Encoding"), "tiny bodies are sent uncompressed (a gzip writer per request cost ~1 MB)")
 	assert.NotEmpty(t, patch.Get("client-request-id"))
 	assert.Empty(t, patch.Get("Authorization"), "the simulator is reached without credentials")
 }

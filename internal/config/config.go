@@ -58,6 +58,10 @@ type Worker struct {
 	// with fewer pollers than partitions a task can wait for forwarding.
 	WorkflowTaskPollers int `yaml:"workflowTaskPollers"`
 	ActivityTaskPollers int `yaml:"activityTaskPollers"`
+	// MemoryLimitMB is a soft limit for the Go runtime (like GOMEMLIMIT): the
+	// garbage collector works harder near it instead of letting the heap double.
+	// 0 leaves the runtime's default.
+	MemoryLimitMB int `yaml:"memoryLimitMB"`
 }
 
 // Starter tunes the webhook relay and operator API.

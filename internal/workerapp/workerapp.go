@@ -10,6 +10,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
+	"os"
+	"runtime/debug"
 	"time"
 
 	"go.temporal.io/sdk/client"
@@ -19,6 +22,7 @@ import (
 	"github.com/offboard/offboard/internal/config"
 	"github.com/offboard/offboard/internal/control"
 	"github.com/offboard/offboard/internal/evidence"
+	"github.com/offboard/offboard/internal/metrics"
 	"github.com/offboard/offboard/internal/targets"
 	"github.com/offboard/offboard/workflows"
 )
@@ -35,6 +39,9 @@ func Run(ctx context.Context, cfg config.Config, c client.Client, logger *slog.L
 
 // RunWith runs a worker over the given targets.
 func RunWith(ctx context.Context, cfg config.Config, c client.Client, tgts []control.Target, logger *slog.Logger) error {
+	if mb := cfg.Worker.MemoryLimitMB; mb > 0 {
+		debug.SetMemoryLimit(int64(mb) << 20)
+	}
 	w := worker.New(c, workflows.TaskQueue, worker.Options{
 		MaxConcurrentActivityExecutionSize:     cfg.Worker.MaxConcurrentActivities,
 		MaxConcurrentWorkflowTaskExecutionSize: cfg.Worker.MaxConcurrentWorkflows,
@@ -109,6 +116,11 @@ func serveHealth(addr string, logger *slog.Logger) (func(), error) {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.Handle("/metrics", metrics.Handler(metrics.DefaultRegistry()))
+	if os.Getenv("OFFBOARD_WORKER_PPROF") != "" {
+		// Profiles for the bench and for operators chasing memory; off by default.
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
