@@ -156,6 +156,15 @@ func TestScenarios(t *testing.T) {
 		require.Equal(t, "ACTIVE", user.Status)
 		require.Empty(t, s.okta.Transitions(user.ID), "nothing touched")
 		s.recordHistory(ctx, "rescind", started)
+
+		// A later, different HR event for the same person starts a new run.
+		again, err := runs.Start(ctx, s.temporal.Client, s.termination(p, func(t *workflows.Termination) {
+			t.EventID, t.EffectiveAt = "evt-later-"+p.EmployeeID, time.Now().Add(time.Hour).UTC()
+		}))
+		require.NoError(t, err)
+		require.False(t, again.Duplicate)
+		require.NotEqual(t, started.RunID, again.RunID)
+		require.NoError(t, runs.Signal(ctx, s.temporal.Client, p.EmployeeID, workflows.SignalRescind, workflows.Rescind{By: "hr@example.test"}))
 	})
 
 	t.Run("flaky-targets", func(t *testing.T) {

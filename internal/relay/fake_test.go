@@ -126,6 +126,11 @@ func (f *fakeTemporal) ExecuteWorkflow(_ context.Context, opts client.StartWorkf
 	if !ok {
 		return nil, fmt.Errorf("fake: argument is %T, not a Termination", args[0])
 	}
+	// Like the server: an existing run refuses the start when it is running
+	// (conflict policy FAIL) or when the reuse policy rejects duplicates.
+	if prev, ok := f.runs[opts.ID]; ok && (prev.running || opts.WorkflowIDReusePolicy == enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE) {
+		return nil, serviceerror.NewWorkflowExecutionAlreadyStarted("workflow execution already started", "", prev.runID)
+	}
 	f.seq++
 	r := &fakeRun{id: opts.ID, runID: fmt.Sprintf("run-%d", f.seq), t: t, running: true,
 		status: workflows.Status{WorkflowID: opts.ID, EmployeeID: t.EmployeeID, Kind: t.Kind, Phase: workflows.PhaseScheduled, EffectiveAt: t.EffectiveAt}}

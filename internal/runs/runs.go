@@ -43,39 +43,56 @@ var (
 
 // Start starts the person's Deprovision workflow for this event, or returns
 // the run that already exists for it.
+//
+// The common case, a person with no run yet, is one call: the start refuses
+// any existing run (running or closed). Only then is the existing run read,
+// to tell a redelivery of the same event from a new event, and a closed run
+// for an earlier event (rehired, leaving again) gives way to a new run.
 func Start(ctx context.Context, c client.Client, t workflows.Termination) (Started, error) {
 	if t.EventID == "" {
 		return Started{}, fmt.Errorf("start: event id is required")
 	}
 	id := workflows.WorkflowID(t.EmployeeID)
-	desc, err := c.DescribeWorkflow(ctx, id, "")
-	var notFound *serviceerror.NotFound
-	switch {
-	case errors.As(err, &notFound):
-	case err != nil:
-		return Started{}, fmt.Errorf("start %s: describe: %w: %w", id, ErrUnavailable, err)
-	default:
-		info := desc.RawResponse.GetWorkflowExecutionInfo()
-		existing := Started{WorkflowID: id, RunID: info.GetExecution().GetRunId(), Duplicate: true}
-		sameEvent := memoString(info.GetMemo().GetFields()[memoEventID]) == t.EventID
-		running := info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
-		switch {
-		case sameEvent:
-			existing.SameEvent = true
-			existing.Note = "this event already started this run"
-			return existing, nil
-		case running:
-			existing.Note = "a deprovisioning for this person is already in flight (event " + memoString(info.GetMemo().GetFields()[memoEventID]) + ")"
-			return existing, nil
-		}
-		// A closed run for an earlier event: this is a new one (e.g. rehired and leaving again).
+	started, err := start(ctx, c, t, enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE)
+	var exists *serviceerror.WorkflowExecutionAlreadyStarted
+	if !errors.As(err, &exists) {
+		return started, err
 	}
+	desc, err := c.DescribeWorkflow(ctx, id, "")
+	if err != nil {
+		return Started{}, fmt.Errorf("start %s: describe: %w: %w", id, ErrUnavailable, err)
+	}
+	info := desc.RawResponse.GetWorkflowExecutionInfo()
+	existing := Started{WorkflowID: id, RunID: info.GetExecution().GetRunId(), Duplicate: true}
+	event := memoString(info.GetMemo().GetFields()[memoEventID])
+	switch {
+	case event == t.EventID:
+		existing.SameEvent = true
+		existing.Note = "this event already started this run"
+		return existing, nil
+	case info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
+		existing.Note = "a deprovisioning for this person is already in flight (event " + event + ")"
+		return existing, nil
+	}
+	// A closed run for an earlier event: this event starts a new one. If
+	// another delivery wins the race, it is reported as a duplicate.
+	started, err = start(ctx, c, t, enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE)
+	if errors.As(err, &exists) {
+		return Started{WorkflowID: id, RunID: exists.RunId, Duplicate: true, Note: "another delivery started it a moment ago"}, nil
+	}
+	return started, err
+}
+
+func start(ctx context.Context, c client.Client, t workflows.Termination, reuse enumspb.WorkflowIdReusePolicy) (Started, error) {
+	id := workflows.WorkflowID(t.EmployeeID)
 	opts := client.StartWorkflowOptions{
 		ID:                       id,
 		TaskQueue:                workflows.TaskQueue,
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-		Memo:                     map[string]any{memoEventID: t.EventID},
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		WorkflowIDReusePolicy:    reuse,
+		// Tell us when a run exists rather than silently handing it back.
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		Memo:                                     map[string]any{memoEventID: t.EventID},
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			workflows.SAEmployeeID.ValueSet(t.EmployeeID),
 			workflows.SAStatus.ValueSet(string(workflows.PhaseScheduled)),
@@ -85,7 +102,11 @@ func Start(ctx context.Context, c client.Client, t workflows.Termination) (Start
 		),
 	}
 	run, err := c.ExecuteWorkflow(ctx, opts, workflows.WorkflowType, t)
-	if err != nil {
+	var exists *serviceerror.WorkflowExecutionAlreadyStarted
+	switch {
+	case errors.As(err, &exists):
+		return Started{}, err
+	case err != nil:
 		return Started{}, fmt.Errorf("start %s: %w: %w", id, ErrUnavailable, err)
 	}
 	return Started{WorkflowID: id, RunID: run.GetRunID()}, nil
