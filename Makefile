@@ -37,9 +37,12 @@ test: setup build vet workflowcheck ## everything CI checks
 	$(GO) test -race -count=1 -timeout 30m $(RACE_PKGS)
 	$(GO) test -count=1 -timeout 15m ./connectors/entra/...
 
-# Time-to-contain, burst throughput against the no-op ceiling, worker RSS.
+# Time-to-contain, burst throughput against the no-op ceiling, worker RSS
+# (table + .offboard/bench.json); then the HRIS relay: webhooks accepted per
+# second sustained for 30 s against a dev server, and its added latency.
 bench: setup-run build
 	$(GO) run ./internal/bench -out .offboard/bench.json
+	OFFBOARD_BENCH_TEMPORAL=devserver $(GO) test ./internal/relay -run '^$$' -bench BenchmarkRelay -benchtime 30s
 
 # Re-record the replay corpus in testdata/histories from the integration scenarios.
 histories: setup-run
