@@ -31,6 +31,9 @@ wait_port() { # port name
 
 # The evidence signing key of the embedded default (evidence.signingKey).
 [ -f "$STATE/evidence.key" ] || bin/starter evidence keygen --out "$STATE/evidence.key" >/dev/null
+# The payload encryption key of the embedded default (codec.keys): made once,
+# kept with the state, since the histories in .offboard/temporal.db need it.
+[ -f "$STATE/codec.key" ] || (umask 077 && head -c 32 /dev/urandom | base64 >"$STATE/codec.key")
 
 sa=()
 for a in EmployeeId=Keyword DeprovisionStatus=Keyword Privileged=Bool LegalHold=Bool SLABreached=Bool; do
@@ -38,6 +41,7 @@ for a in EmployeeId=Keyword DeprovisionStatus=Keyword Privileged=Bool LegalHold=
 done
 bin/temporal server start-dev \
 	--ip 127.0.0.1 --port 7233 --ui-port 8233 \
+	--ui-codec-endpoint http://localhost:8081 \
 	--db-filename "$STATE/temporal.db" \
 	--sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=normal \
 	"${sa[@]}" --log-level warn >"$STATE/logs/temporal.log" 2>&1 &
@@ -61,7 +65,7 @@ cat <<MSG
 
   Offboard is running on the embedded default (every target is a local simulator).
 
-  Temporal Web UI   http://localhost:8233
+  Temporal Web UI   http://localhost:8233   (payloads encrypted; decrypted via the codec server on :8081)
   HRIS relay / API  http://localhost:8080   (starter serve)
   Worker health     http://localhost:9090/healthz
   Logs              .offboard/logs/

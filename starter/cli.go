@@ -47,7 +47,7 @@ func (e *env) client() (client.Client, error) {
 	if e.c != nil {
 		return e.c, nil
 	}
-	c, err := tclient.Dial(e.cfg.Temporal, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	c, err := tclient.Dial(e.cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		return nil, err
 	}

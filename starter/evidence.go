@@ -1,5 +1,3 @@
-
-
 package main
 
 import (
@@ -27,7 +25,10 @@ import (
 const evidenceUsage = `usage: starter evidence <command> [flags]
 
   verify <dir> --public-key FILE   check an archived run: signature, digests, files, replay
-                                   (<dir> may also hold several runs, as "get" writes them)
+                                   (<dir> may also hold several runs, as "get" writes them);
+                                   with payload encryption history.json is encrypted as Temporal
+                                   stored it: replaying it needs the keys of the configuration's
+                                   codec section (receipts.json and report.html are plaintext)
   get <employee-id> [--store DIR] [--out DIR]
                                    copy a person's archived runs out of the store (default
                                    store: the configuration's evidence.dir); runs not archived
@@ -39,8 +40,8 @@ const evidenceUsage = `usage: starter evidence <command> [flags]
                                    waivers and legal holds of runs effective in [from, to)
                                    (T: RFC 3339 or YYYY-MM-DD)
 
-Every command takes --config FILE (or OFFBOARD_CONFIG); only its temporal and evidence
-sections are used.
+Every command takes --config FILE (or OFFBOARD_CONFIG); only its temporal, evidence and
+codec sections are used.
 
 Exit codes:
   0  ok
@@ -73,7 +74,11 @@ func evidenceCmd(ctx context.Context, args []string, stdout, stderr io.Writer) i
 			if err != nil {
 				return fmt.Errorf("%w: %v", evidence.ErrUsage, err)
 			}
-			return verifyAll(pos[0], pub, stdout)
+			opts, err := verifyCodec(*configPath)
+			if err != nil {
+				return err
+			}
+			return verifyAll(pos[0], pub, stdout, opts...)
 		}
 	case "get":
 		storeDir := fs.String("store", "", "evidence directory (default: the configuration's evidence.dir)")
@@ -248,9 +253,9 @@ func keyFromConfig(ev config.Evidence) (ed25519.PrivateKey, error) {
 }
 
 // verifyAll verifies one run directory, or every run below dir.
-func verifyAll(dir string, pub ed25519.PublicKey, stdout io.Writer) error {
+func verifyAll(dir string, pub ed25519.PublicKey, stdout io.Writer, opts ...evidence.Option) error {
 	if _, err := os.Stat(filepath.Join(dir, evidence.ManifestFile)); err == nil {
-		return verifyOne(dir, pub, stdout)
+		return verifyOne(dir, pub, stdout, opts...)
 	}
 	var dirs []string
 	for _, pattern := range []string{"*", filepath.Join("*", "*")} {
@@ -260,11 +265,11 @@ func verifyAll(dir string, pub ed25519.PublicKey, stdout io.Writer) error {
 		}
 	}
 	if len(dirs) == 0 {
-		return verifyOne(dir, pub, stdout) // says what is missing
+		return verifyOne(dir, pub, stdout, opts...) // says what is missing
 	}
 	var worst error
 	for _, d := range dirs {
-		if err := verifyOne(d, pub, stdout); err != nil {
+		if err := verifyOne(d, pub, stdout, opts...); err != nil {
 			fmt.Fprintf(stdout, "FAIL %s: %v\n", d, err)
 			if worst == nil || evidence.ExitCode(err) < evidence.ExitCode(worst) {
 				worst = err // tampering (1) outranks a replay mismatch (3)
@@ -274,8 +279,8 @@ func verifyAll(dir string, pub ed25519.PublicKey, stdout io.Writer) error {
 	return worst
 }
 
-func verifyOne(dir string, pub ed25519.PublicKey, stdout io.Writer) error {
-	if err := evidence.Verify(dir, pub); err != nil {
+func verifyOne(dir string, pub ed25519.PublicKey, stdout io.Writer, opts ...evidence.Option) error {
+	if err := evidence.Verify(dir, pub, opts...); err != nil {
 		return err
 	}
 	var m evidence.Manifest
@@ -289,6 +294,27 @@ func verifyOne(dir string, pub ed25519.PublicKey, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "ok %s: %s run %s closed %s at %s; signature by %s, %d files match, history replays\n",
 		dir, m.WorkflowID, m.RunID, m.CloseStatus, m.CloseTime.Format(time.RFC3339), m.KeyID, len(m.Files))
 	return nil
+}
+
+// verifyCodec decodes encrypted histories with the configuration's codec
+// keys. A configuration named with --config or OFFBOARD_CONFIG must load; the
+// embedded sandbox default is used only when its key file is there (an
+// auditor verifying plaintext evidence needs no key).
+func verifyCodec(configPath string) ([]evidence.Option, error) {
+	cfg, err := loadConfig(configPath)
+	if err != nil {
+		return nil, err
+	}
+	dc, fc, err := tclient.Converters(cfg)
+	switch {
+	case err != nil && configPath == "":
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("%w: %v", evidence.ErrUsage, err)
+	case dc == nil:
+		return nil, nil
+	}
+	return []evidence.Option{evidence.WithConverters(dc, fc)}, nil
 }
 
 // getEvidence copies a person's runs out of the store, archiving closed runs
@@ -327,7 +353,11 @@ func archiveNow(ctx context.Context, cfg config.Config, store evidence.Store, wi
 	if err != nil {
 		return err
 	}
-	c, err := tclient.Dial(cfg.Temporal, slog.New(slog.DiscardHandler))
+	dc, fc, err := tclient.Converters(cfg)
+	if err != nil {
+		return err
+	}
+	c, err := tclient.Dial(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return err
 	}
@@ -340,7 +370,7 @@ func archiveNow(ctx context.Context, cfg config.Config, store evidence.Store, wi
 	var errs []error
 	for _, e := range resp.GetExecutions() {
 		pub := key.Public().(ed25519.PublicKey)
-		if _, err := evidence.Archive(ctx, c, e.GetExecution().GetWorkflowId(), e.GetExecution().GetRunId(), store, key, evidence.KeyID(pub)); err != nil {
+		if _, err := evidence.Archive(ctx, c, e.GetExecution().GetWorkflowId(), e.GetExecution().GetRunId(), store, key, evidence.KeyID(pub), evidence.WithConverters(dc, fc)); err != nil {
 			errs = append(errs, err)
 			continue
 		}

@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 
+	"github.com/offboard/offboard/internal/codec"
 	"github.com/offboard/offboard/internal/config"
 	"github.com/offboard/offboard/internal/relay"
 	"github.com/offboard/offboard/internal/tclient"
@@ -32,7 +35,7 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) int {
 		addr = *listen
 	}
 	logger := slog.New(slog.NewJSONHandler(stderr, nil))
-	c, err := tclient.Dial(cfg.Temporal, logger)
+	c, err := tclient.Dial(cfg, logger)
 	if err != nil {
 		fmt.Fprintln(stderr, "starter serve:", err)
 		return exitFailed
@@ -43,10 +46,65 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "starter serve:", err)
 		return exitUsage
 	}
+	codecLn, err := listenCodec(cfg, logger)
+	if err != nil {
+		fmt.Fprintln(stderr, "starter serve:", err)
+		return exitUsage
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	codecDone := make(chan error, 1)
+	if codecLn != nil {
+		go func() {
+			err := relay.ServeListener(ctx, codecLn.ln, codecLn.handler)
+			cancel() // a failed codec server stops the relay too
+			codecDone <- err
+		}()
+	} else {
+		codecDone <- nil
+	}
 	logger.Info("starter listening", "addr", addr, "config", cfg.Source())
-	if err := relay.Serve(ctx, addr, rl.Handler()); err != nil {
+	err = relay.Serve(ctx, addr, rl.Handler())
+	cancel()
+	if cerr := <-codecDone; cerr != nil && err == nil {
+		err = fmt.Errorf("codec server: %w", cerr)
+	}
+	if err != nil {
 		fmt.Fprintln(stderr, "starter serve:", err)
 		return exitFailed
 	}
 	return exitOK
+}
+
+type codecListener struct {
+	ln      net.Listener
+	handler http.Handler
+}
+
+// listenCodec opens the codec server (POST /encode, /decode for the Temporal
+// Web UI and CLI) on codec.server.listen, when it is set.
+func listenCodec(cfg config.Config, logger *slog.Logger) (*codecListener, error) {
+	s := cfg.Codec.Server
+	if !cfg.Codec.Enabled() || s.Listen == "" {
+		return nil, nil
+	}
+	keys, err := tclient.Keyring(cfg)
+	if err != nil {
+		return nil, err
+	}
+	opts := codec.HandlerOptions{
+		AllowedOrigins:   s.AllowedOrigins,
+		AllowCredentials: s.AllowCredentials,
+		TokenSHA256:      s.TokenSHA256,
+		Anonymous:        s.Anonymous,
+	}
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", s.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("codec server: listen %s: %w", s.Listen, err)
+	}
+	logger.Info("codec server listening", "addr", s.Listen, "keys", keys.IDs(), "primary", keys.Primary(), "anonymous", s.Anonymous)
+	return &codecListener{ln: ln, handler: codec.Handler(keys, opts)}, nil
 }

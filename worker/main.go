@@ -32,7 +32,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	opts, err := tclient.Options(cfg.Temporal, logger)
+	opts, err := tclient.Options(cfg, logger)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)

@@ -92,3 +92,17 @@ func TestCodecValidate(t *testing.T) {
 		})
 	}
 }
+
+func TestConfigCodecSection(t *testing.T) {
+	cfg, err := Default()
+	require.NoError(t, err, "parsing the default never reads the key file")
+	assert.True(t, cfg.Codec.Enabled())
+	assert.Equal(t, map[string]string{"sandbox-1": ".offboard/codec.key"}, cfg.Codec.KeyFiles())
+	assert.Equal(t, "127.0.0.1:8081", cfg.Codec.Server.Listen)
+
+	bad := strings.Replace(string(defaultYAML), "primary: sandbox-1", "primary: nope", 1)
+	_, err = Parse([]byte(bad), "bad.yaml")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "bad.yaml:")
+	assert.Contains(t, err.Error(), "codec.primary")
+}

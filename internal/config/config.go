@@ -29,6 +29,7 @@ type Config struct {
 	Evidence Evidence              `yaml:"evidence"`
 	Targets  []Target              `yaml:"targets"`
 	Relay    Relay                 `yaml:"relay"`   // the HRIS webhook relay and operator API (starter serve)
+	Codec    Codec                 `yaml:"codec"`   // payload encryption; keys are read when dialling, not here
 	Sandbox  bool                  `yaml:"sandbox"` // every target is a local simulator (the embedded default)
 	source   string
 }
@@ -267,6 +268,15 @@ func (c *Config) validate(root *yaml.Node) error {
 	}
 	if c.Temporal.Address == "" {
 		return c.fieldError(root, []string{"temporal", "address"}, "is required")
+	}
+	if err := c.Codec.Validate(); err != nil {
+		// The error names the field (codec.keys.0.file …); the key files
+		// themselves are only read when a client or the replayer needs them.
+		where := c.source
+		if line := lineOf(root, []string{"codec"}); line > 0 {
+			where = fmt.Sprintf("%s:%d", c.source, line)
+		}
+		return fmt.Errorf("config %s: %w", where, err)
 	}
 	if !c.Sandbox {
 		for _, s := range c.outsideTargetSecrets() {

@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
@@ -42,6 +43,9 @@ type Activities struct {
 	Store  Store
 	Key    ed25519.PrivateKey
 	KeyID  string
+	// The client's converters when payloads are encrypted (nil: the defaults).
+	DataConverter    converter.DataConverter
+	FailureConverter converter.FailureConverter
 }
 
 // Register registers the Archiver workflow and its activities.
@@ -146,7 +150,7 @@ func (a *Activities) ListUnarchivedRuns(ctx context.Context, in ListInput) ([]Ru
 
 // ArchiveRun archives one closed run.
 func (a *Activities) ArchiveRun(ctx context.Context, r Run) (Manifest, error) {
-	m, err := Archive(ctx, a.Client, r.WorkflowID, r.RunID, a.Store, a.Key, a.KeyID)
+	m, err := Archive(ctx, a.Client, r.WorkflowID, r.RunID, a.Store, a.Key, a.KeyID, WithConverters(a.DataConverter, a.FailureConverter))
 	if errors.Is(err, ErrNotClosed) {
 		return m, temporal.NewNonRetryableApplicationError(err.Error(), "NotClosed", err)
 	}

@@ -4,6 +4,11 @@
 // manifest of SHA-256 digests signed with Ed25519. Verify checks all of it and
 // replays the history against today's workflow code.
 //
+// With payload encryption (internal/codec) history.json holds the payloads
+// as Temporal stored them, encrypted: replaying it, with `starter evidence
+// verify` or anything else, needs the codec keys. receipts.json and
+// report.html are written decrypted, for people. See WithConverters.
+//
 // Layout of one archived run, in a Store:
 //
 //	<workflow-id>/<run-id>/history.json   protojson of history.v1.History, 2-space indent, trailing newline
@@ -130,8 +135,10 @@ var ErrNotClosed = errors.New("evidence: the run is still open")
 // Archive fetches the complete history of one closed run and writes its
 // evidence to the store: history, receipts, report, then the signed manifest.
 // A run that already has a manifest is left as it is and its manifest
-// returned, so Archive can be repeated after a crash at any point.
-func Archive(ctx context.Context, c client.Client, workflowID, runID string, store Store, key ed25519.PrivateKey, keyID string) (Manifest, error) {
+// returned, so Archive can be repeated after a crash at any point. With
+// encrypted payloads pass WithConverters: history.json stays encrypted, the
+// receipts and the report are written decrypted.
+func Archive(ctx context.Context, c client.Client, workflowID, runID string, store Store, key ed25519.PrivateKey, keyID string, opts ...Option) (Manifest, error) {
 	if runID == "" {
 		return Manifest{}, errors.New("evidence: archive needs a run id (a workflow id names many runs)")
 	}
@@ -143,7 +150,7 @@ func Archive(ctx context.Context, c client.Client, workflowID, runID string, sto
 	if err != nil {
 		return Manifest{}, err
 	}
-	b, err := Build(run, events, time.Now(), key, keyID)
+	b, err := Build(run, events, time.Now(), key, keyID, opts...)
 	if err != nil {
 		return Manifest{}, err
 	}
@@ -196,7 +203,7 @@ type Bundle struct {
 }
 
 // Build makes the evidence of a closed run from its history events.
-func Build(run Run, events []*historypb.HistoryEvent, now time.Time, key ed25519.PrivateKey, keyID string) (Bundle, error) {
+func Build(run Run, events []*historypb.HistoryEvent, now time.Time, key ed25519.PrivateKey, keyID string, opts ...Option) (Bundle, error) {
 	if len(events) == 0 || closeStatus(events[len(events)-1]) == "" {
 		return Bundle{}, fmt.Errorf("%w: %s", ErrNotClosed, run)
 	}
@@ -204,7 +211,7 @@ func Build(run Run, events []*historypb.HistoryEvent, now time.Time, key ed25519
 	if err != nil {
 		return Bundle{}, err
 	}
-	facts, err := Extract(events)
+	facts, err := Extract(events, opts...)
 	if err != nil {
 		return Bundle{}, fmt.Errorf("evidence: %s: %w", run, err)
 	}

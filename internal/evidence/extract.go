@@ -31,13 +31,16 @@ type Extracted struct {
 	Failure string
 }
 
-var dc = converter.GetDefaultDataConverter()
+// plain decodes what is never encrypted: search attributes.
+var plain = converter.GetDefaultDataConverter()
 
 // Extract reads a Deprovision history. A completed run's result carries the
 // receipts and the final status; for a run that did not complete, both are
 // reconstructed from the events: ApplyControl completions are receipts,
 // their final failures exceptions, signals give approvals, holds and waivers.
-func Extract(events []*historypb.HistoryEvent) (Extracted, error) {
+// Encrypted payloads need WithConverters.
+func Extract(events []*historypb.HistoryEvent, opts ...Option) (Extracted, error) {
+	dc := optionsOf(opts).dc
 	if len(events) == 0 {
 		return Extracted{}, errors.New("empty history")
 	}
@@ -54,12 +57,12 @@ func Extract(events []*historypb.HistoryEvent) (Extracted, error) {
 		CloseTime:   last.GetEventTime().AsTime().UTC(),
 		CloseStatus: closeStatus(last),
 	}
-	if err := fromPayloads(started.GetInput(), &x.Termination); err != nil {
+	if err := fromPayloads(dc, started.GetInput(), &x.Termination); err != nil {
 		return x, fmt.Errorf("workflow input: %w", err)
 	}
 	if done := last.GetWorkflowExecutionCompletedEventAttributes(); done != nil {
 		var res workflows.Result
-		if err := fromPayloads(done.GetResult(), &res); err != nil {
+		if err := fromPayloads(dc, done.GetResult(), &res); err != nil {
 			return x, fmt.Errorf("workflow result: %w", err)
 		}
 		x.Source, x.Status, x.Receipts, x.Phase = "result", res.Status, res.Receipts, string(res.Phase)
@@ -69,12 +72,12 @@ func Extract(events []*historypb.HistoryEvent) (Extracted, error) {
 		return x, nil
 	}
 	x.Source = "history"
-	x.Status, x.Receipts = reconstruct(events, x.Termination)
+	x.Status, x.Receipts = reconstruct(dc, events, x.Termination)
 	x.Phase = string(x.Status.Phase)
 	x.Status.ContainedAt = containedFromReceipts(x.Status.Controls)
-	x.Status.Deadlines = reconstructDeadlines(x, planOf(events))
+	x.Status.Deadlines = reconstructDeadlines(x, planOf(dc, events))
 	if f := last.GetWorkflowExecutionFailedEventAttributes(); f != nil {
-		x.Failure = f.GetFailure().GetMessage()
+		x.Failure = failureText(dc, f.GetFailure()).GetMessage()
 	}
 	if t := last.GetWorkflowExecutionTerminatedEventAttributes(); t != nil {
 		x.Failure = "terminated: " + t.GetReason()
@@ -82,7 +85,7 @@ func Extract(events []*historypb.HistoryEvent) (Extracted, error) {
 	return x, nil
 }
 
-func fromPayloads(p *commonpb.Payloads, v any) error {
+func fromPayloads(dc converter.DataConverter, p *commonpb.Payloads, v any) error {
 	if p == nil || len(p.GetPayloads()) == 0 {
 		return errors.New("no payload")
 	}
@@ -90,7 +93,7 @@ func fromPayloads(p *commonpb.Payloads, v any) error {
 }
 
 // reconstruct rebuilds the last status a run's history shows.
-func reconstruct(events []*historypb.HistoryEvent, t workflows.Termination) (workflows.Status, []control.Receipt) {
+func reconstruct(dc converter.DataConverter, events []*historypb.HistoryEvent, t workflows.Termination) (workflows.Status, []control.Receipt) {
 	st := workflows.Status{
 		EmployeeID:   t.EmployeeID,
 		Kind:         t.Kind,
@@ -126,7 +129,7 @@ func reconstruct(events []*historypb.HistoryEvent, t workflows.Termination) (wor
 				continue
 			}
 			var in activities.ControlInput
-			if fromPayloads(a.GetInput(), &in) == nil {
+			if fromPayloads(dc, a.GetInput(), &in) == nil {
 				scheduled[e.GetEventId()] = in
 				c := ctl(in)
 				c.State = workflows.StateRunning
@@ -139,7 +142,7 @@ func reconstruct(events []*historypb.HistoryEvent, t workflows.Termination) (wor
 				continue
 			}
 			var r control.Receipt
-			if fromPayloads(a.GetResult(), &r) != nil {
+			if fromPayloads(dc, a.GetResult(), &r) != nil {
 				continue
 			}
 			c := ctl(in)
@@ -148,7 +151,8 @@ func reconstruct(events []*historypb.HistoryEvent, t workflows.Termination) (wor
 			var sched int64
 			msg := "timed out"
 			if a := e.GetActivityTaskFailedEventAttributes(); a != nil {
-				sched, msg = a.GetScheduledEventId(), innermost(a.GetFailure().GetMessage(), a.GetFailure().GetCause().GetMessage())
+				f := failureText(dc, a.GetFailure())
+				sched, msg = a.GetScheduledEventId(), innermost(f.GetMessage(), f.GetCause().GetMessage())
 			} else {
 				sched = e.GetActivityTaskTimedOutEventAttributes().GetScheduledEventId()
 			}
@@ -161,15 +165,15 @@ func reconstruct(events []*historypb.HistoryEvent, t workflows.Termination) (wor
 				Target: in.Account.ID, Login: in.Account.Login, Outcome: control.Failed, Detail: msg, StartedAt: at, FinishedAt: at}
 			c.State, c.Outcome, c.Error, c.Receipt = workflows.StateException, control.Failed, msg, &r
 		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
-			applySignal(&st, e.GetWorkflowExecutionSignaledEventAttributes(), at)
+			applySignal(dc, &st, e.GetWorkflowExecutionSignaledEventAttributes(), at)
 		case enumspb.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
 			fields := e.GetUpsertWorkflowSearchAttributesEventAttributes().GetSearchAttributes().GetIndexedFields()
 			var s string
-			if p, ok := fields["DeprovisionStatus"]; ok && dc.FromPayload(p, &s) == nil && s != "exception" {
+			if p, ok := fields["DeprovisionStatus"]; ok && plain.FromPayload(p, &s) == nil && s != "exception" {
 				st.Phase = workflows.Phase(s)
 			}
 			var b bool
-			if p, ok := fields["SLABreached"]; ok && dc.FromPayload(p, &b) == nil && b {
+			if p, ok := fields["SLABreached"]; ok && plain.FromPayload(p, &b) == nil && b {
 				st.SLABreached = true
 			}
 		}
@@ -188,9 +192,9 @@ func reconstruct(events []*historypb.HistoryEvent, t workflows.Termination) (wor
 
 // applySignal records what a signal asked for. Whether the workflow accepted
 // it is not in the history, so the log says so.
-func applySignal(st *workflows.Status, s *historypb.WorkflowExecutionSignaledEventAttributes, at time.Time) {
+func applySignal(dc converter.DataConverter, st *workflows.Status, s *historypb.WorkflowExecutionSignaledEventAttributes, at time.Time) {
 	var raw json.RawMessage
-	if fromPayloads(s.GetInput(), &raw) != nil {
+	if fromPayloads(dc, s.GetInput(), &raw) != nil {
 		return
 	}
 	entry := workflows.LogEntry{At: at, Kind: s.GetSignalName(), Detail: "signal received (acceptance not recorded: the run did not complete)"}
@@ -326,7 +330,7 @@ func containedFromReceipts(controls []workflows.ControlStatus) time.Time {
 
 // planOf is the plan the run loaded, if it did: from the LoadPlan activity
 // (older runs) or its local-activity marker.
-func planOf(events []*historypb.HistoryEvent) *activities.PlanBase {
+func planOf(dc converter.DataConverter, events []*historypb.HistoryEvent) *activities.PlanBase {
 	var sched int64
 	for _, e := range events {
 		if a := e.GetActivityTaskScheduledEventAttributes(); a != nil && a.GetActivityType().GetName() == "LoadPlan" {
@@ -334,17 +338,17 @@ func planOf(events []*historypb.HistoryEvent) *activities.PlanBase {
 		}
 		if a := e.GetActivityTaskCompletedEventAttributes(); a != nil && sched != 0 && a.GetScheduledEventId() == sched {
 			var p activities.PlanBase
-			if fromPayloads(a.GetResult(), &p) == nil {
+			if fromPayloads(dc, a.GetResult(), &p) == nil {
 				return &p
 			}
 		}
 		if m := e.GetMarkerRecordedEventAttributes(); m != nil && m.GetMarkerName() == "LocalActivity" {
 			var data struct{ ActivityType string }
-			if fromPayloads(m.GetDetails()["data"], &data) != nil || data.ActivityType != "LoadPlan" {
+			if fromPayloads(dc, m.GetDetails()["data"], &data) != nil || data.ActivityType != "LoadPlan" {
 				continue
 			}
 			var p activities.PlanBase
-			if fromPayloads(m.GetDetails()["result"], &p) == nil {
+			if fromPayloads(dc, m.GetDetails()["result"], &p) == nil {
 				return &p
 			}
 		}

@@ -94,7 +94,9 @@ func ExitCode(err error) int {
 // manifest lists and each matches its digest, that the receipts are the ones
 // the history holds, and that the history replays against today's workflow
 // code. The first failure is returned as a *VerifyError naming the file.
-func Verify(dir string, pub ed25519.PublicKey) error {
+// An encrypted history needs the codec's converters (WithConverters); without
+// them Verify says so (ErrUsage) after the signature and digests check out.
+func Verify(dir string, pub ed25519.PublicKey, opts ...Option) error {
 	m, err := verifyManifest(dir, pub)
 	if err != nil {
 		return err
@@ -110,7 +112,13 @@ func Verify(dir string, pub ed25519.PublicKey) error {
 	if err := checkHistory(hist, m); err != nil {
 		return err
 	}
-	x, err := Extract(hist.GetEvents())
+	o := optionsOf(opts)
+	if !o.custom {
+		if id, ok := encryptedInput(hist); ok {
+			return fmt.Errorf("%w: %s is encrypted (codec key %q): verify with the codec keys (--config naming the codec section)", ErrUsage, HistoryFile, id)
+		}
+	}
+	x, err := Extract(hist.GetEvents(), opts...)
 	if err != nil {
 		return tampered(HistoryFile, "%v", err)
 	}
@@ -121,15 +129,29 @@ func Verify(dir string, pub ed25519.PublicKey) error {
 	if !bytes.Equal(want, content[ReceiptsFile]) {
 		return tampered(ReceiptsFile, "the receipts are not the ones history.json holds")
 	}
-	return Replay(hist, m.WorkflowID, m.RunID)
+	return Replay(hist, m.WorkflowID, m.RunID, opts...)
 }
 
-// Replay runs the history through today's workflow code.
-func Replay(hist *historypb.History, workflowID, runID string) error {
-	r := worker.NewWorkflowReplayer()
+// encryptedInput reports whether the run's input is an encrypted payload.
+func encryptedInput(hist *historypb.History) (string, bool) {
+	in := hist.GetEvents()[0].GetWorkflowExecutionStartedEventAttributes().GetInput().GetPayloads()
+	if len(in) == 0 {
+		return "", false
+	}
+	return encryptedPayload(in[0])
+}
+
+// Replay runs the history through today's workflow code, decoding payloads
+// with the given converters (WithConverters) when they are encrypted.
+func Replay(hist *historypb.History, workflowID, runID string, opts ...Option) error {
+	o := optionsOf(opts)
+	r, err := worker.NewWorkflowReplayerWithOptions(worker.WorkflowReplayerOptions{DataConverter: o.dc, FailureConverter: o.fc})
+	if err != nil {
+		return fmt.Errorf("evidence: replayer: %w", err)
+	}
 	workflows.RegisterWorkflows(r)
 	quiet := log.NewStructuredLogger(slog.New(slog.DiscardHandler))
-	err := r.ReplayWorkflowHistoryWithOptions(quiet, hist, worker.ReplayWorkflowHistoryOptions{
+	err = r.ReplayWorkflowHistoryWithOptions(quiet, hist, worker.ReplayWorkflowHistoryOptions{
 		OriginalExecution: workflow.Execution{ID: workflowID, RunID: runID},
 	})
 	if err != nil {

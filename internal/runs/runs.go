@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 
-	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
@@ -64,7 +63,7 @@ func Start(ctx context.Context, c client.Client, t workflows.Termination) (Start
 	}
 	info := desc.RawResponse.GetWorkflowExecutionInfo()
 	existing := Started{WorkflowID: id, RunID: info.GetExecution().GetRunId(), Duplicate: true}
-	event := memoString(info.GetMemo().GetFields()[memoEventID])
+	event := memoString(desc)
 	switch {
 	case event == t.EventID:
 		existing.SameEvent = true
@@ -112,11 +111,23 @@ func start(ctx context.Context, c client.Client, t workflows.Termination, reuse 
 	return Started{WorkflowID: id, RunID: run.GetRunID()}, nil
 }
 
-func memoString(p *commonpb.Payload) string {
+// memoString reads the run's event id from its memo. The client encoded the
+// memo with its data converter (encrypted when the codec is on), so it is
+// decoded with the same one: the description carries the client's converter.
+// A description built without a client (test fakes) has only the raw
+// response; its memo is read with the default converter.
+func memoString(desc *client.WorkflowExecutionDescription) string {
+	var s string
+	if desc.Memo != nil {
+		if err := desc.GetMemoValue(memoEventID, &s); err != nil {
+			return ""
+		}
+		return s
+	}
+	p := desc.RawResponse.GetWorkflowExecutionInfo().GetMemo().GetFields()[memoEventID]
 	if p == nil {
 		return ""
 	}
-	var s string
 	if err := converter.GetDefaultDataConverter().FromPayload(p, &s); err != nil {
 		return ""
 	}

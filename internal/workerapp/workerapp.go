@@ -24,6 +24,7 @@ import (
 	"github.com/offboard/offboard/internal/evidence"
 	"github.com/offboard/offboard/internal/metrics"
 	"github.com/offboard/offboard/internal/targets"
+	"github.com/offboard/offboard/internal/tclient"
 	"github.com/offboard/offboard/workflows"
 )
 
@@ -93,11 +94,19 @@ func registerEvidence(ctx context.Context, cfg config.Config, c client.Client, w
 	if err != nil {
 		return "", fmt.Errorf("config %s: evidence.signingKey: %w", cfg.Source(), err)
 	}
+	// The client's own converters are not exposed by client.Client: load the
+	// same ones from the codec section (nil, the defaults, when it is off).
+	dc, fc, err := tclient.Converters(cfg)
+	if err != nil {
+		return "", err
+	}
 	evidence.Register(w, &evidence.Activities{
-		Client: c,
-		Store:  evidence.Dir{Root: cfg.Evidence.Dir},
-		Key:    key,
-		KeyID:  evidence.KeyID(key.Public().(ed25519.PublicKey)),
+		Client:           c,
+		Store:            evidence.Dir{Root: cfg.Evidence.Dir},
+		Key:              key,
+		KeyID:            evidence.KeyID(key.Public().(ed25519.PublicKey)),
+		DataConverter:    dc,
+		FailureConverter: fc,
 	})
 	if err := evidence.EnsureSchedule(ctx, c); err != nil {
 		return "", fmt.Errorf("evidence: archive schedule: %w", err)
