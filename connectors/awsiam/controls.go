@@ -8,6 +8,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
@@ -255,9 +256,8 @@ func listAll(r *run, kinds []credKind) ([][]item, error) {
 	return lists, cmp.Or(errs...)
 }
 
-// enforceInactive records which credentials it is about to deactivate in a
-// user tag (so restore_access reactivates exactly those) and then
-// deactivates them. The tag is written first so a crash in between loses nothing.
+// enforceInactive records which credentials it deactivates in a user tag (so
+// restore_access reactivates exactly those) and deactivates them.
 func enforceInactive(kinds ...credKind) enforcer {
 	return func(r *run) error {
 		// The lists and the user's tags are independent reads: read them at once.
@@ -295,18 +295,35 @@ func enforceInactive(kinds ...credKind) enforcer {
 				record = append(record, types.Tag{Key: aws.String(k.tag), Value: aws.String(value)})
 			}
 		}
+		// The record and the deactivations go out together: containment is on
+		// the clock. Should the record fail while a key was deactivated, the
+		// control fails and its retry records it; a key missing from the record
+		// only stays inactive on restore, the safe side.
+		var recordErr error
+		calls := new(errgroup.Group)
 		if len(record) > 0 {
-			if _, err := r.c.iam.TagUser(r.ctx, &iam.TagUserInput{UserName: aws.String(r.user), Tags: record}); err != nil {
-				return err
-			}
+			calls.Go(func() error {
+				_, recordErr = r.c.iam.TagUser(r.ctx, &iam.TagUserInput{UserName: aws.String(r.user), Tags: record})
+				return nil
+			})
 		}
-		updates := new(errgroup.Group)
+		errs := make([]error, 0)
+		var mu sync.Mutex
 		for i, k := range kinds {
 			for _, id := range active(lists[i]) {
-				updates.Go(func() error { return ignoreGone(k.update(r, id, types.StatusTypeInactive)) })
+				calls.Go(func() error {
+					if err := ignoreGone(k.update(r, id, types.StatusTypeInactive)); err != nil {
+						mu.Lock()
+						errs = append(errs, err)
+						mu.Unlock()
+					}
+					return nil
+				})
 			}
 		}
-		return updates.Wait()
+		_ = calls.Wait()
+		// The record's error first: errors name the call that failed.
+		return cmp.Or(append([]error{recordErr}, errs...)...)
 	}
 }
 

@@ -43,6 +43,9 @@ func RunWith(ctx context.Context, cfg config.Config, c client.Client, tgts []con
 	if mb := cfg.Worker.MemoryLimitMB; mb > 0 {
 		debug.SetMemoryLimit(int64(mb) << 20)
 	}
+	if n := cfg.Worker.WorkflowCacheSize; n > 0 {
+		worker.SetStickyWorkflowCacheSize(n) // process-wide; must precede worker.New
+	}
 	w := worker.New(c, workflows.TaskQueue, worker.Options{
 		MaxConcurrentActivityExecutionSize:     cfg.Worker.MaxConcurrentActivities,
 		MaxConcurrentWorkflowTaskExecutionSize: cfg.Worker.MaxConcurrentWorkflows,
