@@ -665,16 +665,14 @@ func enforceRestored(r *run) error {
 
 // userTags reads every tag of a user.
 func (c *Client) userTags(ctx context.Context, user string) (map[string]string, error) {
+	// GetUser carries every tag (IAM allows 50) in one call; ListUserTags pages.
+	out, err := c.iam.GetUser(ctx, &iam.GetUserInput{UserName: aws.String(user)})
+	if err != nil {
+		return nil, err
+	}
 	tags := map[string]string{}
-	p := iam.NewListUserTagsPaginator(c.iam, &iam.ListUserTagsInput{UserName: aws.String(user)})
-	for p.HasMorePages() {
-		pg, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, err
-		}
-		for _, t := range pg.Tags {
-			tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
-		}
+	for _, t := range out.User.Tags {
+		tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
 	}
 	return tags, nil
 }
