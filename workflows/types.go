@@ -40,13 +40,17 @@ var (
 	SASLABreached = temporal.NewSearchAttributeKeyBool("SLABreached")
 )
 
-// SearchAttributeTypes lists the attributes with their Temporal types, for registration.
-var SearchAttributeTypes = map[string]string{
-	"EmployeeId":        "Keyword",
-	"DeprovisionStatus": "Keyword",
-	"Privileged":        "Bool",
-	"LegalHold":         "Bool",
-	"SLABreached":       "Bool",
+// SearchAttributes is every attribute with its type, for registering them on a
+// namespace (dev servers in tests and the bench; make run and the compose
+// setup name the same five).
+func SearchAttributes() temporal.SearchAttributes {
+	return temporal.NewSearchAttributes(
+		SAEmployeeID.ValueSet(""),
+		SAStatus.ValueSet(""),
+		SAPrivileged.ValueSet(false),
+		SALegalHold.ValueSet(false),
+		SASLABreached.ValueSet(false),
+	)
 }
 
 // Kind of HR event.

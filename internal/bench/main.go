@@ -39,7 +39,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/offboard/offboard/internal/runs"
-	"github.com/offboard/offboard/internal/testenv/devserver"
 	"github.com/offboard/offboard/sandbox/demo"
 	"github.com/offboard/offboard/sandbox/fault"
 	"github.com/offboard/offboard/sandbox/graph"
@@ -111,7 +110,7 @@ func run(out string, seq, burst int, latency time.Duration, profile string) erro
 		ExistingPath:     filepath.Join(root, "bin", "temporal"),
 		DBFilename:       filepath.Join(tmp, "temporal.db"),
 		LogLevel:         "error",
-		SearchAttributes: devserver.SearchAttributes(),
+		SearchAttributes: workflows.SearchAttributes(),
 		ExtraArgs:        []string{"--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"},
 		ClientOptions:    &client.Options{Logger: nopLogger{}},
 		Stdout:           io.Discard, Stderr: io.Discard,

@@ -27,6 +27,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/offboard/offboard/internal/codec"
+	"github.com/offboard/offboard/workflows"
 )
 
 type leaver struct {
@@ -67,7 +68,7 @@ func TestEndToEndHistoryIsEncrypted(t *testing.T) {
 		ExistingPath:     temporalCLI(t),
 		LogLevel:         "error",
 		ClientOptions:    &client.Options{DataConverter: dc, FailureConverter: fc, Logger: quietLogger{}},
-		SearchAttributes: searchAttributes(),
+		SearchAttributes: workflows.SearchAttributes(),
 		Stdout:           logs,
 		Stderr:           logs,
 	})
@@ -229,18 +230,6 @@ func temporalCLI(t *testing.T) string {
 		t.Fatalf("Temporal CLI not found at %s: run scripts/setup.sh (make test does)", path)
 	}
 	return path
-}
-
-// searchAttributes are the project's (as internal/testenv/devserver registers
-// them), so this server looks like the one the service runs against.
-func searchAttributes() temporal.SearchAttributes {
-	return temporal.NewSearchAttributes(
-		temporal.NewSearchAttributeKeyKeyword("EmployeeId").ValueSet(""),
-		temporal.NewSearchAttributeKeyKeyword("DeprovisionStatus").ValueSet(""),
-		temporal.NewSearchAttributeKeyBool("Privileged").ValueSet(false),
-		temporal.NewSearchAttributeKeyBool("LegalHold").ValueSet(false),
-		temporal.NewSearchAttributeKeyBool("SLABreached").ValueSet(false),
-	)
 }
 
 // quietLogger keeps the SDK's chatter out of test output.

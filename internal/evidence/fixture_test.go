@@ -113,12 +113,11 @@ func newFixture(ctx context.Context) (*fixture, error) {
 	}
 	quiet := tlog.NewStructuredLogger(slog.New(slog.DiscardHandler))
 	srv, err := testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
-		ExistingPath:  cli,
-		ClientOptions: &client.Options{Logger: quiet},
-		LogLevel:      "error",
-		Stdout:        io.Discard,
-		ExtraArgs: []string{"--search-attribute", "EmployeeId=Keyword", "--search-attribute", "DeprovisionStatus=Keyword",
-			"--search-attribute", "Privileged=Bool", "--search-attribute", "LegalHold=Bool", "--search-attribute", "SLABreached=Bool"},
+		ExistingPath:     cli,
+		ClientOptions:    &client.Options{Logger: quiet},
+		LogLevel:         "error",
+		Stdout:           io.Discard,
+		SearchAttributes: workflows.SearchAttributes(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start dev server: %w", err)

@@ -37,7 +37,7 @@ func temporalBinary(t testing.TB) string {
 	p, err := filepath.Abs(filepath.Join("..", "..", "bin", "temporal"))
 	require.NoError(t, err)
 	if _, err := os.Stat(p); err != nil {
-		t.Skipf("no Temporal CLI at %s (set OFFBOARD_TEMPORAL_BIN): %v", p, err)
+		t.Fatalf("no Temporal CLI at %s: run scripts/setup.sh (make test does) or set OFFBOARD_TEMPORAL_BIN: %v", p, err)
 	}
 	return p
 }
@@ -46,16 +46,14 @@ func temporalBinary(t testing.TB) string {
 func startDevServer(t testing.TB) client.Client {
 	t.Helper()
 	args := []string{"--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"}
-	for name, typ := range workflows.SearchAttributeTypes {
-		args = append(args, "--search-attribute", name+"="+typ)
-	}
 	srv, err := testsuite.StartDevServer(context.Background(), testsuite.DevServerOptions{
-		ExistingPath:  temporalBinary(t),
-		ClientOptions: &client.Options{Namespace: "default", Logger: log.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))},
-		LogLevel:      "error",
-		ExtraArgs:     args,
-		Stdout:        io.Discard,
-		Stderr:        io.Discard,
+		ExistingPath:     temporalBinary(t),
+		ClientOptions:    &client.Options{Namespace: "default", Logger: log.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))},
+		LogLevel:         "error",
+		ExtraArgs:        args,
+		SearchAttributes: workflows.SearchAttributes(),
+		Stdout:           io.Discard,
+		Stderr:           io.Discard,
 	})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = srv.Stop() })

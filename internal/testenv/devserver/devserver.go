@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/offboard/offboard/workflows"
@@ -44,7 +43,7 @@ func Start(t testing.TB) *Server {
 		ExistingPath:     path,
 		LogLevel:         "error",
 		ClientOptions:    &client.Options{Logger: quietLogger{}},
-		SearchAttributes: SearchAttributes(),
+		SearchAttributes: workflows.SearchAttributes(),
 		Stdout:           logs,
 		Stderr:           logs,
 	})
@@ -53,17 +52,6 @@ func Start(t testing.TB) *Server {
 	}
 	t.Cleanup(func() { _ = dev.Stop() })
 	return &Server{Client: dev.Client(), HostPort: dev.FrontendHostPort(), dev: dev}
-}
-
-// SearchAttributes are the project's attributes, for registration.
-func SearchAttributes() temporal.SearchAttributes {
-	return temporal.NewSearchAttributes(
-		workflows.SAEmployeeID.ValueSet(""),
-		workflows.SAStatus.ValueSet(""),
-		workflows.SAPrivileged.ValueSet(false),
-		workflows.SALegalHold.ValueSet(false),
-		workflows.SASLABreached.ValueSet(false),
-	)
 }
 
 // RepoRoot finds the module root from the test's working directory.
