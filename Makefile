@@ -34,7 +34,7 @@ workflowcheck: setup
 
 test: setup build vet workflowcheck ## everything CI checks
 	$(BIN)/staticcheck ./...
-	$(GO) test -race -count=1 -timeout 30m $(RACE_PKGS)
+	OFFBOARD_BROWSER_TESTS=1 $(GO) test -race -count=1 -timeout 30m $(RACE_PKGS)
 	$(GO) test -count=1 -timeout 15m ./connectors/entra/...
 
 # Time-to-contain, burst throughput against the no-op ceiling, worker RSS
