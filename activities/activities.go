@@ -68,6 +68,10 @@ type PlanTarget struct {
 	RoleChange  []string `json:"roleChange"`
 	Restore     []string `json:"restore"`
 	KeepGroups  []string `json:"keepGroups,omitempty"`
+	// TaskQueue is where the target's activities run: its own rate-limited
+	// queue, or "" for the workflow's queue (and in plans recorded before
+	// per-target queues existed).
+	TaskQueue string `json:"taskQueue,omitempty"`
 }
 
 // PlanBase is the policy and the targets as configured when the run started.
@@ -96,6 +100,7 @@ func (a *Activities) LoadPlan(ctx context.Context, in PlanInput) (PlanBase, erro
 			Deletion:    t.Controls(control.Deletion),
 			RoleChange:  t.Controls(control.RoleChange),
 			Restore:     t.Controls(control.Restore),
+			TaskQueue:   a.Config.TaskQueue(name),
 		}
 		if in.Kind == "role_change" {
 			pt.KeepGroups, _ = a.Config.GroupsFor(in.NewRole, name)

@@ -24,6 +24,7 @@ import (
 const (
 	versionLocalPlan     = "local-plan"
 	versionPooledControl = "pooled-controls"
+	versionTargetQueues  = "target-queues"
 )
 
 // a is how the workflow names activities: methods on a nil pointer, so there
@@ -51,6 +52,7 @@ func (wf *deprovision) run(ctx workflow.Context) (Result, error) {
 	}
 	wf.base = base
 	wf.pooled = workflow.GetVersion(ctx, versionPooledControl, workflow.DefaultVersion, 1) == 1
+	wf.targetQueues = workflow.GetVersion(ctx, versionTargetQueues, workflow.DefaultVersion, 1) == 1
 
 	// Blast-radius guard: a quarantined event waits for security before anything.
 	if wf.t.Quarantined {
@@ -178,6 +180,7 @@ type deprovision struct {
 	stopping           bool
 	openWork           int
 	pooled             bool // version pooled-controls: parallel controls share one coroutine
+	targetQueues       bool // version target-queues: a target with limits runs on its own task queue
 	notifying          int  // notifications not yet delivered: the run waits for them before it closes
 
 	controlIndex map[string]int // control id → index in status.Controls
@@ -261,7 +264,7 @@ func (wf *deprovision) resolveAccounts(ctx workflow.Context) {
 	futures := make([]workflow.Future, len(wf.base.Targets))
 	for i, pt := range wf.base.Targets {
 		wf.status.Accounts = append(wf.status.Accounts, AccountStatus{Target: pt.Name, Kind: pt.Kind, State: "pending"})
-		futures[i] = workflow.ExecuteActivity(wf.controlOptions(ctx), a.ResolveAccount, activities.ResolveInput{Target: pt.Name, Person: person})
+		futures[i] = workflow.ExecuteActivity(wf.controlOptions(ctx, pt.Name), a.ResolveAccount, activities.ResolveInput{Target: pt.Name, Person: person})
 	}
 	for i, pt := range wf.base.Targets {
 		var res activities.Resolution
@@ -314,7 +317,7 @@ func (wf *deprovision) retryResolve(ctx workflow.Context, i int, pt activities.P
 		}
 		wf.setState(id, StateRunning)
 		var res activities.Resolution
-		cause = workflow.ExecuteActivity(wf.controlOptions(ctx), a.ResolveAccount, activities.ResolveInput{Target: pt.Name, Person: person}).Get(ctx, &res)
+		cause = workflow.ExecuteActivity(wf.controlOptions(ctx, pt.Name), a.ResolveAccount, activities.ResolveInput{Target: pt.Name, Person: person}).Get(ctx, &res)
 		if cause == nil {
 			wf.recordResolution(i, pt, res)
 			wf.settle(ctx, id, control.Receipt{ControlID: id, System: pt.Name, Kind: pt.Kind, Action: "resolve", Phase: control.Containment,
@@ -518,7 +521,7 @@ func (wf *deprovision) startApply(ctx workflow.Context, id string) workflow.Futu
 	wf.status.Controls[i].Attempts++
 	in := activities.ControlInput{ControlID: id, Target: c.Target, Control: c.Control, Phase: c.Phase,
 		Account: wf.accounts[c.Target], Params: wf.params(c)}
-	return workflow.ExecuteActivity(wf.controlOptions(ctx), a.ApplyControl, in)
+	return workflow.ExecuteActivity(wf.controlOptions(ctx, c.Target), a.ApplyControl, in)
 }
 
 // applyControl runs the ApplyControl activity, going on through rate limits.
@@ -726,7 +729,7 @@ func (wf *deprovision) reverify(ctx workflow.Context, after time.Duration) {
 		in := activities.ControlInput{ControlID: c.ID, Target: c.Target, Control: c.Control, Phase: c.Phase,
 			Account: wf.accounts[c.Target], Params: wf.params(c)}
 		ids = append(ids, c.ID)
-		futures = append(futures, workflow.ExecuteActivity(wf.controlOptions(ctx), a.VerifyControl, in))
+		futures = append(futures, workflow.ExecuteActivity(wf.controlOptions(ctx, c.Target), a.VerifyControl, in))
 	}
 	for i, f := range futures {
 		var r control.Receipt
@@ -873,8 +876,10 @@ func (wf *deprovision) log(ctx workflow.Context, kind, by, detail string, accept
 // ---- activity options ----
 
 // controlOptions: a control is retried with backoff, honouring a system's
-// Retry-After, until ControlAttempts; then it becomes an exception.
-func (wf *deprovision) controlOptions(ctx workflow.Context) workflow.Context {
+// Retry-After, until ControlAttempts; then it becomes an exception. It runs
+// on the target's own task queue when the target has one, where the Temporal
+// server holds the target's activities to its rate limit across all workers.
+func (wf *deprovision) controlOptions(ctx workflow.Context, target string) workflow.Context {
 	attempts := wf.base.Policy.ControlAttempts
 	if attempts < 1 {
 		attempts = 5
@@ -884,6 +889,7 @@ func (wf *deprovision) controlOptions(ctx workflow.Context) workflow.Context {
 		initial, maximum = time.Second, time.Minute // plans recorded before the retry policy existed
 	}
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		TaskQueue:           wf.taskQueue(target),
 		StartToCloseTimeout: 2 * time.Minute,
 		HeartbeatTimeout:    10 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{
@@ -894,6 +900,19 @@ func (wf *deprovision) controlOptions(ctx workflow.Context) workflow.Context {
 			NonRetryableErrorTypes: activities.NonRetryable,
 		},
 	})
+}
+
+// taskQueue is the target's task queue from the plan; "" is the workflow's own.
+func (wf *deprovision) taskQueue(target string) string {
+	if !wf.targetQueues {
+		return ""
+	}
+	for _, pt := range wf.base.Targets {
+		if pt.Name == target {
+			return pt.TaskQueue
+		}
+	}
+	return ""
 }
 
 func (wf *deprovision) shortOptions(ctx workflow.Context) workflow.Context {

@@ -2,12 +2,16 @@ package workflows
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
 	"github.com/stretchr/testify/suite"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/offboard/offboard/activities"
@@ -125,6 +129,42 @@ func (s *deprovisionSuite) TestPlainTerminationContainsRemovesAndDeletes() {
 		s.False(d.MetAt.IsZero(), d.Phase)
 	}
 	s.Empty(s.sent)
+}
+
+func (s *deprovisionSuite) TestLimitedTargetRunsOnItsOwnTaskQueue() {
+	for i := range s.cfg.Targets {
+		if s.cfg.Targets[i].Name == "okta" {
+			s.cfg.Targets[i].Limits = &config.Limits{ActivitiesPerSecond: 5}
+		}
+	}
+	s.newEnv()
+	s.env.SetStartWorkflowOptions(client.StartWorkflowOptions{TaskQueue: TaskQueue})
+	var mu sync.Mutex
+	queues := map[string][]string{} // target → task queue of each of its activities
+	s.env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, args converter.EncodedValues) {
+		var in struct {
+			Target string `json:"target"`
+		}
+		if info.ActivityType.Name == "Notify" || args.Get(&in) != nil {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		queues[in.Target] = append(queues[in.Target], info.TaskQueue)
+	})
+
+	res := s.run(s.termination())
+
+	s.Equal(PhaseCompleted, res.Phase)
+	// resolve + 2 containment + 2 removal + 1 deletion + 2 reverifications.
+	s.Len(queues["okta"], 8)
+	for _, q := range queues["okta"] {
+		s.Equal("deprovision-okta", q)
+	}
+	s.Len(queues["aws"], 8)
+	for _, q := range queues["aws"] {
+		s.Equal(TaskQueue, q, "a target without limits stays on the workflow's queue")
+	}
 }
 
 func (s *deprovisionSuite) TestFutureEffectiveTimeRescindedTouchesNothing() {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"slices"
 	"strings"
@@ -132,6 +133,35 @@ type Target struct {
 	AWS   *AWSTarget   `yaml:"aws"`
 	LDAP  *LDAPTarget  `yaml:"ldap"`
 	SCIM  *SCIMTarget  `yaml:"scim"`
+	// Limits keeps a mass termination under the system's API limits. A target
+	// with limits gets a task queue of its own (TaskQueue), polled by every
+	// worker; without, its activities share the deprovision queue.
+	Limits *Limits `yaml:"limits"`
+}
+
+// Limits throttles one target's activities.
+type Limits struct {
+	// ActivitiesPerSecond is enforced by the Temporal server on the target's
+	// task queue, so it holds across all worker processes together. One
+	// activity makes one to four API calls (read, change, read back): set it
+	// to about a third of the API's requests-per-second budget for Offboard.
+	ActivitiesPerSecond float64 `yaml:"activitiesPerSecond"`
+	// MaxConcurrent caps the target's activities running at once in each
+	// worker process (0: the worker's maxConcurrentActivities).
+	MaxConcurrent int `yaml:"maxConcurrent"`
+}
+
+// TargetQueuePrefix starts the name of every target's own task queue; it is
+// the deprovision task queue's name and a dash.
+const TargetQueuePrefix = "deprovision-"
+
+// TaskQueue is the task queue of the target's activities: its own when it
+// has limits, "" (the workflow's queue) when not.
+func (t Target) TaskQueue() string {
+	if t.Limits == nil {
+		return ""
+	}
+	return TargetQueuePrefix + t.Name
 }
 
 // OktaTarget is an Okta org.
@@ -313,6 +343,16 @@ func (c *Config) validate(root *yaml.Node) error {
 		if err := c.validateTarget(root, at, t); err != nil {
 			return err
 		}
+		if l := t.Limits; l != nil {
+			switch {
+			case l.ActivitiesPerSecond < 0 || math.IsNaN(l.ActivitiesPerSecond) || math.IsInf(l.ActivitiesPerSecond, 0):
+				return c.fieldError(root, append(at, "limits", "activitiesPerSecond"), "must be a positive number (activities per second across all workers)")
+			case l.MaxConcurrent < 0:
+				return c.fieldError(root, append(at, "limits", "maxConcurrent"), "may not be negative")
+			case l.ActivitiesPerSecond == 0 && l.MaxConcurrent == 0:
+				return c.fieldError(root, append(at, "limits"), "sets neither activitiesPerSecond nor maxConcurrent")
+			}
+		}
 	}
 	for role, byTarget := range c.Roles {
 		for target := range byTarget {
@@ -477,4 +517,15 @@ func (c Config) GroupsFor(role, target string) ([]string, bool) {
 		return nil, false
 	}
 	return byTarget[target], true
+}
+
+// TaskQueue is the task queue of the named target's activities ("" for the
+// workflow's own queue, also for a name the configuration does not know).
+func (c Config) TaskQueue(target string) string {
+	for _, t := range c.Targets {
+		if t.Name == target {
+			return t.TaskQueue()
+		}
+	}
+	return ""
 }

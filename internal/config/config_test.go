@@ -39,6 +39,14 @@ func TestMinimalGetsDefaults(t *testing.T) {
 	require.Equal(t, "env:OKTA_API_TOKEN", cfg.Targets[0].Okta.Token.String())
 }
 
+func TestLimitedTargetGetsItsOwnQueue(t *testing.T) {
+	cfg, err := Parse([]byte(minimal+"    limits: {activitiesPerSecond: 2.5, maxConcurrent: 10}\n  - {name: crm, kind: scim, scim: {baseURL: https://crm.example, bearer: {env: T}}}\n"), "offboard.yaml")
+	require.NoError(t, err)
+	require.Equal(t, &Limits{ActivitiesPerSecond: 2.5, MaxConcurrent: 10}, cfg.Targets[0].Limits)
+	require.Equal(t, "deprovision-okta", cfg.Targets[0].TaskQueue())
+	require.Empty(t, cfg.Targets[1].TaskQueue(), "a target without limits stays on the deprovision queue")
+}
+
 func TestBadConfigNamesFieldAndLine(t *testing.T) {
 	for name, tc := range map[string]struct {
 		yaml string
@@ -58,6 +66,9 @@ func TestBadConfigNamesFieldAndLine(t *testing.T) {
 		"plain ldap":                           {minimal + "  - {name: ad, kind: ldap, ldap: {url: 'ldap://dc:389', bindDN: x, baseDN: y, password: {env: P}}}\n", []string{"targets.1.ldap.startTLS", "refuses plain binds"}},
 		"sandbox relay secret outside sandbox": {minimal + "relay: {sources: {generic: {secrets: [sandbox:x]}}}\n", []string{"offboard.yaml:9", "relay.sources.generic.secrets.0", "only for the embedded sandbox"}},
 		"role names unknown target":            {minimal + "roles: {eng: {github: [devs]}}\n", []string{"roles.eng.github", "names no configured target"}},
+		"negative rate limit":                  {minimal + "    limits: {activitiesPerSecond: -5}\n", []string{"offboard.yaml:9", "targets.0.limits.activitiesPerSecond", "positive"}},
+		"empty limits":                         {minimal + "    limits: {}\n", []string{"targets.0.limits", "neither activitiesPerSecond nor maxConcurrent"}},
+		"rate limit not a number":              {minimal + "    limits: {activitiesPerSecond: fast}\n", []string{"line 9", "fast"}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := Parse([]byte(tc.yaml), "offboard.yaml")

@@ -2,6 +2,8 @@ package integration
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"testing"
 	"time"
 
@@ -63,6 +65,13 @@ func TestScenarios(t *testing.T) {
 		require.NoError(t, err)
 		require.True(t, again.Duplicate, "the same HR event never starts a second run")
 		require.Equal(t, started.RunID, again.RunID)
+
+		// Targets with limits run on their own queues; the others on the workflow's.
+		queues := s.scheduledQueues(ctx, started)
+		require.Equal(t, []string{"deprovision", "deprovision-ad", "deprovision-okta"}, slices.Sorted(maps.Keys(queues)))
+		// Okta: resolve, 3 containment, 2 removal, delete, 3 re-verifications.
+		require.Equal(t, 10, queues["deprovision-okta"], "%v", queues)
+		require.Equal(t, 5, queues["deprovision-ad"], "resolve, disable, remove_groups, delete, re-verification: %v", queues)
 		s.recordHistory(ctx, "plain", started)
 	})
 

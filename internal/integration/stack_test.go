@@ -126,6 +126,7 @@ targets:
   - name: okta
     kind: okta
     okta: {orgURL: %s, token: {env: IT_OKTA_TOKEN}}
+    limits: {activitiesPerSecond: 20}
   - name: entra
     kind: entra
     entra: {baseURL: %s}
@@ -146,6 +147,7 @@ targets:
       bindDN: CN=Administrator,CN=Users,DC=corp,DC=example,DC=test
       baseDN: DC=corp,DC=example,DC=test
       password: {env: IT_LDAP_PASSWORD}
+    limits: {maxConcurrent: 4}
 `, s.temporal.HostPort, p.containmentSLA, p.retention, p.reverify, p.attempts, p.retryInitial, s.oktaURL, s.graphURL, s.crmURL, s.wikiURL, s.awsURL, s.ad.URL(), s.ad.CAFile())
 }
 
@@ -262,10 +264,26 @@ func (s *stack) waitSearchAttribute(ctx context.Context, started runs.Started, k
 	}
 }
 
+// scheduledQueues counts the run's activities by the task queue they were
+// scheduled on, as its history records them.
+func (s *stack) scheduledQueues(ctx context.Context, started runs.Started) map[string]int {
+	s.t.Helper()
+	out := map[string]int{}
+	iter := s.temporal.Client.GetWorkflowHistory(ctx, started.WorkflowID, started.RunID, false, 0)
+	for iter.HasNext() {
+		ev, err := iter.Next()
+		require.NoError(s.t, err)
+		if a := ev.GetActivityTaskScheduledEventAttributes(); a != nil {
+			out[a.GetTaskQueue().GetName()]++
+		}
+	}
+	return out
+}
+
 // historyGeneration names the histories recorded by today's code. When a
 // change to the workflow is versioned, bump it: the older files stay in the
 // corpus and keep proving that their branch still replays.
-const historyGeneration = "v2"
+const historyGeneration = "v3"
 
 // recordHistory writes the run's history to testdata/histories when
 // OFFBOARD_RECORD_HISTORIES is set (make histories).

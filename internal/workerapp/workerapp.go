@@ -13,8 +13,10 @@ import (
 	"net/http/pprof"
 	"os"
 	"runtime/debug"
+	"slices"
 	"time"
 
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
@@ -55,17 +57,23 @@ func RunWith(ctx context.Context, cfg config.Config, c client.Client, tgts []con
 		MaxConcurrentWorkflowTaskPollers: cfg.Worker.WorkflowTaskPollers,
 		MaxConcurrentActivityTaskPollers: cfg.Worker.ActivityTaskPollers,
 	})
-	workflows.Register(w, activities.New(cfg, tgts))
+	acts := activities.New(cfg, tgts)
+	workflows.Register(w, acts)
 	archiving, err := registerEvidence(ctx, cfg, c, w)
 	if err != nil {
 		return err
 	}
+	limited := targetWorkers(cfg, c, acts)
 
 	names := make([]string, 0, len(tgts))
 	for _, t := range tgts {
 		names = append(names, t.Name()+"("+t.Kind()+")")
 	}
-	logger.Info("worker starting", "taskQueue", workflows.TaskQueue, "targets", names, "config", cfg.Source(), "evidence", archiving)
+	queues := []string{workflows.TaskQueue}
+	for _, tw := range limited {
+		queues = append(queues, tw.queue)
+	}
+	logger.Info("worker starting", "taskQueues", queues, "targets", names, "config", cfg.Source(), "evidence", archiving)
 
 	stopHealth, err := serveHealth(cfg.Worker.MetricsAddr, logger)
 	if err != nil {
@@ -73,13 +81,62 @@ func RunWith(ctx context.Context, cfg config.Config, c client.Client, tgts []con
 	}
 	defer stopHealth()
 
+	// The target queues first: a run's first activities may go there.
+	var started []worker.Worker
+	stop := func() {
+		for _, sw := range slices.Backward(started) {
+			sw.Stop()
+		}
+	}
+	for _, tw := range limited {
+		if err := tw.w.Start(); err != nil {
+			stop()
+			return fmt.Errorf("worker: start %s: %w", tw.queue, err)
+		}
+		started = append(started, tw.w)
+	}
 	if err := w.Start(); err != nil {
+		stop()
 		return fmt.Errorf("worker: start: %w", err)
 	}
+	started = append(started, w)
 	<-ctx.Done()
-	w.Stop()
+	stop() // the deprovision queue first, then the target queues its runs use
 	logger.Info("worker stopped")
 	return nil
+}
+
+type targetWorker struct {
+	queue string
+	w     worker.Worker
+}
+
+// targetWorkers builds a worker for each target with limits, on the target's
+// own task queue. The server enforces TaskQueueActivitiesPerSecond for the
+// whole queue, whichever worker takes the task; the limit is the one the
+// latest poll carried, so every worker must run with the same configuration.
+func targetWorkers(cfg config.Config, c client.Client, acts *activities.Activities) []targetWorker {
+	var out []targetWorker
+	for _, t := range cfg.Targets {
+		queue := t.TaskQueue()
+		if queue == "" {
+			continue
+		}
+		concurrent := t.Limits.MaxConcurrent
+		if concurrent == 0 {
+			concurrent = cfg.Worker.MaxConcurrentActivities
+		}
+		w := worker.New(c, queue, worker.Options{
+			TaskQueueActivitiesPerSecond:       t.Limits.ActivitiesPerSecond,
+			MaxConcurrentActivityExecutionSize: concurrent,
+			MaxConcurrentActivityTaskPollers:   cfg.Worker.ActivityTaskPollers,
+		})
+		// Activities only: no workflow is registered, so the worker polls no
+		// workflow tasks on this queue.
+		w.RegisterActivityWithOptions(acts, activity.RegisterOptions{})
+		out = append(out, targetWorker{queue: queue, w: w})
+	}
+	return out
 }
 
 // registerEvidence archives every closed run's evidence when a signing key is
