@@ -6,10 +6,15 @@
 //   - a burst of terminations started at once: terminations per second and
 //     the time until the last is contained, beside the same Temporal server's
 //     ceiling measured with a no-op workflow of the same number of activities;
-//   - the worker process's peak RSS with the burst in flight.
+//   - the worker process's peak RSS with the burst in flight;
+//   - scale-out (issue #6): the same burst with a second worker process on
+//     the task queue, and how many activities each process ran;
+//   - a per-target rate limit (issue #6): Okta on its own queue with a
+//     queue-wide activities-per-second limit, polled by two processes: the
+//     rate Okta sees during a burst, and what the limit costs a single run.
 //
 // It starts its own file-backed dev server (WAL pragmas, as make run does),
-// the simulators and a worker process, prints a table and writes JSON.
+// the simulators and worker processes, prints a table and writes JSON.
 //
 //	go run ./internal/bench -out .offboard/bench.json
 package main
@@ -23,7 +28,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -51,6 +55,13 @@ import (
 
 var memoryLimitMB int
 
+// The rate-limit part: okta's queue limit, and how many runs it measures.
+const (
+	rateLimit = 10.0
+	rateSeq   = 20
+	rateBurst = 60
+)
+
 type figures struct {
 	Machine          string        `json:"machine"`
 	CallLatencyMS    int           `json:"callLatencyMs"`
@@ -68,6 +79,8 @@ type figures struct {
 	ShareOfCeiling   float64       `json:"shareOfCeiling"`
 	WorkerPeakRSSMB  float64       `json:"workerPeakRssMb"`
 	WorkerMemLimitMB int           `json:"workerMemoryLimitMb"`
+	Scale            scaleFigures  `json:"scaleOut"`
+	RateLimit        rateFigures   `json:"rateLimit"`
 	Targets_         targetsStatus `json:"targetsMet"`
 }
 
@@ -76,6 +89,9 @@ type targetsStatus struct {
 	P99        bool `json:"p99_le_1500ms"`
 	Throughput bool `json:"burst_ge_70pct_of_ceiling"`
 	RSS        bool `json:"worker_rss_le_150mb"`
+	// RateLimitHeld: the limited target's mean activity rate stayed within
+	// 10 % of its limit with two processes polling its queue.
+	RateLimitHeld bool `json:"rate_limit_held"`
 }
 
 func main() {
@@ -122,30 +138,33 @@ func run(out string, seq, burst int, latency time.Duration, profile string) erro
 	c := dev.Client()
 
 	// The simulators, every call slowed to look like a SaaS API.
-	people := demo.People(seq + burst + 10)
+	people := demo.People(5 + seq + 2*burst + rateSeq + rateBurst + 10)
 	sims, err := startSims(ctx, people, latency, tmp)
 	if err != nil {
 		return err
 	}
 	defer sims.close()
+	next := 0
+	take := func(n int) []demo.Person { next += n; return people[next-n : next] }
+	contained := 0 // runs waiting at their approval gate, i.e. contained
 
-	cfgPath := filepath.Join(tmp, "offboard.yaml")
-	metricsAddr := "off"
-	if profile != "" {
-		metricsAddr = "127.0.0.1:9191"
+	// One config per worker process: they differ only in the metrics port.
+	writeConfig := func(name, oktaLimits string) (cfgPath, metrics string, err error) {
+		if metrics, err = freeAddr(); err != nil {
+			return "", "", err
+		}
+		cfgPath = filepath.Join(tmp, name+".yaml")
+		return cfgPath, metrics, os.WriteFile(cfgPath, []byte(sims.config(dev.FrontendHostPort(), metrics, oktaLimits)), 0o600)
 	}
-	if err := os.WriteFile(cfgPath, []byte(sims.config(dev.FrontendHostPort(), metricsAddr)), 0o600); err != nil {
+	cfg1, metrics1, err := writeConfig("worker-1", "")
+	if err != nil {
 		return err
 	}
-	workerCmd := exec.Command(filepath.Join(root, "bin", "worker"), "-config", cfgPath)
-	workerCmd.Env = append(os.Environ(), "BENCH_OKTA_TOKEN=bench-okta", "BENCH_SCIM_TOKEN=bench-scim", "BENCH_LDAP_PASSWORD=bench-ldap",
-		"BENCH_AWS_KEY_ID=AKIABENCHOFFBOARD001", "BENCH_AWS_SECRET=bench-aws", "OFFBOARD_WORKER_PPROF="+profile)
-	workerLog, _ := os.Create(filepath.Join(tmp, "worker.log"))
-	workerCmd.Stdout, workerCmd.Stderr = workerLog, workerLog
-	if err := workerCmd.Start(); err != nil {
-		return fmt.Errorf("worker (run make build first): %w", err)
+	w1, err := startWorker(ctx, c, root, cfg1, metrics1, filepath.Join(tmp, "worker-1.log"), profile, workflows.TaskQueue)
+	if err != nil {
+		return err
 	}
-	defer func() { _ = workerCmd.Process.Kill(); _ = workerCmd.Wait() }()
+	defer w1.stop()
 
 	f := figures{WorkerMemLimitMB: memoryLimitMB, Machine: machine(), CallLatencyMS: int(latency / time.Millisecond), Targets: sims.names, Sequential: seq, Burst: burst}
 	// The plan is read by a local activity, then one resolve per target and one activity per control.
@@ -153,27 +172,32 @@ func run(out string, seq, burst int, latency time.Duration, profile string) erro
 
 	// Warm up: connections, caches, the first workflow tasks.
 	fmt.Fprintln(os.Stderr, "warming up…")
-	if _, err := containSequential(ctx, c, people[:5]); err != nil {
+	if _, err := containSequential(ctx, c, take(5)); err != nil {
 		return err
 	}
 
 	fmt.Fprintf(os.Stderr, "time-to-contain over %d sequential terminations…\n", seq)
-	lat, err := containSequential(ctx, c, people[5:5+seq])
+	lat, err := containSequential(ctx, c, take(seq))
 	if err != nil {
 		return err
 	}
 	f.ContainP50MS, f.ContainP99MS, f.ContainMaxMS = pct(lat, 50), pct(lat, 99), pct(lat, 100)
+	contained += 5 + seq
 
-	fmt.Fprintf(os.Stderr, "burst of %d terminations…\n", burst)
-	perSec, last, err := containBurst(ctx, c, people[5+seq:5+seq+burst], 5+seq)
+	fmt.Fprintf(os.Stderr, "burst of %d terminations, one worker…\n", burst)
+	burstStart, cpu := time.Now(), startCPU()
+	perSec, last, err := containBurst(ctx, c, take(burst), contained)
 	if err != nil {
 		return err
 	}
+	contained += burst
+	f.Scale.OneCPUBusy = cpu.read()
 	f.BurstPerSec, f.BurstLastMS = perSec, ms(last)
-	f.WorkerPeakRSSMB = peakRSSMB(workerCmd.Process.Pid)
+	f.WorkerPeakRSSMB = peakRSSMB(w1.cmd.Process.Pid)
+	unlimitedPeak := peakPerSecond(sims.oktaLog.since(burstStart))
 	if profile != "" {
 		for _, p := range []string{"heap", "goroutine"} {
-			if err := saveProfile("http://127.0.0.1:9191/debug/pprof/"+p, filepath.Join(profile, p+".pprof")); err != nil {
+			if err := saveProfile("http://"+metrics1+"/debug/pprof/"+p, filepath.Join(profile, p+".pprof")); err != nil {
 				return err
 			}
 		}
@@ -186,7 +210,92 @@ func run(out string, seq, burst int, latency time.Duration, profile string) erro
 	}
 	f.NoopPerSec, f.NoopLastMS = noopPerSec, ms(noopLast)
 	f.ShareOfCeiling = f.BurstPerSec / f.NoopPerSec
-	f.Targets_ = targetsStatus{P50: f.ContainP50MS <= 500, P99: f.ContainP99MS <= 1500, Throughput: f.ShareOfCeiling >= 0.7, RSS: f.WorkerPeakRSSMB <= 150}
+
+	// Scale out: a second process on the same task queue takes its share.
+	fmt.Fprintf(os.Stderr, "burst of %d terminations, two workers…\n", burst)
+	cfg2, metrics2, err := writeConfig("worker-2", "")
+	if err != nil {
+		return err
+	}
+	w2, err := startWorker(ctx, c, root, cfg2, metrics2, filepath.Join(tmp, "worker-2.log"), "", workflows.TaskQueue)
+	if err != nil {
+		return err
+	}
+	pair := []*workerProc{w1, w2}
+	before, err := activityCounts(pair)
+	if err != nil {
+		return err
+	}
+	cpu = startCPU()
+	perSec2, last2, err := containBurst(ctx, c, take(burst), contained)
+	if err != nil {
+		return err
+	}
+	contained += burst
+	twoBusy := cpu.read()
+	after, err := activityCounts(pair)
+	if err != nil {
+		return err
+	}
+	f.Scale = scaleFigures{Burst: burst, OnePerSec: f.BurstPerSec, TwoPerSec: perSec2, TwoLastMS: ms(last2), OneCPUBusy: f.Scale.OneCPUBusy, TwoCPUBusy: twoBusy}
+	for i := range pair {
+		f.Scale.ActivitiesPerProc = append(f.Scale.ActivitiesPerProc, sum(after[i])-sum(before[i]))
+		f.Scale.PeakRSSMB = append(f.Scale.PeakRSSMB, peakRSSMB(pair[i].cmd.Process.Pid))
+	}
+	w1.stop()
+	w2.stop()
+
+	// A per-target rate limit: Okta on its own queue at rateLimit activities/s,
+	// two worker processes polling it. The server holds the queue, not each process.
+	fmt.Fprintf(os.Stderr, "okta limited to %g activities/s, two workers: %d sequential, then a burst of %d…\n", rateLimit, rateSeq, rateBurst)
+	limits := fmt.Sprintf("limits: {activitiesPerSecond: %g}", rateLimit)
+	pair = pair[:0]
+	for i := range 2 {
+		cfgPath, metrics, err := writeConfig(fmt.Sprintf("limited-%d", i+1), limits)
+		if err != nil {
+			return err
+		}
+		w, err := startWorker(ctx, c, root, cfgPath, metrics, filepath.Join(tmp, fmt.Sprintf("limited-%d.log", i+1)), "", workflows.TaskQueue, "deprovision-okta")
+		if err != nil {
+			return err
+		}
+		defer w.stop()
+		pair = append(pair, w)
+	}
+	r := rateFigures{Target: "okta", LimitPerSec: rateLimit, Workers: len(pair), Sequential: rateSeq, Burst: rateBurst, UnlimitedPeak1s: unlimitedPeak}
+	latLimited, err := containSequential(ctx, c, take(rateSeq))
+	if err != nil {
+		return err
+	}
+	contained += rateSeq
+	r.ContainP50MS, r.ContainP99MS = pct(latLimited, 50), pct(latLimited, 99)
+	if before, err = activityCounts(pair); err != nil {
+		return err
+	}
+	burstStart = time.Now()
+	_, lastLimited, err := containBurst(ctx, c, take(rateBurst), contained)
+	if err != nil {
+		return err
+	}
+	if after, err = activityCounts(pair); err != nil {
+		return err
+	}
+	r.LastMS = ms(lastLimited)
+	calls := sims.oktaLog.since(burstStart)
+	r.PeakRequests1s = peakPerSecond(calls)
+	for i := range pair {
+		n := after[i]["deprovision-okta"] - before[i]["deprovision-okta"]
+		r.ActivitiesPerProc = append(r.ActivitiesPerProc, n)
+		r.Activities += n
+	}
+	if len(calls) > 1 {
+		r.WindowS = calls[len(calls)-1].Sub(calls[0]).Seconds()
+		r.ActivitiesPerSec = r.Activities / r.WindowS
+	}
+	f.RateLimit = r
+
+	f.Targets_ = targetsStatus{P50: f.ContainP50MS <= 500, P99: f.ContainP99MS <= 1500, Throughput: f.ShareOfCeiling >= 0.7, RSS: f.WorkerPeakRSSMB <= 150,
+		RateLimitHeld: r.ActivitiesPerSec <= rateLimit*1.1}
 
 	printTable(os.Stdout, f)
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
@@ -194,6 +303,19 @@ func run(out string, seq, burst int, latency time.Duration, profile string) erro
 	}
 	b, _ := json.MarshalIndent(f, "", "  ")
 	return os.WriteFile(out, append(b, '\n'), 0o644)
+}
+
+// activityCounts reads each process's executed activities by task queue.
+func activityCounts(procs []*workerProc) ([]map[string]float64, error) {
+	var out []map[string]float64
+	for _, p := range procs {
+		m, err := p.activities()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
 }
 
 // termination is a bench event: approval always required (see the config),
@@ -383,6 +505,7 @@ type sims struct {
 	wikiURL, ldapURL    string
 	graphURL, awsURL    string
 	ldapCA              string
+	oktaLog             requestLog // every call Okta received
 	closers             []func()
 }
 
@@ -402,7 +525,7 @@ func startSims(ctx context.Context, people []demo.Person, latency time.Duration,
 		url *string
 		srv *httptest.Server
 	}{
-		{&s.oktaURL, httptest.NewServer(okta.Handler())},
+		{&s.oktaURL, httptest.NewServer(s.oktaLog.wrap(okta.Handler()))},
 		{&s.crmURL, httptest.NewServer(crm.Handler())},
 		{&s.wikiURL, httptest.NewServer(wiki.Handler())},
 		{&s.graphURL, httptest.NewServer(graph.New(graph.Options{People: people, Faults: slow(), RequestsPerSecond: 1 << 20}).Handler())},
@@ -432,7 +555,11 @@ func (s *sims) close() {
 	}
 }
 
-func (s *sims) config(hostPort, metricsAddr string) string {
+// config is a worker's file; oktaLimits is YAML for okta's limits, or "".
+func (s *sims) config(hostPort, metricsAddr, oktaLimits string) string {
+	if oktaLimits != "" {
+		oktaLimits = ", " + oktaLimits
+	}
 	return fmt.Sprintf(`
 temporal: {address: %s}
 worker: {metricsAddr: %q, memoryLimitMB: %d}
@@ -441,7 +568,7 @@ policy:
   reverify: []
 people: {approvers: [alice@example.test], security: [alice@example.test]}
 targets:
-  - {name: okta, kind: okta, okta: {orgURL: %s, token: {env: BENCH_OKTA_TOKEN}}}
+  - {name: okta, kind: okta, okta: {orgURL: %s, token: {env: BENCH_OKTA_TOKEN}}%s}
   - {name: entra, kind: entra, entra: {baseURL: %s}}
   - {name: scim-crm, kind: scim, scim: {baseURL: %s/scim/v2, bearer: {env: BENCH_SCIM_TOKEN}}}
   - {name: scim-wiki, kind: scim, scim: {baseURL: %s/scim/v2, bearer: {env: BENCH_SCIM_TOKEN}}}
@@ -449,7 +576,7 @@ targets:
     kind: ldap
     ldap: {url: %q, caFile: %q, bindDN: "CN=Administrator,CN=Users,DC=corp,DC=example,DC=test", baseDN: "DC=corp,DC=example,DC=test", password: {env: BENCH_LDAP_PASSWORD}}
   - {name: aws, kind: awsiam, aws: {accountID: "123456789012", endpoint: %s, accessKeyID: {env: BENCH_AWS_KEY_ID}, secretAccessKey: {env: BENCH_AWS_SECRET}}}
-`, hostPort, metricsAddr, memoryLimitMB, s.oktaURL, s.graphURL, s.crmURL, s.wikiURL, s.ldapURL, s.ldapCA, s.awsURL)
+`, hostPort, metricsAddr, memoryLimitMB, s.oktaURL, oktaLimits, s.graphURL, s.crmURL, s.wikiURL, s.ldapURL, s.ldapCA, s.awsURL)
 }
 
 func saveProfile(url, path string) error {
@@ -519,7 +646,28 @@ func printTable(w io.Writer, f figures) {
 	fmt.Fprintf(tw, "no-op ceiling, same server\t%.1f /s\t\t\n", f.NoopPerSec)
 	fmt.Fprintf(tw, "burst share of ceiling\t%.0f %%\t≥ 70 %%\t%s\n", 100*f.ShareOfCeiling, ok(f.Targets_.Throughput))
 	fmt.Fprintf(tw, "worker peak RSS (%d in flight, memoryLimitMB %d)\t%.0f MB\t≤ 150 MB\t%s\n", f.Burst, f.WorkerMemLimitMB, f.WorkerPeakRSSMB, ok(f.Targets_.RSS))
+	sc := f.Scale
+	fmt.Fprintf(tw, "\nscale-out: burst of %d, one worker process → two\t%.1f /s → %.1f /s\t\t\n", sc.Burst, sc.OnePerSec, sc.TwoPerSec)
+	fmt.Fprintf(tw, "two workers: last contained after\t%.1f s\t\t\n", sc.TwoLastMS/1000)
+	fmt.Fprintf(tw, "machine CPU busy during the burst, one → two\t%.0f %% → %.0f %%\t\t\n", 100*sc.OneCPUBusy, 100*sc.TwoCPUBusy)
+	fmt.Fprintf(tw, "two workers: activities run by each\t%s\t\t\n", joinFloats(sc.ActivitiesPerProc, "%.0f"))
+	fmt.Fprintf(tw, "two workers: peak RSS of each\t%s MB\t\t\n", joinFloats(sc.PeakRSSMB, "%.0f"))
+	r := f.RateLimit
+	fmt.Fprintf(tw, "\nrate limit: %s at %g activities/s on its own queue, %d workers\t\t\t\n", r.Target, r.LimitPerSec, r.Workers)
+	fmt.Fprintf(tw, "time-to-contain p50 / p99 (%d runs)\t%.0f / %.0f ms\t\t\n", r.Sequential, r.ContainP50MS, r.ContainP99MS)
+	fmt.Fprintf(tw, "burst of %d: %s activities (each worker: %s)\t%.0f in %.1f s\t\t\n", r.Burst, r.Target, joinFloats(r.ActivitiesPerProc, "%.0f"), r.Activities, r.WindowS)
+	fmt.Fprintf(tw, "%s activities per second\t%.1f /s\t≤ %g /s\t%s\n", r.Target, r.ActivitiesPerSec, r.LimitPerSec, ok(f.Targets_.RateLimitHeld))
+	fmt.Fprintf(tw, "%s requests, busiest second (unlimited burst: %d)\t%d\t\t\n", r.Target, r.UnlimitedPeak1s, r.PeakRequests1s)
+	fmt.Fprintf(tw, "burst: last contained after\t%.1f s\t\t\n", r.LastMS/1000)
 	_ = tw.Flush()
+}
+
+func joinFloats(vs []float64, format string) string {
+	parts := make([]string, len(vs))
+	for i, v := range vs {
+		parts[i] = fmt.Sprintf(format, v)
+	}
+	return strings.Join(parts, " / ")
 }
 
 func repoRoot() (string, error) {
