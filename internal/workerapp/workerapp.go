@@ -130,9 +130,10 @@ func targetWorkers(cfg config.Config, c client.Client, acts *activities.Activiti
 			TaskQueueActivitiesPerSecond:       t.Limits.ActivitiesPerSecond,
 			MaxConcurrentActivityExecutionSize: concurrent,
 			MaxConcurrentActivityTaskPollers:   cfg.Worker.ActivityTaskPollers,
+			// Activities only: the SDK would otherwise poll workflow tasks on
+			// this queue too, even with no workflow registered.
+			DisableWorkflowWorker: true,
 		})
-		// Activities only: no workflow is registered, so the worker polls no
-		// workflow tasks on this queue.
 		w.RegisterActivityWithOptions(acts, activity.RegisterOptions{})
 		out = append(out, targetWorker{queue: queue, w: w})
 	}
