@@ -144,7 +144,7 @@ type Limits struct {
 	// ActivitiesPerSecond is enforced by the Temporal server on the target's
 	// task queue, so it holds across all worker processes together. One
 	// activity makes one to four API calls (read, change, read back): set it
-	// to about a third of the API's requests-per-second budget for Offboard.
+	// to about a quarter of the API's requests-per-second budget for Offboard.
 	ActivitiesPerSecond float64 `yaml:"activitiesPerSecond"`
 	// MaxConcurrent caps the target's activities running at once in each
 	// worker process (0: the worker's maxConcurrentActivities).
