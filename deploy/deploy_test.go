@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -115,6 +116,32 @@ func TestConfigLoads(t *testing.T) {
 	}
 	assert.True(t, strings.HasPrefix(cfg.Evidence.Dir, "/var/lib/offboard/evidence"))
 	assert.Contains(t, c.Services["worker"].Volumes, "evidence:"+cfg.Evidence.Dir)
+}
+
+// The S3 evidence section deploy/README.md shows is valid in the example
+// configuration, in place of its evidence section.
+func TestReadmeS3EvidenceParses(t *testing.T) {
+	readme := string(read(t, "deploy/README.md"))
+	start := strings.Index(readme, "\n    evidence:\n      s3:\n")
+	require.GreaterOrEqual(t, start, 0, "deploy/README.md shows an evidence.s3 section")
+	block, _, _ := strings.Cut(readme[start+1:], "\n\n")
+	var snippet strings.Builder
+	for line := range strings.Lines(block) {
+		snippet.WriteString(strings.TrimPrefix(line, "    "))
+	}
+	example := string(read(t, "deploy/offboard.yaml"))
+	from := strings.Index(example, "\nevidence:\n")
+	require.GreaterOrEqual(t, from, 0)
+	rest := example[from+1:]
+	to := strings.Index(rest, "\n\n")
+	require.Greater(t, to, 0)
+	cfg, err := config.Parse([]byte(example[:from+1]+snippet.String()+"\n"+rest[to+1:]), "deploy/offboard.yaml with the README's evidence.s3")
+	require.NoError(t, err)
+	require.NotNil(t, cfg.Evidence.S3)
+	assert.Equal(t, "acme-offboard-evidence", cfg.Evidence.S3.Bucket)
+	assert.Equal(t, config.ObjectLockCompliance, cfg.Evidence.S3.Mode)
+	assert.Equal(t, config.Duration(2555*24*time.Hour), cfg.Evidence.S3.Retention)
+	assert.Equal(t, "/run/secrets/evidence_signing_key", cfg.Evidence.SigningKey.File)
 }
 
 // secretRefs finds every /run/secrets path in the configuration with the

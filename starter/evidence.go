@@ -31,7 +31,7 @@ const evidenceUsage = `usage: starter evidence <command> [flags]
                                    codec section (receipts.json and report.html are plaintext)
   get <employee-id> [--store DIR] [--out DIR]
                                    copy a person's archived runs out of the store (default
-                                   store: the configuration's evidence.dir); runs not archived
+                                   store: the configuration's evidence.dir or evidence.s3); runs not archived
                                    yet are archived first when Temporal and the signing key are there
   public-key [--key FILE]          print the public key (PEM) of the signing key; the key id on stderr
   keygen --out FILE                make a new Ed25519 signing key (PEM, PKCS #8, mode 0600)
@@ -81,7 +81,7 @@ func evidenceCmd(ctx context.Context, args []string, stdout, stderr io.Writer) i
 			return verifyAll(pos[0], pub, stdout, opts...)
 		}
 	case "get":
-		storeDir := fs.String("store", "", "evidence directory (default: the configuration's evidence.dir)")
+		storeDir := fs.String("store", "", "evidence directory (default: the configuration's evidence.dir or evidence.s3)")
 		out := fs.String("out", "", "where to write the runs (default: ./evidence-<employee-id>)")
 		run = func(pos []string) error {
 			if len(pos) != 1 {
@@ -124,7 +124,7 @@ func evidenceCmd(ctx context.Context, args []string, stdout, stderr io.Writer) i
 			return nil
 		}
 	case "summary":
-		storeDir := fs.String("store", "", "evidence directory (default: the configuration's evidence.dir)")
+		storeDir := fs.String("store", "", "evidence directory (default: the configuration's evidence.dir or evidence.s3)")
 		from := fs.String("from", "", "start of the period (RFC 3339 or YYYY-MM-DD)")
 		to := fs.String("to", "", "end of the period, exclusive (default: now)")
 		format := fs.String("format", "table", "table, csv or html")
@@ -144,7 +144,11 @@ func evidenceCmd(ctx context.Context, args []string, stdout, stderr io.Writer) i
 			if err != nil {
 				return err
 			}
-			ms, err := evidence.LoadManifests(ctx, evidence.Dir{Root: pick(*storeDir, cfg.Evidence.Dir)})
+			store, _, err := openStore(ctx, cfg, *storeDir)
+			if err != nil {
+				return err
+			}
+			ms, err := evidence.LoadManifests(ctx, store)
 			if err != nil {
 				return err
 			}
@@ -200,6 +204,19 @@ func loadConfig(path string) (config.Config, error) {
 		return cfg, fmt.Errorf("%w: %v", evidence.ErrUsage, err)
 	}
 	return cfg, nil
+}
+
+// openStore is the --store directory when given, else the configuration's
+// store (evidence.dir, or the S3 bucket of evidence.s3).
+func openStore(ctx context.Context, cfg config.Config, storeDir string) (evidence.Store, string, error) {
+	if storeDir != "" {
+		return evidence.Dir{Root: storeDir}, storeDir, nil
+	}
+	store, where, err := evidence.Open(ctx, cfg.Evidence)
+	if err != nil {
+		return nil, "", fmt.Errorf("%w: config %s: %v", evidence.ErrUsage, cfg.Source(), err)
+	}
+	return store, where, nil
 }
 
 func pick(flagValue, fallback string) string {
@@ -320,7 +337,10 @@ func verifyCodec(configPath string) ([]evidence.Option, error) {
 // getEvidence copies a person's runs out of the store, archiving closed runs
 // first when they are not there yet and Temporal and the key are at hand.
 func getEvidence(ctx context.Context, cfg config.Config, employeeID, storeDir, out string, stdout, stderr io.Writer) error {
-	store := evidence.Dir{Root: pick(storeDir, cfg.Evidence.Dir)}
+	store, where, err := openStore(ctx, cfg, storeDir)
+	if err != nil {
+		return err
+	}
 	wid := workflows.WorkflowID(employeeID)
 	runs, err := store.Runs(ctx, wid)
 	if err != nil {
@@ -335,7 +355,7 @@ func getEvidence(ctx context.Context, cfg config.Config, employeeID, storeDir, o
 		}
 	}
 	if len(runs) == 0 {
-		return fmt.Errorf("no evidence archived for %s in %s (runs are archived within a minute of closing): %w", wid, store.Root, evidence.ErrNotExist)
+		return fmt.Errorf("no evidence archived for %s in %s (runs are archived within a minute of closing): %w", wid, where, evidence.ErrNotExist)
 	}
 	out = pick(out, "evidence-"+employeeID)
 	for _, r := range runs {

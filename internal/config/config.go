@@ -118,11 +118,39 @@ type Notify struct {
 	WebhookURL Secret `yaml:"webhookURL"` // Slack-compatible incoming webhook
 }
 
-// Evidence is where closed runs are archived.
+// Evidence is where closed runs are archived: a local directory, or an S3
+// bucket with Object Lock when S3 is set (Dir is then not used).
 type Evidence struct {
-	Dir        string `yaml:"dir"`
-	SigningKey Secret `yaml:"signingKey"`
+	Dir        string      `yaml:"dir"`
+	S3         *EvidenceS3 `yaml:"s3"`
+	SigningKey Secret      `yaml:"signingKey"`
 }
+
+// EvidenceS3 is an S3 bucket created with Object Lock enabled. Every object
+// is written with a retention mode and a retain-until date, so nobody can
+// delete or overwrite the evidence before Retention has passed.
+type EvidenceS3 struct {
+	Bucket string `yaml:"bucket"`
+	Prefix string `yaml:"prefix"` // keys are <prefix>/<workflow-id>/<run-id>/<file>
+	Region string `yaml:"region"`
+	// Endpoint is for S3-compatible stores (MinIO, Ceph …); "" is AWS.
+	Endpoint  string `yaml:"endpoint"`
+	PathStyle bool   `yaml:"pathStyle"` // bucket in the path, not the host name (most S3-compatible stores)
+	// Mode is COMPLIANCE (nobody, the root user included, can shorten the
+	// retention) or GOVERNANCE (users with s3:BypassGovernanceRetention can).
+	Mode      string   `yaml:"mode"`
+	Retention Duration `yaml:"retention"` // e.g. 2555d, seven years
+	// Without keys, the AWS SDK's default chain (the worker's IAM role,
+	// AWS_* variables, a profile) supplies credentials.
+	AccessKeyID     Secret `yaml:"accessKeyID"`
+	SecretAccessKey Secret `yaml:"secretAccessKey"`
+}
+
+// S3 Object Lock retention modes.
+const (
+	ObjectLockCompliance = "COMPLIANCE"
+	ObjectLockGovernance = "GOVERNANCE"
+)
 
 // Target is one system to remove access from; exactly one kind section is set.
 type Target struct {
@@ -313,6 +341,9 @@ func (c *Config) validate(root *yaml.Node) error {
 		}
 		return fmt.Errorf("config %s: %w", where, err)
 	}
+	if err := c.validateEvidenceS3(root); err != nil {
+		return err
+	}
 	if !c.Sandbox {
 		for _, s := range c.outsideTargetSecrets() {
 			if s.secret.value != "" {
@@ -441,6 +472,43 @@ func (c *Config) validateTarget(root *yaml.Node, at []string, t *Target) error {
 	return nil
 }
 
+// validateEvidenceS3 checks evidence.s3 and fills in its default mode.
+func (c *Config) validateEvidenceS3(root *yaml.Node) error {
+	e := c.Evidence.S3
+	if e == nil {
+		return nil
+	}
+	at := []string{"evidence", "s3"}
+	field := func(name string) []string { return append(slices.Clone(at), name) }
+	if e.Mode == "" {
+		e.Mode = ObjectLockCompliance
+	}
+	switch {
+	case strings.TrimSpace(e.Bucket) == "":
+		return c.fieldError(root, field("bucket"), "is required (a bucket created with Object Lock enabled)")
+	case e.Region == "":
+		return c.fieldError(root, field("region"), "is required (the bucket's region, e.g. eu-central-1)")
+	case e.Mode != ObjectLockCompliance && e.Mode != ObjectLockGovernance:
+		return c.fieldError(root, field("mode"), "%q is not %s or %s", e.Mode, ObjectLockCompliance, ObjectLockGovernance)
+	case e.Retention <= 0:
+		return c.fieldError(root, field("retention"), "is required: how long evidence is locked, e.g. 2555d")
+	case e.Endpoint != "" && !strings.HasPrefix(e.Endpoint, "https://") && !strings.HasPrefix(e.Endpoint, "http://"):
+		return c.fieldError(root, field("endpoint"), "%q is not an http(s) URL", e.Endpoint)
+	}
+	for _, k := range []struct {
+		name   string
+		secret Secret
+	}{{"accessKeyID", e.AccessKeyID}, {"secretAccessKey", e.SecretAccessKey}} {
+		if err := k.secret.check(); err != nil {
+			return c.fieldError(root, field(k.name), "%v", err)
+		}
+	}
+	if e.AccessKeyID.empty() != e.SecretAccessKey.empty() {
+		return c.fieldError(root, field("accessKeyID"), "and secretAccessKey are set together, or neither (the AWS default credential chain)")
+	}
+	return nil
+}
+
 type namedSecret struct {
 	path   []string
 	secret Secret
@@ -452,6 +520,10 @@ func (c *Config) outsideTargetSecrets() []namedSecret {
 		{[]string{"temporal", "apiKey"}, c.Temporal.APIKey},
 		{[]string{"notify", "webhookURL"}, c.Notify.WebhookURL},
 		{[]string{"evidence", "signingKey"}, c.Evidence.SigningKey},
+	}
+	if e := c.Evidence.S3; e != nil {
+		out = append(out, namedSecret{[]string{"evidence", "s3", "accessKeyID"}, e.AccessKeyID},
+			namedSecret{[]string{"evidence", "s3", "secretAccessKey"}, e.SecretAccessKey})
 	}
 	src := c.Relay.Sources
 	if b := src.BambooHR; b != nil {

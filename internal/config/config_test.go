@@ -47,6 +47,13 @@ func TestLimitedTargetGetsItsOwnQueue(t *testing.T) {
 	require.Empty(t, cfg.Targets[1].TaskQueue(), "a target without limits stays on the deprovision queue")
 }
 
+func TestEvidenceInS3(t *testing.T) {
+	cfg, err := Parse([]byte(minimal+"evidence:\n  s3: {bucket: acme-evidence, prefix: offboard, region: eu-central-1, retention: 2555d}\n"), "offboard.yaml")
+	require.NoError(t, err)
+	require.Equal(t, &EvidenceS3{Bucket: "acme-evidence", Prefix: "offboard", Region: "eu-central-1", Mode: ObjectLockCompliance,
+		Retention: Duration(2555 * 24 * time.Hour)}, cfg.Evidence.S3, "the lock mode defaults to COMPLIANCE")
+}
+
 func TestBadConfigNamesFieldAndLine(t *testing.T) {
 	for name, tc := range map[string]struct {
 		yaml string
@@ -69,6 +76,13 @@ func TestBadConfigNamesFieldAndLine(t *testing.T) {
 		"negative rate limit":                  {minimal + "    limits: {activitiesPerSecond: -5}\n", []string{"offboard.yaml:9", "targets.0.limits.activitiesPerSecond", "positive"}},
 		"empty limits":                         {minimal + "    limits: {}\n", []string{"targets.0.limits", "neither activitiesPerSecond nor maxConcurrent"}},
 		"rate limit not a number":              {minimal + "    limits: {activitiesPerSecond: fast}\n", []string{"line 9", "fast"}},
+		"s3 evidence without bucket":           {minimal + "evidence: {s3: {region: eu-central-1, retention: 2555d}}\n", []string{"offboard.yaml:9", "evidence.s3.bucket", "Object Lock"}},
+		"s3 evidence without retention":        {minimal + "evidence: {s3: {bucket: ev, region: eu-central-1}}\n", []string{"evidence.s3.retention", "is required"}},
+		"s3 evidence without region":           {minimal + "evidence: {s3: {bucket: ev, retention: 2555d}}\n", []string{"evidence.s3.region", "is required"}},
+		"s3 evidence unknown lock mode":        {minimal + "evidence: {s3: {bucket: ev, region: r, retention: 30d, mode: LEGAL}}\n", []string{"evidence.s3.mode", `"LEGAL"`, "COMPLIANCE"}},
+		"s3 evidence half a key":               {minimal + "evidence: {s3: {bucket: ev, region: r, retention: 30d, accessKeyID: {env: K}}}\n", []string{"evidence.s3.accessKeyID", "set together"}},
+		"s3 evidence endpoint not a URL":       {minimal + "evidence: {s3: {bucket: ev, region: r, retention: 30d, endpoint: 'minio:9000'}}\n", []string{"evidence.s3.endpoint", "http(s) URL"}},
+		"s3 evidence sandbox key":              {minimal + "evidence: {s3: {bucket: ev, region: r, retention: 30d, accessKeyID: sandbox:a, secretAccessKey: sandbox:b}}\n", []string{"evidence.s3.accessKeyID", "only for the embedded sandbox"}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := Parse([]byte(tc.yaml), "offboard.yaml")

@@ -186,3 +186,22 @@ func (s *S3) each(ctx context.Context, prefix string, fn func(key string)) error
 	}
 	return nil
 }
+
+// CheckLock fails unless the bucket exists with Object Lock enabled: S3
+// refuses a put with retention headers into any other bucket, and a worker
+// that starts anyway would find out only when its first run closes.
+func (s *S3) CheckLock(ctx context.Context) error {
+	out, err := s.client.GetObjectLockConfiguration(ctx, &s3.GetObjectLockConfigurationInput{Bucket: aws.String(s.opts.Bucket)})
+	var api smithy.APIError
+	switch {
+	case errors.As(err, &api) && api.ErrorCode() == "ObjectLockConfigurationNotFoundError":
+		return fmt.Errorf("s3: bucket %s has no Object Lock: evidence needs a bucket created with Object Lock enabled", s.opts.Bucket)
+	case errors.As(err, &api) && api.ErrorCode() == "NoSuchBucket":
+		return fmt.Errorf("s3: bucket %s does not exist", s.opts.Bucket)
+	case err != nil:
+		return fmt.Errorf("s3: bucket %s: read its Object Lock configuration (the worker needs s3:GetBucketObjectLockConfiguration): %w", s.opts.Bucket, err)
+	case out.ObjectLockConfiguration == nil || out.ObjectLockConfiguration.ObjectLockEnabled != types.ObjectLockEnabledEnabled:
+		return fmt.Errorf("s3: bucket %s has no Object Lock: evidence needs a bucket created with Object Lock enabled", s.opts.Bucket)
+	}
+	return nil
+}

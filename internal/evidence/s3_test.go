@@ -1,68 +1,25 @@
 package evidence_test
 
 import (
-	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
-	"github.com/johannesboyne/gofakes3"
-	"github.com/johannesboyne/gofakes3/backend/s3mem"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/offboard/offboard/internal/evidence"
+	"github.com/offboard/offboard/internal/testenv/s3fake"
 )
-
-// putRecorder keeps the headers of every PUT of an object.
-type putRecorder struct {
-	mu   sync.Mutex
-	puts map[string]http.Header
-}
-
-func (p *putRecorder) wrap(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPut && strings.Count(strings.Trim(r.URL.Path, "/"), "/") > 0 {
-			p.mu.Lock()
-			p.puts[r.URL.Path] = r.Header.Clone()
-			p.mu.Unlock()
-		}
-		h.ServeHTTP(w, r)
-	})
-}
-
-// gofakes3 runs in-process. It stores the Object Lock headers as object
-// metadata and returns them on HEAD, but it does not enforce them: versioned
-// buckets work, yet a locked object can still be deleted or overwritten, and
-// it does not insist on a checksum for locked puts the way S3 does. So this
-// test proves what we send on every put, not what S3 then refuses.
-func newFakeS3(t *testing.T) (*s3.Client, *putRecorder) {
-	t.Helper()
-	rec := &putRecorder{puts: map[string]http.Header{}}
-	faker := gofakes3.New(s3mem.New())
-	srv := httptest.NewServer(rec.wrap(faker.Server()))
-	t.Cleanup(srv.Close)
-	c := s3.New(s3.Options{
-		BaseEndpoint:     aws.String(srv.URL),
-		Region:           "us-east-1",
-		UsePathStyle:     true,
-		Credentials:      credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", ""),
-		RetryMaxAttempts: 1,
-	})
-	_, err := c.CreateBucket(t.Context(), &s3.CreateBucketInput{Bucket: aws.String("evidence"), ObjectLockEnabledForBucket: aws.Bool(true)})
-	require.NoError(t, err)
-	return c, rec
-}
 
 func TestS3StoreArchivesWithObjectLock(t *testing.T) {
 	f := getFixture(t)
-	c, rec := newFakeS3(t)
+	fake := s3fake.Start(t)
+	fake.CreateBucket(t, "evidence", true)
+	c := fake.Client()
 	now := time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
 	store, err := evidence.NewS3(c, evidence.S3Options{Bucket: "evidence", Prefix: "offboard/evidence", Mode: types.ObjectLockModeCompliance,
 		Retention: 7 * 365 * 24 * time.Hour, Now: func() time.Time { return now }})
@@ -77,8 +34,9 @@ func TestS3StoreArchivesWithObjectLock(t *testing.T) {
 	assert.Equal(t, []string{"history.json", "manifest.json", "receipts.json", "report.html"}, names)
 
 	retainUntil := now.Add(7 * 365 * 24 * time.Hour)
-	require.Len(t, rec.puts, 4)
-	for path, h := range rec.puts {
+	puts := fake.Puts()
+	require.Len(t, puts, 4)
+	for path, h := range puts {
 		assert.Equal(t, "COMPLIANCE", h.Get("X-Amz-Object-Lock-Mode"), path)
 		assert.Equal(t, retainUntil.Format(time.RFC3339), h.Get("X-Amz-Object-Lock-Retain-Until-Date"), path)
 		assert.NotEmpty(t, h.Get("X-Amz-Checksum-Sha256"), "%s: a locked put carries a checksum", path)
@@ -94,11 +52,10 @@ func TestS3StoreArchivesWithObjectLock(t *testing.T) {
 	}
 
 	// A second archive finds the manifest and writes nothing.
-	before := len(rec.puts)
-	rec.puts = map[string]http.Header{}
+	fake.ResetPuts()
 	_, err = evidence.Archive(t.Context(), f.client, f.completed.WorkflowID, f.completed.RunID, store, f.priv, f.keyID)
 	require.NoError(t, err)
-	assert.Empty(t, rec.puts, "of %d objects none was written again", before)
+	assert.Empty(t, fake.Puts(), "none of the 4 objects was written again")
 
 	runs, err := store.Runs(t.Context(), "")
 	require.NoError(t, err)
@@ -114,7 +71,7 @@ func TestS3StoreArchivesWithObjectLock(t *testing.T) {
 }
 
 func TestNewS3RefusesNoLock(t *testing.T) {
-	c, _ := newFakeS3(t)
+	c := s3fake.Start(t).Client()
 	for name, o := range map[string]evidence.S3Options{
 		"no bucket":    {Mode: types.ObjectLockModeCompliance, Retention: time.Hour},
 		"no mode":      {Bucket: "evidence", Retention: time.Hour},

@@ -161,9 +161,18 @@ func registerEvidence(ctx context.Context, cfg config.Config, c client.Client, w
 	if err != nil {
 		return "", err
 	}
+	store, where, err := evidence.Open(ctx, cfg.Evidence)
+	if err != nil {
+		return "", fmt.Errorf("config %s: %w", cfg.Source(), err)
+	}
+	if s3, ok := store.(*evidence.S3); ok {
+		if err := s3.CheckLock(ctx); err != nil {
+			return "", fmt.Errorf("config %s: evidence.s3: %w", cfg.Source(), err)
+		}
+	}
 	evidence.Register(w, &evidence.Activities{
 		Client:           c,
-		Store:            evidence.Dir{Root: cfg.Evidence.Dir},
+		Store:            store,
 		Key:              key,
 		KeyID:            evidence.KeyID(key.Public().(ed25519.PublicKey)),
 		DataConverter:    dc,
@@ -172,7 +181,7 @@ func registerEvidence(ctx context.Context, cfg config.Config, c client.Client, w
 	if err := evidence.EnsureSchedule(ctx, c); err != nil {
 		return "", fmt.Errorf("evidence: archive schedule: %w", err)
 	}
-	return cfg.Evidence.Dir, nil
+	return where, nil
 }
 
 // serveHealth answers /healthz on the metrics address.
