@@ -121,27 +121,53 @@ func TestConfigLoads(t *testing.T) {
 // The S3 evidence section deploy/README.md shows is valid in the example
 // configuration, in place of its evidence section.
 func TestReadmeS3EvidenceParses(t *testing.T) {
-	readme := string(read(t, "deploy/README.md"))
-	start := strings.Index(readme, "\n    evidence:\n      s3:\n")
-	require.GreaterOrEqual(t, start, 0, "deploy/README.md shows an evidence.s3 section")
-	block, _, _ := strings.Cut(readme[start+1:], "\n\n")
-	var snippet strings.Builder
-	for line := range strings.Lines(block) {
-		snippet.WriteString(strings.TrimPrefix(line, "    "))
-	}
+	snippet := readmeYAML(t, "    evidence:\n      s3:\n", "    ")
 	example := string(read(t, "deploy/offboard.yaml"))
 	from := strings.Index(example, "\nevidence:\n")
 	require.GreaterOrEqual(t, from, 0)
 	rest := example[from+1:]
 	to := strings.Index(rest, "\n\n")
 	require.Greater(t, to, 0)
-	cfg, err := config.Parse([]byte(example[:from+1]+snippet.String()+"\n"+rest[to+1:]), "deploy/offboard.yaml with the README's evidence.s3")
+	cfg, err := config.Parse([]byte(example[:from+1]+snippet+"\n"+rest[to+1:]), "deploy/offboard.yaml with the README's evidence.s3")
 	require.NoError(t, err)
 	require.NotNil(t, cfg.Evidence.S3)
 	assert.Equal(t, "acme-offboard-evidence", cfg.Evidence.S3.Bucket)
 	assert.Equal(t, config.ObjectLockCompliance, cfg.Evidence.S3.Mode)
 	assert.Equal(t, config.Duration(2555*24*time.Hour), cfg.Evidence.S3.Retention)
 	assert.Equal(t, "/run/secrets/evidence_signing_key", cfg.Evidence.SigningKey.File)
+}
+
+// The codec server section deploy/README.md shows is valid.
+func TestReadmeCodecOIDCParses(t *testing.T) {
+	var doc struct {
+		Codec config.Codec `yaml:"codec"`
+	}
+	snippet := readmeYAML(t, "      codec:\n        server:\n", "      ")
+	dec := yaml.NewDecoder(strings.NewReader(snippet))
+	dec.KnownFields(true)
+	require.NoError(t, dec.Decode(&doc))
+	doc.Codec.Keys = []config.CodecKey{{ID: "k1", File: "/run/secrets/codec_key"}}
+	doc.Codec.Primary = "k1"
+	require.NoError(t, doc.Codec.Validate())
+	o := doc.Codec.Server.OIDC
+	require.NotNil(t, o)
+	assert.Equal(t, "https://acme.okta.com/oauth2/default", o.Issuer)
+	assert.Equal(t, []string{"offboard-auditors"}, o.AllowGroups)
+}
+
+// readmeYAML is the indented YAML block of deploy/README.md that starts with
+// start, without its indent.
+func readmeYAML(t *testing.T, start, indent string) string {
+	t.Helper()
+	readme := string(read(t, "deploy/README.md"))
+	at := strings.Index(readme, "\n"+start)
+	require.GreaterOrEqual(t, at, 0, "deploy/README.md shows %q", start)
+	block, _, _ := strings.Cut(readme[at+1:], "\n\n")
+	var out strings.Builder
+	for line := range strings.Lines(block) {
+		out.WriteString(strings.TrimPrefix(line, indent))
+	}
+	return out.String()
 }
 
 // secretRefs finds every /run/secrets path in the configuration with the

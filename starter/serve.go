@@ -97,6 +97,11 @@ func listenCodec(cfg config.Config, logger *slog.Logger) (*codecListener, error)
 		AllowCredentials: s.AllowCredentials,
 		TokenSHA256:      s.TokenSHA256,
 		Anonymous:        s.Anonymous,
+		Logger:           logger,
+	}
+	if o := s.OIDC; o != nil {
+		opts.OIDC = codec.NewOIDC(codec.OIDCOptions{Issuer: o.Issuer, Audience: o.Audience, UserClaim: o.UserClaim,
+			Allow: o.Allow, GroupsClaim: o.GroupsClaim, AllowGroups: o.AllowGroups})
 	}
 	if err := opts.Validate(); err != nil {
 		return nil, err
@@ -105,6 +110,13 @@ func listenCodec(cfg config.Config, logger *slog.Logger) (*codecListener, error)
 	if err != nil {
 		return nil, fmt.Errorf("codec server: listen %s: %w", s.Listen, err)
 	}
-	logger.Info("codec server listening", "addr", s.Listen, "keys", keys.IDs(), "primary", keys.Primary(), "anonymous", s.Anonymous)
+	logger.Info("codec server listening", "addr", s.Listen, "keys", keys.IDs(), "primary", keys.Primary(), "anonymous", s.Anonymous, "oidcIssuer", oidcIssuer(s.OIDC))
 	return &codecListener{ln: ln, handler: codec.Handler(keys, opts)}, nil
+}
+
+func oidcIssuer(o *config.CodecOIDC) string {
+	if o == nil {
+		return ""
+	}
+	return o.Issuer
 }

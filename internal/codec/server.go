@@ -4,8 +4,11 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"path"
 	"slices"
 	"strings"
 
@@ -31,9 +34,15 @@ type HandlerOptions struct {
 	AllowCredentials bool
 	// TokenSHA256 are the hex SHA-256 digests of the accepted bearer tokens.
 	TokenSHA256 []string
+	// OIDC takes the Web UI users' own access tokens (JWTs), for the people
+	// or groups it allows; static tokens still serve the CLI.
+	OIDC *OIDC
 	// Anonymous accepts requests without a token. The local dev server's UI
 	// sends none (no login, plain http); only serve it on loopback.
 	Anonymous bool
+	// Logger records who decoded or encoded payloads, never a token; nil
+	// logs nothing.
+	Logger *slog.Logger
 	// MaxBodyBytes caps a request body; 0 means 8 MiB.
 	MaxBodyBytes int64
 }
@@ -50,8 +59,8 @@ func (o HandlerOptions) Validate() error {
 			return fmt.Errorf("codec server: allowed origin %q: name an exact origin like http://localhost:8233", origin)
 		}
 	}
-	if !o.Anonymous && len(o.TokenSHA256) == 0 {
-		return fmt.Errorf("codec server: list token digests, or allow anonymous access (loopback only)")
+	if !o.Anonymous && len(o.TokenSHA256) == 0 && o.OIDC == nil {
+		return fmt.Errorf("codec server: list token digests or an identity provider, or allow anonymous access (loopback only)")
 	}
 	return nil
 }
@@ -70,7 +79,12 @@ func Handler(k *Keyring, opts HandlerOptions) http.Handler {
 		origins:   slices.Clone(opts.AllowedOrigins),
 		creds:     opts.AllowCredentials,
 		anonymous: opts.Anonymous,
+		oidc:      opts.OIDC,
+		logger:    opts.Logger,
 		maxBody:   opts.MaxBodyBytes,
+	}
+	if s.logger == nil {
+		s.logger = slog.New(slog.DiscardHandler)
 	}
 	if s.maxBody <= 0 {
 		s.maxBody = defaultMaxBody
@@ -89,6 +103,8 @@ type server struct {
 	creds     bool
 	anonymous bool
 	digests   [][]byte
+	oidc      *OIDC
+	logger    *slog.Logger
 	maxBody   int64
 }
 
@@ -120,35 +136,66 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	if !s.anonymous && !s.authorized(r.Header.Get("Authorization")) {
-		h.Set("WWW-Authenticate", `Bearer realm="offboard-codec"`)
-		http.Error(w, "codec server: a valid bearer token is required", http.StatusUnauthorized)
-		return
+	who := "anonymous"
+	if !s.anonymous {
+		var err error
+		who, err = s.authorize(r)
+		switch {
+		case errors.Is(err, ErrNotAllowed):
+			s.logger.Warn("codec server: refused", "who", who, "path", r.URL.Path, "namespace", r.Header.Get("X-Namespace"))
+			http.Error(w, err.Error(), http.StatusForbidden)
+			return
+		case errors.Is(err, ErrIdentityProvider):
+			s.logger.Error("codec server: identity provider", "err", err)
+			h.Set("Retry-After", "30")
+			http.Error(w, "codec server: the identity provider cannot be reached to check the token", http.StatusServiceUnavailable)
+			return
+		case err != nil:
+			s.logger.Info("codec server: bad token", "path", r.URL.Path, "err", err)
+			h.Set("WWW-Authenticate", `Bearer realm="offboard-codec"`)
+			http.Error(w, "codec server: a valid bearer token is required", http.StatusUnauthorized)
+			return
+		}
 	}
 	if r.Method != http.MethodPost {
 		h.Set("Allow", "POST, OPTIONS")
 		http.Error(w, "codec server: use POST", http.StatusMethodNotAllowed)
 		return
 	}
+	// Reading a payload is reading personal data: say who did.
+	s.logger.Info("codec server: "+path.Base(r.URL.Path), "who", who, "namespace", r.Header.Get("X-Namespace"))
 	r.Body = http.MaxBytesReader(w, r.Body, s.maxBody)
 	s.codec.ServeHTTP(w, r)
 }
 
-// authorized compares the token's digest with every accepted digest in
-// constant time, so neither the match nor its position leaks through timing.
-func (s *server) authorized(header string) bool {
-	scheme, token, ok := strings.Cut(header, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return false
-	}
+// errNoToken is a request without a usable bearer token.
+var errNoToken = errors.New("codec server: no bearer token")
+
+// authorize names who sent the request: a static token ("token N", by its
+// place in the list) or the person an identity provider's token names.
+func (s *server) authorize(r *http.Request) (string, error) {
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 	token = strings.TrimSpace(token)
-	if token == "" {
-		return false
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+		return "", errNoToken
 	}
+	if i := s.staticToken(token); i >= 0 {
+		return fmt.Sprintf("token %d", i), nil
+	}
+	if s.oidc != nil && isJWT(token) {
+		return s.oidc.Identify(r.Context(), token)
+	}
+	return "", errors.New("codec server: unknown token")
+}
+
+// staticToken compares the token's digest with every accepted digest in
+// constant time, so neither the match nor its position leaks through timing;
+// it returns the matching digest's index, or -1.
+func (s *server) staticToken(token string) int {
 	sum := sha256.Sum256([]byte(token))
-	match := 0
-	for _, d := range s.digests {
-		match |= subtle.ConstantTimeCompare(sum[:], d)
+	found := -1
+	for i, d := range s.digests {
+		found = subtle.ConstantTimeSelect(subtle.ConstantTimeCompare(sum[:], d), i, found)
 	}
-	return match == 1
+	return found
 }

@@ -46,6 +46,23 @@ type CodecServer struct {
 	// Anonymous takes requests without a token: the local dev UI sends none
 	// (no login, and it passes a token only to an https endpoint). Loopback only.
 	Anonymous bool `yaml:"anonymous"`
+	// OIDC takes the access tokens of people logged in to the Web UI.
+	OIDC *CodecOIDC `yaml:"oidc"`
+}
+
+// CodecOIDC lets people logged in to the Temporal Web UI through the
+// company's identity provider decode payloads with their own access token
+// (the UI's codec setting passAccessToken, over https), when they are allowed.
+type CodecOIDC struct {
+	Issuer   string `yaml:"issuer"`   // exactly the tokens' iss, e.g. https://acme.okta.com/oauth2/default
+	Audience string `yaml:"audience"` // must be in the tokens' aud, e.g. api://default
+	// UserClaim names the person: "email" by default.
+	UserClaim string `yaml:"userClaim"`
+	// Allow lists the people who may read payloads (UserClaim values).
+	Allow []string `yaml:"allow"`
+	// GroupsClaim and AllowGroups: members of these groups may too.
+	GroupsClaim string   `yaml:"groupsClaim"`
+	AllowGroups []string `yaml:"allowGroups"`
 }
 
 var codecKeyID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
@@ -100,7 +117,7 @@ func (c Codec) Validate() error {
 
 func (s CodecServer) validate() error {
 	if s.Listen == "" {
-		if len(s.AllowedOrigins) > 0 || len(s.TokenSHA256) > 0 || s.Anonymous || s.AllowCredentials {
+		if len(s.AllowedOrigins) > 0 || len(s.TokenSHA256) > 0 || s.Anonymous || s.AllowCredentials || s.OIDC != nil {
 			return fmt.Errorf("codec.server.listen: is required when the codec server is configured")
 		}
 		return nil
@@ -119,13 +136,36 @@ func (s CodecServer) validate() error {
 			return fmt.Errorf("codec.server.tokenSHA256.%d: must be the 64-hex-digit SHA-256 of the token, never the token itself", i)
 		}
 	}
+	if err := s.OIDC.validate(); err != nil {
+		return err
+	}
 	switch {
-	case s.Anonymous && len(s.TokenSHA256) > 0:
-		return fmt.Errorf("codec.server.anonymous: tokens are listed too; choose one")
+	case s.Anonymous && (len(s.TokenSHA256) > 0 || s.OIDC != nil):
+		return fmt.Errorf("codec.server.anonymous: tokens are accepted too; choose one")
 	case s.Anonymous && !isLoopback(host):
 		return fmt.Errorf("codec.server.anonymous: only on a loopback listen address (127.0.0.1, ::1, localhost), not %q: it decrypts for anyone who reaches it", s.Listen)
-	case !s.Anonymous && len(s.TokenSHA256) == 0:
-		return fmt.Errorf("codec.server.tokenSHA256: list the SHA-256 of at least one bearer token (or anonymous: true on loopback for the local dev UI)")
+	case !s.Anonymous && len(s.TokenSHA256) == 0 && s.OIDC == nil:
+		return fmt.Errorf("codec.server.tokenSHA256: list the SHA-256 of at least one bearer token, or set oidc for the Web UI's logged-in users (or anonymous: true on loopback for the local dev UI)")
+	}
+	return nil
+}
+
+func (o *CodecOIDC) validate() error {
+	if o == nil {
+		return nil
+	}
+	u, err := url.Parse(o.Issuer)
+	switch {
+	case o.Issuer == "" || err != nil || u.Host == "":
+		return fmt.Errorf("codec.server.oidc.issuer: is required: the identity provider's issuer URL, as in its tokens' iss claim")
+	case u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname())):
+		return fmt.Errorf("codec.server.oidc.issuer: %q: use https (the keys that sign the tokens are fetched from it)", o.Issuer)
+	case strings.TrimSpace(o.Audience) == "":
+		return fmt.Errorf("codec.server.oidc.audience: is required: the aud of the access tokens the Web UI gets (e.g. api://default)")
+	case len(o.Allow) == 0 && len(o.AllowGroups) == 0:
+		return fmt.Errorf("codec.server.oidc.allow: list the people (or allowGroups the groups) who may read decrypted payloads")
+	case len(o.AllowGroups) > 0 && o.GroupsClaim == "":
+		return fmt.Errorf("codec.server.oidc.groupsClaim: is required with allowGroups (the claim listing the person's groups, e.g. groups)")
 	}
 	return nil
 }
