@@ -25,6 +25,7 @@ const (
 	versionLocalPlan     = "local-plan"
 	versionPooledControl = "pooled-controls"
 	versionTargetQueues  = "target-queues"
+	versionWatchRefused  = "watch-after-refusal"
 )
 
 // a is how the workflow names activities: methods on a nil pointer, so there
@@ -100,6 +101,18 @@ func (wf *deprovision) run(ctx workflow.Context) (Result, error) {
 	if decision := wf.approvalGate(ctx); decision != PhaseRemoving {
 		if decision == PhaseRescinded {
 			return wf.restore(ctx)
+		}
+		if workflow.GetVersion(ctx, versionWatchRefused, workflow.DefaultVersion, 1) == 1 {
+			// Removal refused (rejected, or no approval in time): access stays
+			// contained, so its re-verifications and waivers go on, and HR may
+			// still rescind, nothing having been removed.
+			wf.watching = true // an exception still shows as "exception"
+			wf.setPhase(ctx, decision)
+			_ = workflow.Await(ctx, func() bool { return wf.openWork == 0 || wf.rescinded != nil })
+			wf.watching = false
+			if wf.rescinded != nil {
+				return wf.restore(ctx)
+			}
 		}
 		return wf.finish(ctx, decision)
 	}
@@ -181,6 +194,7 @@ type deprovision struct {
 	openWork           int
 	pooled             bool // version pooled-controls: parallel controls share one coroutine
 	targetQueues       bool // version target-queues: a target with limits runs on its own task queue
+	watching           bool // version watch-after-refusal: removal refused, the run still re-verifies
 	notifying          int  // notifications not yet delivered: the run waits for them before it closes
 
 	controlIndex map[string]int // control id → index in status.Controls
@@ -829,7 +843,7 @@ func (wf *deprovision) setPhase(ctx workflow.Context, p Phase) {
 func (wf *deprovision) updatePhaseAttribute(ctx workflow.Context) {
 	shown := string(wf.status.Phase)
 	for _, c := range wf.status.Controls {
-		if c.State == StateException && !isFinal(wf.status.Phase) {
+		if c.State == StateException && (!isFinal(wf.status.Phase) || wf.watching) {
 			shown = "exception"
 		}
 	}

@@ -265,6 +265,38 @@ func (s *deprovisionSuite) TestRejectedPlanKeepsAccessContained() {
 	s.Equal(0, s.okta.count("delete"))
 }
 
+func (s *deprovisionSuite) TestRejectedPlanStillReverifies() {
+	t := s.termination()
+	t.Privileged = true
+	s.at(time.Minute, func() {
+		s.signal(SignalApprove, Approve{Approver: "bob@example.test", Decision: "reject", PlanDigest: s.status().PlanDigest, Reason: "wrong person"})
+	})
+	s.at(30*time.Minute, func() {
+		s.Equal(PhaseRejected, s.status().Phase, "the run shows the decision while it keeps watching")
+		s.okta.setHolds("suspend", false) // an admin re-enables the user
+	})
+	res := s.run(t)
+	s.Equal(PhaseRejected, res.Phase)
+	s.Equal(2, s.okta.count("suspend"), "the re-verification an hour in re-contained the drift")
+	s.Require().Len(res.Status.Drift, 1)
+	s.Contains(res.Status.Drift[0], "okta/suspend drifted")
+	s.Equal(0, s.okta.count("remove_groups"), "nothing removed")
+}
+
+func (s *deprovisionSuite) TestRescindAfterRejectionRestores() {
+	t := s.termination()
+	t.Privileged = true
+	s.at(time.Minute, func() {
+		s.signal(SignalApprove, Approve{Approver: "bob@example.test", Decision: "reject", PlanDigest: s.status().PlanDigest, Reason: "wrong person"})
+	})
+	s.at(10*time.Minute, func() { s.signal(SignalRescind, Rescind{By: "hr@example.test", Reason: "resignation withdrawn"}) })
+	res := s.run(t)
+	s.Equal(PhaseRescinded, res.Phase)
+	s.Equal(1, s.okta.count("unsuspend"), "nothing was removed, so access is restored")
+	s.Equal(1, s.aws.count("unsuspend"))
+	s.Equal(0, s.okta.count("remove_groups"))
+}
+
 func (s *deprovisionSuite) TestApprovalTimeoutNotifiesAndStops() {
 	t := s.termination()
 	t.Privileged = true

@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"maps"
+	"net/http"
 	"slices"
 	"testing"
 	"time"
@@ -225,6 +226,50 @@ func TestScenarios(t *testing.T) {
 		s.waitSearchAttribute(ctx, started, "SLABreached", "true")
 		s.recordHistory(ctx, "sla-breach", started)
 	})
+
+	t.Run("rejected", func(t *testing.T) {
+		s := newStack(t)
+		pol := defaultPolicy()
+		pol.reverify = "[5s]"
+		s.startWorker(pol)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		p := s.people[19] // privileged
+
+		started := s.terminate(ctx, p, func(t *workflows.Termination) { t.Privileged = true })
+		st := s.waitStatus(ctx, p.EmployeeID, "approval gate", func(st workflows.Status) bool { return st.Phase == workflows.PhaseAwaitingApproval })
+		// While the plan waits, an Okta admin unsuspends the user; then the
+		// approver rejects the removal. Access must stay contained all the same.
+		user, _ := s.okta.User(p.Email)
+		s.oktaLifecycle(ctx, user.ID, "unsuspend")
+		user, _ = s.okta.User(p.Email)
+		require.Equal(t, "ACTIVE", user.Status)
+		require.NoError(t, runs.Signal(ctx, s.temporal.Client, p.EmployeeID, workflows.SignalApprove,
+			workflows.Approve{Approver: "alice@example.test", Decision: "reject", PlanDigest: st.PlanDigest, Reason: "wrong person"}))
+		res := s.result(ctx, started)
+
+		require.Equal(t, workflows.PhaseRejected, res.Phase)
+		user, _ = s.okta.User(p.Email)
+		require.Equal(t, "SUSPENDED", user.Status, "the re-verification after the rejection re-contained the drift")
+		require.NotEmpty(t, user.Groups, "a rejected plan removes nothing")
+		require.Len(t, res.Status.Drift, 1, "%v", res.Status.Drift)
+		require.Contains(t, res.Status.Drift[0], "okta/suspend drifted")
+		require.Equal(t, "rejected", s.searchAttributes(ctx, started)["DeprovisionStatus"])
+		s.recordHistory(ctx, "rejected", started)
+	})
+}
+
+// oktaLifecycle changes a user's status through the Okta API, as an admin would.
+func (s *stack) oktaLifecycle(ctx context.Context, userID, op string) {
+	s.t.Helper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.oktaURL+"/api/v1/users/"+userID+"/lifecycle/"+op, nil)
+	require.NoError(s.t, err)
+	req.Header.Set("Authorization", "SSWS "+oktaToken)
+	req.Header.Set("Accept", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(s.t, err)
+	defer resp.Body.Close()
+	require.Equal(s.t, http.StatusOK, resp.StatusCode, "okta %s %s", op, userID)
 }
 
 func controlState(st workflows.Status, id string) workflows.ControlState {
