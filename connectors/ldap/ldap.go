@@ -44,6 +44,10 @@ const (
 // uacDisabled is ACCOUNTDISABLE in userAccountControl.
 const uacDisabled = 0x2
 
+// oidTreeDelete is AD's LDAP_SERVER_TREE_DELETE_OID: delete an entry and its
+// subtree in one operation (the bind account needs Delete Subtree).
+const oidTreeDelete = "1.2.840.113556.1.4.805"
+
 // domainUsers is the usual primary group: AD lists it neither in memberOf
 // nor in the group's member, and refuses to remove it.
 const domainUsers = "Domain Users"
@@ -271,8 +275,10 @@ func (c *Client) Enforce(ctx context.Context, name string, acct control.Account,
 	case RemoveGroups:
 		return c.removeGroups(ctx, op, acct.ID, params.KeepGroups)
 	case Delete:
-		err := c.do(ctx, op, "Delete on "+acct.ID, func(conn *goldap.Conn) error {
-			return conn.Del(goldap.NewDelRequest(acct.ID, nil))
+		// Tree delete: a user object may hold children (ActiveSync devices,
+		// class stores …), and AD refuses to delete a non-leaf without it.
+		err := c.do(ctx, op, "Delete Subtree on "+acct.ID, func(conn *goldap.Conn) error {
+			return conn.Del(goldap.NewDelRequest(acct.ID, []goldap.Control{goldap.NewControlString(oidTreeDelete, true, "")}))
 		})
 		if err != nil {
 			return control.Response{}, err

@@ -217,11 +217,24 @@ func testDelete(t *testing.T, p peer) {
 	assert.Equal(t, []string{adldap.Delete}, c.Controls(control.Deletion))
 	assert.Equal(t, []string{adldap.Enable}, c.Controls(control.Restore))
 
+	// The user object holds a child (as ActiveSync devices do): AD refuses a
+	// plain delete of a non-leaf.
+	admin := dial(t, p)
+	require.NoError(t, admin.Bind(p.cfg.BindDN, p.cfg.Password))
+	child := "CN=apps," + acct.ID
+	add := goldap.NewAddRequest(child, nil)
+	add.Attribute("objectClass", []string{"classStore"})
+	require.NoError(t, admin.Add(add))
+	err := admin.Del(goldap.NewDelRequest(acct.ID, nil))
+	require.True(t, goldap.IsErrorWithCode(err, goldap.LDAPResultNotAllowedOnNonLeaf), "%v", err)
+
 	obs, err := c.Observe(t.Context(), adldap.Delete, acct, control.Params{})
 	require.NoError(t, err)
 	assert.False(t, obs.Holds)
 	_, err = c.Enforce(t.Context(), adldap.Delete, acct, control.Params{})
-	require.NoError(t, err)
+	require.NoError(t, err, "deleted with its subtree")
+	_, err = admin.Search(goldap.NewSearchRequest(child, goldap.ScopeBaseObject, goldap.NeverDerefAliases, 0, 0, false, "(objectClass=*)", nil, nil))
+	assert.True(t, goldap.IsErrorWithCode(err, goldap.LDAPResultNoSuchObject), "the child went with the user: %v", err)
 	for _, name := range []string{adldap.Delete, adldap.Disable, adldap.RemoveGroups} {
 		obs, err = c.Observe(t.Context(), name, acct, control.Params{})
 		require.NoError(t, err)

@@ -220,6 +220,18 @@ func (d *directory) hasChildren(e *entry) bool {
 	return false
 }
 
+// subtree lists e and every entry below it, deepest first.
+func (d *directory) subtree(e *entry) []*entry {
+	var out []*entry
+	for _, c := range d.entries {
+		if under(c.rdns, e.rdns) {
+			out = append(out, c)
+		}
+	}
+	slices.SortFunc(out, func(a, b *entry) int { return len(b.rdns) - len(a.rdns) })
+	return out
+}
+
 func sameDN(dn string, rdns []string) bool {
 	n, err := normDN(dn)
 	return err == nil && slices.Equal(n, rdns)

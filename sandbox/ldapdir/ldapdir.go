@@ -16,7 +16,11 @@
 //     computed from the groups' member and refuses writes (53), as does
 //     deleting a member that is not there (53, like Samba); unicodePwd takes
 //     AD's quoted UTF-16LE form over TLS;
-//   - delete, which also removes the entry from every group's member.
+//   - add by the administrator below an existing entry (objectClass
+//     required, no further schema), so tests can give a user children;
+//   - delete, which also removes the entry from every group's member; a
+//     non-leaf only with the Tree Delete control (66 notAllowedOnNonLeaf
+//     without it, like AD), which takes the whole subtree.
 //
 // Faults (a result code, or no answer at all) are injected with Server.Fail.
 package ldapdir
@@ -363,8 +367,10 @@ func (s *Server) serveConn(c net.Conn, implicitTLS bool) {
 			replies = s.search(sess, op, controls)
 		case appModify:
 			replies = []reply{{op: s.modify(sess, op, controls)}}
+		case appAdd:
+			replies = []reply{{op: s.add(sess, op)}}
 		case appDelete:
-			replies = []reply{{op: s.delete(sess, op)}}
+			replies = []reply{{op: s.delete(sess, op, controls)}}
 		case appExtended:
 			replies = []reply{{op: extendedResult(resultProtocolError, "unsupported extended operation")}}
 		default:

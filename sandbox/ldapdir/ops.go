@@ -55,11 +55,15 @@ const (
 	resultInsufficientAccessRight = 50
 	resultUnwillingToPerform      = 53
 	resultNotAllowedOnNonLeaf     = 66
+	resultObjectClassViolation    = 65
+	resultEntryAlreadyExists      = 68
 )
 
 const (
 	oidStartTLS         = "1.3.6.1.4.1.1466.20037"
 	oidPermissiveModify = goldap.ControlTypeMicrosoftPermissiveModify
+	// oidTreeDelete deletes an entry with everything below it.
+	oidTreeDelete = "1.2.840.113556.1.4.805"
 	// maxPageSize is AD's MaxPageSize: a search without the paged results
 	// control stops there with sizeLimitExceeded.
 	maxPageSize = 1000
@@ -495,7 +499,54 @@ func (s *Server) modify(sess *session, op *ber.Packet, controls []*ber.Packet) *
 }
 
 // delete removes a leaf entry and its group memberships.
-func (s *Server) delete(sess *session, op *ber.Packet) *ber.Packet {
+// add creates an entry below an existing one, as an administrator may: the
+// sandbox keeps no schema beyond "objectClass is required".
+func (s *Server) add(sess *session, op *ber.Packet) *ber.Packet {
+	res := func(code int, msg string) *ber.Packet { return result(appAddResponse, code, "", msg) }
+	if len(op.Children) != 2 {
+		return res(resultProtocolError, "malformed add")
+	}
+	dn := str(op.Children[0])
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sess.bound == nil {
+		return res(resultOperationsError, "00002020: Operation unavailable without authentication")
+	}
+	rdns, err := normDN(dn)
+	if err != nil || len(rdns) < 2 {
+		return res(resultInvalidDNSyntax, "00002081: NameErr: invalid DN "+dn)
+	}
+	parent := s.dir.entries[key(rdns[1:])]
+	if parent == nil {
+		return res(resultNoSuchObject, "0000208D: NameErr: DSID-0310028B, problem 2001 (NO_OBJECT), the parent of "+dn+" does not exist")
+	}
+	if !sess.admin {
+		return res(resultInsufficientAccessRight, "00000005: SecErr: DSID-03152857, problem 4003 (INSUFF_ACCESS_RIGHTS): no Create Child right on "+parent.dn)
+	}
+	if s.dir.entries[key(rdns)] != nil {
+		return res(resultEntryAlreadyExists, "00002071: UpdErr: DSID-0305038D, problem 6005 (ENTRY_EXISTS): "+dn)
+	}
+	e := &entry{dn: dn, attrs: map[string]*attr{}}
+	for _, a := range op.Children[1].Children {
+		if len(a.Children) != 2 {
+			return res(resultProtocolError, "malformed attribute")
+		}
+		var vals []string
+		for _, v := range a.Children[1].Children {
+			vals = append(vals, str(v))
+		}
+		e.set(str(a.Children[0]), vals...)
+	}
+	if len(e.get("objectClass")) == 0 {
+		return res(resultObjectClassViolation, "00002014: objectclass: no objectClass given for "+dn)
+	}
+	if err := s.dir.add(e); err != nil {
+		return res(resultOperationsError, err.Error())
+	}
+	return res(resultSuccess, "")
+}
+
+func (s *Server) delete(sess *session, op *ber.Packet, controls []*ber.Packet) *ber.Packet {
 	res := func(code int, msg string) *ber.Packet { return result(appDeleteResponse, code, "", msg) }
 	dn := op.Data.String()
 	s.mu.Lock()
@@ -510,13 +561,16 @@ func (s *Server) delete(sess *session, op *ber.Packet) *ber.Packet {
 	if !sess.admin {
 		return res(resultInsufficientAccessRight, "dsdb_access: Access check failed on "+dn)
 	}
-	if s.dir.hasChildren(e) {
+	tree := hasControl(controls, oidTreeDelete)
+	if s.dir.hasChildren(e) && !tree {
 		return res(resultNotAllowedOnNonLeaf, "00002015: cannot delete "+dn+": it has child objects")
 	}
 	if sameDN(s.opts.BindDN, e.rdns) || strings.EqualFold(e.first("cn"), "Domain Users") {
 		return res(resultUnwillingToPerform, "0000209F: cannot delete critical system object "+dn)
 	}
-	s.dir.remove(e)
+	for _, c := range s.dir.subtree(e) { // leaves first
+		s.dir.remove(c)
+	}
 	return res(resultSuccess, "")
 }
 
