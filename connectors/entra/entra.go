@@ -1,7 +1,7 @@
 // Package entra removes a leaver's access in Microsoft Entra ID through
 // Microsoft Graph (msgraph-sdk-go): disable the account, revoke its sign-in
-// sessions, take away group memberships and directly assigned licences, and
-// delete it after retention.
+// sessions, take away group memberships, directory roles and directly
+// assigned licences, and delete it after retention.
 package entra
 
 import (
@@ -53,6 +53,8 @@ const (
 	permEnable      = "User.EnableDisableAccount.All"
 	permRevoke      = "User.RevokeSessions.All"
 	permGroups      = "GroupMember.ReadWrite.All"
+	permReadRoles   = "GroupMember.Read.All and RoleManagement.Read.Directory (or RoleManagement.ReadWrite.Directory)"
+	permRoles       = "RoleManagement.ReadWrite.Directory"
 	permLicenses    = "LicenseAssignment.ReadWrite.All"
 	permDeleteUsers = "User.ReadWrite.All"
 )
@@ -111,7 +113,7 @@ func (c *Client) Controls(phase control.Phase) []string {
 	case control.Containment:
 		return []string{"disable", "revoke_sessions"}
 	case control.Removal:
-		return []string{"remove_groups", "remove_licenses"}
+		return []string{"remove_groups", "remove_directory_roles", "remove_licenses"}
 	case control.Deletion:
 		return []string{"delete"}
 	case control.RoleChange:
@@ -201,14 +203,14 @@ func (c *Client) Observe(ctx context.Context, name string, acct control.Account,
 		obs.Call = resp
 		return obs, nil
 	case "remove_groups":
-		groups, resp, err := c.memberOf(ctx, op, id)
+		m, resp, err := c.memberOf(ctx, op, permReadGroups, id)
 		if gone(err) {
 			return control.Observation{Holds: true, Readable: true, Gone: true, Detail: "user no longer exists", Call: resp}, nil
 		}
 		if err != nil {
 			return control.Observation{}, err
 		}
-		remove, skipped := plan(groups, params.KeepGroups)
+		remove, skipped := plan(m.groups, params.KeepGroups)
 		obs := control.Observation{Holds: len(remove) == 0, Readable: true, Call: resp}
 		if len(remove) == 0 {
 			obs.Detail = "no removable groups left"
@@ -217,6 +219,19 @@ func (c *Client) Observe(ctx context.Context, name string, acct control.Account,
 		}
 		if len(skipped) > 0 {
 			obs.Detail += "; not removable or kept: " + strings.Join(skipped, ", ")
+		}
+		return obs, nil
+	case "remove_directory_roles":
+		m, resp, err := c.memberOf(ctx, op, permReadRoles, id)
+		if gone(err) {
+			return control.Observation{Holds: true, Readable: true, Gone: true, Detail: "user no longer exists", Call: resp}, nil
+		}
+		if err != nil {
+			return control.Observation{}, err
+		}
+		obs := control.Observation{Holds: len(m.roles) == 0, Readable: true, Call: resp, Detail: "no directory roles left"}
+		if len(m.roles) > 0 {
+			obs.Detail = fmt.Sprintf("%d directory roles left: %s", len(m.roles), strings.Join(roleNames(m.roles), ", "))
 		}
 		return obs, nil
 	}
@@ -277,6 +292,8 @@ func (c *Client) Enforce(ctx context.Context, name string, acct control.Account,
 		})
 	case "remove_groups":
 		return c.removeGroups(ctx, op, id, params.KeepGroups)
+	case "remove_directory_roles":
+		return c.removeDirectoryRoles(ctx, op, id)
 	case "remove_licenses":
 		u, resp, err := c.getUser(ctx, op, id, "id", "assignedLicenses", "licenseAssignmentStates")
 		if err != nil {
@@ -302,15 +319,38 @@ func (c *Client) Enforce(ctx context.Context, name string, acct control.Account,
 }
 
 func (c *Client) removeGroups(ctx context.Context, op, id string, keep []string) (control.Response, error) {
-	groups, resp, err := c.memberOf(ctx, op, id)
+	m, resp, err := c.memberOf(ctx, op, permReadGroups, id)
 	if err != nil {
 		return resp, err
 	}
-	remove, _ := plan(groups, keep)
+	remove, _ := plan(m.groups, keep)
 	for _, g := range remove {
 		gid := deref(g.GetId())
 		resp, err = c.call(ctx, fmt.Sprintf("%s: group %s (%s)", op, deref(g.GetDisplayName()), gid), permGroups, func(ctx context.Context) error {
 			return c.graph.Groups().ByGroupId(gid).Members().ByDirectoryObjectId(id).Ref().Delete(ctx, nil)
+		})
+		// Already not a member (a concurrent or earlier removal): what we wanted.
+		if errors.Is(err, control.ErrNotFound) {
+			err = nil
+		}
+		if err != nil {
+			return resp, err
+		}
+	}
+	return resp, nil
+}
+
+// removeDirectoryRoles takes the user out of every directory role it holds
+// directly; with none left it makes no change.
+func (c *Client) removeDirectoryRoles(ctx context.Context, op, id string) (control.Response, error) {
+	m, resp, err := c.memberOf(ctx, op, permReadRoles, id)
+	if err != nil {
+		return resp, err
+	}
+	for _, r := range m.roles {
+		rid := deref(r.GetId())
+		resp, err = c.call(ctx, fmt.Sprintf("%s: role %s (%s)", op, roleName(r), rid), permRoles, func(ctx context.Context) error {
+			return c.graph.DirectoryRoles().ByDirectoryRoleId(rid).Members().ByDirectoryObjectId(id).Ref().Delete(ctx, nil)
 		})
 		// Already not a member (a concurrent or earlier removal): what we wanted.
 		if errors.Is(err, control.ErrNotFound) {
@@ -340,10 +380,18 @@ func (c *Client) getUser(ctx context.Context, op, id string, fields ...string) (
 // maxPages stops a server that keeps sending nextLinks from looping us forever.
 const maxPages = 1000
 
-// memberOf lists the groups the user is a direct member of, following @odata.nextLink.
-func (c *Client) memberOf(ctx context.Context, op, id string) ([]models.Groupable, control.Response, error) {
-	var groups []models.Groupable
-	resp, err := c.call(ctx, op, permReadGroups, func(ctx context.Context) error {
+// memberships are the groups and directory roles a user is a direct member of.
+type memberships struct {
+	groups []models.Groupable
+	roles  []models.DirectoryRoleable
+}
+
+// memberOf lists the user's direct memberships, following @odata.nextLink.
+// It reads memberOf whole rather than casting to a type: Graph answers a cast
+// only from an eventually consistent index, which a read-back cannot trust.
+func (c *Client) memberOf(ctx context.Context, op, permission, id string) (memberships, control.Response, error) {
+	var m memberships
+	resp, err := c.call(ctx, op, permission, func(ctx context.Context) error {
 		builder := c.graph.Users().ByUserId(id).MemberOf()
 		page, err := builder.Get(ctx, &users.ItemMemberOfRequestBuilderGetRequestConfiguration{
 			QueryParameters: &users.ItemMemberOfRequestBuilderGetQueryParameters{
@@ -352,9 +400,12 @@ func (c *Client) memberOf(ctx context.Context, op, id string) ([]models.Groupabl
 		})
 		for n := 0; err == nil && page != nil; n++ {
 			for _, obj := range page.GetValue() {
-				// Directory roles and administrative units are not groups.
-				if g, ok := obj.(models.Groupable); ok {
-					groups = append(groups, g)
+				// Administrative units are neither; they grant nothing by membership.
+				switch o := obj.(type) {
+				case models.Groupable:
+					m.groups = append(m.groups, o)
+				case models.DirectoryRoleable:
+					m.roles = append(m.roles, o)
 				}
 			}
 			next := deref(page.GetOdataNextLink())
@@ -368,7 +419,7 @@ func (c *Client) memberOf(ctx context.Context, op, id string) ([]models.Groupabl
 		}
 		return err
 	})
-	return groups, resp, err
+	return m, resp, err
 }
 
 // plan splits groups into those to remove and the names of those left alone:
@@ -431,6 +482,23 @@ func names(groups []models.Groupable) []string {
 		out[i] = deref(g.GetDisplayName())
 	}
 	return out
+}
+
+func roleNames(roles []models.DirectoryRoleable) []string {
+	out := make([]string, len(roles))
+	for i, r := range roles {
+		out[i] = roleName(r)
+	}
+	return out
+}
+
+// roleName is the role's display name, or its id when the app may not read
+// roles and Graph sent only the id.
+func roleName(r models.DirectoryRoleable) string {
+	if name := deref(r.GetDisplayName()); name != "" {
+		return name
+	}
+	return deref(r.GetId())
 }
 
 func userID(acct control.Account) string {

@@ -76,6 +76,11 @@ func TestControlsObserveEnforceObserve(t *testing.T) {
 			func(t *testing.T, u graph.User, ok bool) {
 				assert.Equal(t, []string{graph.DynamicGroup}, u.Groups, "only the dynamic group is left")
 			}, []string{"remove_group", "remove_group", "remove_group"}},
+		{"remove_directory_roles", people[9], control.Params{}, nil,
+			func(t *testing.T, u graph.User, ok bool) {
+				assert.Empty(t, u.Roles)
+				assert.Len(t, u.Groups, 4, "groups are remove_groups' business")
+			}, []string{"remove_role"}},
 		{"remove_licenses", people[0], control.Params{}, nil,
 			func(t *testing.T, u graph.User, ok bool) { assert.Empty(t, u.Licenses) },
 			[]string{"remove_license", "remove_license"}},
@@ -143,7 +148,7 @@ func TestGoneAccount(t *testing.T) {
 	acct := e.account(t, people[0])
 	_, err := e.client.Enforce(ctx, "delete", acct, control.Params{})
 	require.NoError(t, err)
-	for _, name := range []string{"disable", "revoke_sessions", "remove_groups", "remove_licenses", "delete"} {
+	for _, name := range []string{"disable", "revoke_sessions", "remove_groups", "remove_directory_roles", "remove_licenses", "delete"} {
 		obs, err := e.client.Observe(ctx, name, acct, control.Params{Since: time.Now()})
 		require.NoError(t, err, name)
 		assert.True(t, obs.Holds && obs.Gone, name)
@@ -178,6 +183,98 @@ func TestRemoveGroupsKeepsRoleGroupsAndSkipsDynamic(t *testing.T) {
 	obs, err = e.client.Observe(ctx, "remove_groups", acct, params)
 	require.NoError(t, err)
 	assert.True(t, obs.Holds, obs.Detail)
+}
+
+func TestRemoveDirectoryRoles(t *testing.T) {
+	t.Run("global reader loses the role", func(t *testing.T) {
+		e := setup(t, 10000)
+		ctx := t.Context()
+		acct := e.account(t, people[9]) // privileged: Global Reader
+		u, _ := e.sim.User(acct.ID)
+		require.Equal(t, []string{graph.GlobalReader}, u.Roles)
+
+		obs, err := e.client.Observe(ctx, "remove_directory_roles", acct, control.Params{})
+		require.NoError(t, err)
+		assert.False(t, obs.Holds)
+		assert.Equal(t, "1 directory roles left: "+graph.GlobalReader, obs.Detail)
+
+		resp, err := e.client.Enforce(ctx, "remove_directory_roles", acct, control.Params{})
+		require.NoError(t, err)
+		assert.Equal(t, 204, resp.HTTPStatus, "the receipt is the removal's")
+		assert.NotEmpty(t, resp.RequestID)
+
+		obs, err = e.client.Observe(ctx, "remove_directory_roles", acct, control.Params{})
+		require.NoError(t, err)
+		assert.True(t, obs.Holds, obs.Detail)
+		assert.Equal(t, "no directory roles left", obs.Detail)
+		u, _ = e.sim.User(acct.ID)
+		assert.Empty(t, u.Roles)
+		assert.Equal(t, []string{"remove_role"}, actions(e.sim, acct.ID))
+		assert.Equal(t, graph.GlobalReader, e.sim.Transitions(acct.ID)[0].Detail)
+	})
+
+	t.Run("no role, no call", func(t *testing.T) {
+		e := setup(t, 10000)
+		acct := e.account(t, people[0])
+		obs, err := e.client.Observe(t.Context(), "remove_directory_roles", acct, control.Params{})
+		require.NoError(t, err)
+		assert.True(t, obs.Holds, obs.Detail)
+		// Any DELETE would now fail: enforcing must not make one.
+		e.sim.Faults().Add(fault.Rule{PathPrefix: "/v1.0/", Method: "DELETE", Status: 500})
+		resp, err := e.client.Enforce(t.Context(), "remove_directory_roles", acct, control.Params{})
+		require.NoError(t, err)
+		assert.Equal(t, 200, resp.HTTPStatus, "only memberOf was read")
+		assert.Empty(t, actions(e.sim, acct.ID))
+	})
+
+	t.Run("a removal that did not happen is not observed", func(t *testing.T) {
+		e := setup(t, 10000)
+		ctx := t.Context()
+		acct := e.account(t, people[9])
+		// Graph answers 404 (as when the user was no longer a member) but the role stays.
+		e.sim.Faults().Add(fault.Rule{PathPrefix: "/v1.0/directoryRoles/", Method: "DELETE", Status: 404, Count: 1})
+		_, err := e.client.Enforce(ctx, "remove_directory_roles", acct, control.Params{})
+		require.NoError(t, err, "404 on removal means already removed")
+		obs, err := e.client.Observe(ctx, "remove_directory_roles", acct, control.Params{})
+		require.NoError(t, err)
+		assert.False(t, obs.Holds, "the read-back, not the 404, decides")
+		assert.Contains(t, obs.Detail, graph.GlobalReader)
+	})
+
+	t.Run("refused removal names the permission", func(t *testing.T) {
+		e := setup(t, 10000)
+		acct := e.account(t, people[9])
+		e.sim.Faults().Add(fault.Rule{PathPrefix: "/v1.0/directoryRoles/", Method: "DELETE", Status: 403})
+		_, err := e.client.Enforce(t.Context(), "remove_directory_roles", acct, control.Params{})
+		require.ErrorIs(t, err, control.ErrUnauthorized)
+		var cerr *control.Error
+		require.ErrorAs(t, err, &cerr)
+		assert.Equal(t, 403, cerr.HTTPStatus)
+		assert.NotEmpty(t, cerr.RequestID)
+		assert.Contains(t, cerr.Error(), "RoleManagement.ReadWrite.Directory")
+		assert.Contains(t, cerr.Error(), "entra: remove_directory_roles "+acct.ID+": role "+graph.GlobalReader)
+		u, _ := e.sim.User(acct.ID)
+		assert.Equal(t, []string{graph.GlobalReader}, u.Roles)
+	})
+
+	t.Run("bad request is permanent", func(t *testing.T) {
+		e := setup(t, 10000)
+		acct := e.account(t, people[9])
+		e.sim.Faults().Add(fault.Rule{PathPrefix: "/v1.0/directoryRoles/", Method: "DELETE", Status: 400})
+		_, err := e.client.Enforce(t.Context(), "remove_directory_roles", acct, control.Params{})
+		assert.ErrorIs(t, err, control.ErrPermanent)
+	})
+
+	t.Run("throttled removal waits as asked", func(t *testing.T) {
+		e := setup(t, 10000)
+		acct := e.account(t, people[9])
+		e.sim.Faults().Add(fault.Rule{PathPrefix: "/v1.0/directoryRoles/", Method: "DELETE", Status: 429, RetryAfter: 4 * time.Second})
+		_, err := e.client.Enforce(t.Context(), "remove_directory_roles", acct, control.Params{})
+		require.ErrorIs(t, err, control.ErrRateLimited)
+		var cerr *control.Error
+		require.ErrorAs(t, err, &cerr)
+		assert.Equal(t, 4*time.Second, cerr.RetryAfter)
+	})
 }
 
 func TestRemoveLicensesLeavesGroupLicences(t *testing.T) {
@@ -355,7 +452,7 @@ func TestUnknownControlAndPhases(t *testing.T) {
 	assert.Equal(t, "entra", e.client.Kind())
 	assert.Equal(t, "entra", e.client.Name())
 	assert.Equal(t, []string{"disable", "revoke_sessions"}, e.client.Controls(control.Containment))
-	assert.Equal(t, []string{"remove_groups", "remove_licenses"}, e.client.Controls(control.Removal))
+	assert.Equal(t, []string{"remove_groups", "remove_directory_roles", "remove_licenses"}, e.client.Controls(control.Removal))
 	assert.Equal(t, []string{"delete"}, e.client.Controls(control.Deletion))
 	assert.Equal(t, []string{"remove_groups"}, e.client.Controls(control.RoleChange))
 	assert.Equal(t, []string{"enable"}, e.client.Controls(control.Restore))

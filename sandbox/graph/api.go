@@ -30,6 +30,7 @@ func (s *Sim) api() http.Handler {
 	mux.HandleFunc("GET /users/{id}/memberOf", s.memberOf)
 	mux.HandleFunc("GET /users/{id}/memberOf/{cast}", s.memberOf)
 	mux.HandleFunc("DELETE /groups/{gid}/members/{uid}/{ref}", s.removeMember)
+	mux.HandleFunc("DELETE /directoryRoles/{rid}/members/{uid}/{ref}", s.removeRoleMember)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, http.StatusBadRequest, "BadRequest", "Resource not found for the segment '"+strings.TrimPrefix(r.URL.Path, "/")+"'.")
 	})
@@ -207,7 +208,11 @@ func (s *Sim) assignLicense(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Sim) memberOf(w http.ResponseWriter, r *http.Request) {
+	// The SDKs write casts with Graph's namespace alias: graph.group.
 	cast := r.PathValue("cast")
+	if strings.HasPrefix(cast, "graph.") {
+		cast = "microsoft." + cast
+	}
 	if cast != "" && cast != "microsoft.graph.group" && cast != "microsoft.graph.directoryRole" {
 		writeError(w, r, http.StatusBadRequest, "BadRequest", "Resource not found for the segment '"+cast+"'.")
 		return
@@ -239,8 +244,11 @@ func (s *Sim) memberOf(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	entity := "directoryObjects"
-	if cast == "microsoft.graph.group" {
+	switch cast {
+	case "microsoft.graph.group":
 		entity = "groups"
+	case "microsoft.graph.directoryRole":
+		entity = "directoryRoles"
 	}
 	writePage(w, r, contextURL(r, entity, sel, false), items, min(top, memberOfPageSize))
 }
@@ -268,6 +276,28 @@ func (s *Sim) removeMember(w http.ResponseWriter, r *http.Request) {
 	}
 	delete(g.members, u.id)
 	s.record(u.id, "remove_group", g.name, time.Now())
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Sim) removeRoleMember(w http.ResponseWriter, r *http.Request) {
+	if r.PathValue("ref") != "$ref" {
+		writeError(w, r, http.StatusBadRequest, "BadRequest", "Resource not found for the segment '"+r.PathValue("ref")+"'.")
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	role := s.roleByID(r.PathValue("rid"))
+	if role == nil {
+		notFound(w, r, r.PathValue("rid"))
+		return
+	}
+	u := s.lookup(r.PathValue("uid"))
+	if u == nil || !role.members[u.id] {
+		writeError(w, r, http.StatusNotFound, "Request_ResourceNotFound", "One or more removed object references do not exist for the following modified properties: 'members'.")
+		return
+	}
+	delete(role.members, u.id)
+	s.record(u.id, "remove_role", role.name, time.Now())
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -337,7 +367,7 @@ func licenseState(sku string, group *string) map[string]any {
 func (g *group) json() map[string]any {
 	if g.odataType == "#microsoft.graph.directoryRole" {
 		return map[string]any{"id": g.id, "displayName": g.name, "description": "Can read everything a Global Administrator can, but not update anything.",
-			"roleTemplateId": "f2ef992c-3afb-46b9-b7cf-a126ee74c451"}
+			"roleTemplateId": g.template}
 	}
 	types := []string{}
 	var rule, state any

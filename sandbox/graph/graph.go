@@ -1,5 +1,5 @@
 // Package graph is an in-memory Microsoft Graph v1.0 simulator: the users,
-// groups and licences of the demo company, served the way Graph serves them
+// groups, directory roles and licences of the demo company, served the way Graph serves them
 // (OData JSON, $select, $filter, @odata.nextLink paging, OData error bodies,
 // gzip-encoded request bodies, request-id headers, 429 throttling).
 //
@@ -32,6 +32,13 @@ const (
 // Graph refuses to remove members from it.
 const DynamicGroup = "dyn-all"
 
+// GlobalReader is the directory role every privileged person holds; its
+// roleTemplateId is the built-in role's, the same in every tenant.
+const (
+	GlobalReader         = "Global Reader"
+	GlobalReaderTemplate = "f2ef992c-3afb-46b9-b7cf-a126ee74c451"
+)
+
 // LicensedGroup grants SkuPowerBIPro through group-based licensing, so some
 // users hold a licence that assignLicense cannot remove directly.
 const LicensedGroup = "finance"
@@ -52,13 +59,14 @@ type User struct {
 	AccountEnabled          bool      `json:"accountEnabled"`
 	SignInSessionsValidFrom time.Time `json:"signInSessionsValidFromDateTime"`
 	Groups                  []string  `json:"groups"`        // display names, including the dynamic group
+	Roles                   []string  `json:"roles"`         // directory roles held, by display name
 	Licenses                []string  `json:"licenses"`      // directly assigned skuIds
 	GroupLicenses           []string  `json:"groupLicenses"` // skuIds inherited from group-based licensing
 }
 
 // Transition is one change the simulator made to a user.
 type Transition struct {
-	Action string    `json:"action"` // disable, enable, revoke_sessions, remove_group, remove_license, delete
+	Action string    `json:"action"` // disable, enable, revoke_sessions, remove_group, remove_role, remove_license, delete
 	Detail string    `json:"detail,omitempty"`
 	At     time.Time `json:"at"`
 }
@@ -85,6 +93,7 @@ type user struct {
 
 type group struct {
 	id, name  string
+	template  string // roleTemplateId of a directory role
 	dynamic   bool
 	rule      string
 	licenses  []string
@@ -120,7 +129,8 @@ func New(opts Options) *Sim {
 	dyn := &group{id: guid("group:" + DynamicGroup), name: DynamicGroup, dynamic: true,
 		rule: `(user.accountEnabled -ne null)`, members: map[string]bool{}, odataType: "#microsoft.graph.group"}
 	s.groups = append(s.groups, dyn)
-	reader := &group{id: guid("role:global-reader"), name: "Global Reader", members: map[string]bool{}, odataType: "#microsoft.graph.directoryRole"}
+	reader := &group{id: guid("role:global-reader"), name: GlobalReader, template: GlobalReaderTemplate,
+		members: map[string]bool{}, odataType: "#microsoft.graph.directoryRole"}
 	s.roles = append(s.roles, reader)
 
 	for _, p := range opts.People {
@@ -191,6 +201,11 @@ func (s *Sim) snapshot(u *user) User {
 			out.GroupLicenses = append(out.GroupLicenses, g.licenses...)
 		}
 	}
+	for _, r := range s.roles {
+		if r.members[u.id] {
+			out.Roles = append(out.Roles, r.name)
+		}
+	}
 	return out
 }
 
@@ -209,6 +224,17 @@ func (s *Sim) groupByID(id string) *group {
 	for _, g := range s.groups {
 		if strings.EqualFold(g.id, id) {
 			return g
+		}
+	}
+	return nil
+}
+
+// roleByID finds a directory role by object id or roleTemplateId; Graph
+// accepts either. Callers hold s.mu.
+func (s *Sim) roleByID(id string) *group {
+	for _, r := range s.roles {
+		if strings.EqualFold(r.id, id) || strings.EqualFold(r.template, id) {
+			return r
 		}
 	}
 	return nil

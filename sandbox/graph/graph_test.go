@@ -287,3 +287,98 @@ func TestFaultsAndSandboxEndpoints(t *testing.T) {
 	require.Equal(t, 200, resp.StatusCode)
 	assert.Equal(t, p.Email, body["user"].(map[string]any)["userPrincipalName"])
 }
+
+func TestRemoveDirectoryRoleMember(t *testing.T) {
+	sim, srv := newServer(t, 0)
+	people := demo.People(10)
+	admin, _ := sim.User(people[9].Email) // privileged: holds Global Reader
+	staff, _ := sim.User(people[0].Email)
+	api := srv.URL + "/v1.0"
+	require.Equal(t, []string{graph.GlobalReader}, admin.Roles)
+	require.Empty(t, staff.Roles)
+
+	// The SDK casts with the namespace alias (graph.directoryRole); Graph takes both spellings.
+	var roleID string
+	for _, cast := range []string{"microsoft.graph.directoryRole", "graph.directoryRole"} {
+		resp, body := do(t, http.MethodGet, api+"/users/"+admin.ID+"/memberOf/"+cast, nil, nil)
+		require.Equal(t, 200, resp.StatusCode, body)
+		assert.Contains(t, body["@odata.context"], "$metadata#directoryRoles")
+		values := body["value"].([]any)
+		require.Len(t, values, 1, "groups are not directory roles")
+		role := values[0].(map[string]any)
+		assert.Equal(t, "#microsoft.graph.directoryRole", role["@odata.type"])
+		assert.Equal(t, graph.GlobalReader, role["displayName"])
+		assert.Equal(t, graph.GlobalReaderTemplate, role["roleTemplateId"])
+		roleID = role["id"].(string)
+	}
+
+	ref := func(role, user string) string { return api + "/directoryRoles/" + role + "/members/" + user + "/$ref" }
+	notFound := func(t *testing.T, resp *http.Response, body map[string]any) {
+		t.Helper()
+		require.Equal(t, 404, resp.StatusCode, body)
+		e := body["error"].(map[string]any)
+		assert.Equal(t, "Request_ResourceNotFound", e["code"])
+		assert.NotEmpty(t, e["message"])
+		assert.Equal(t, resp.Header.Get("request-id"), e["innerError"].(map[string]any)["request-id"])
+	}
+
+	resp, body := do(t, http.MethodDelete, ref("00000000-0000-0000-0000-000000000000", admin.ID), nil, nil)
+	notFound(t, resp, body)
+	resp, body = do(t, http.MethodDelete, ref(roleID, staff.ID), nil, nil)
+	notFound(t, resp, body) // not a member
+	resp, body = do(t, http.MethodDelete, api+"/groups/"+roleID+"/members/"+admin.ID+"/$ref", nil, nil)
+	notFound(t, resp, body) // a role is not a group
+	resp, _ = do(t, http.MethodDelete, api+"/directoryRoles/"+roleID+"/members/"+admin.ID, nil, nil)
+	assert.Equal(t, 400, resp.StatusCode, "without /$ref Graph would delete the user; here it is refused")
+	got, _ := sim.User(admin.ID)
+	require.Equal(t, []string{graph.GlobalReader}, got.Roles, "nothing removed so far")
+
+	// Injected faults and throttling reach this endpoint like every other.
+	sim.Faults().Add(fault.Rule{PathPrefix: "/v1.0/directoryRoles/", Method: "DELETE", Status: 403, Count: 1})
+	resp, body = do(t, http.MethodDelete, ref(roleID, admin.ID), nil, nil)
+	require.Equal(t, 403, resp.StatusCode)
+	assert.Equal(t, "Authorization_RequestDenied", body["error"].(map[string]any)["code"])
+	got, _ = sim.User(admin.ID)
+	require.Equal(t, []string{graph.GlobalReader}, got.Roles, "a refused call changes nothing")
+
+	resp, body = do(t, http.MethodDelete, ref(roleID, admin.ID), nil, nil)
+	require.Equal(t, 204, resp.StatusCode, body)
+	assert.Nil(t, body)
+	got, _ = sim.User(admin.ID)
+	assert.Empty(t, got.Roles)
+	resp, body = do(t, http.MethodGet, api+"/users/"+admin.ID+"/memberOf/microsoft.graph.directoryRole", nil, nil)
+	require.Equal(t, 200, resp.StatusCode)
+	assert.Empty(t, body["value"])
+	resp, body = do(t, http.MethodDelete, ref(roleID, admin.ID), nil, nil)
+	notFound(t, resp, body) // no longer a member
+
+	// The role can also be named by its roleTemplateId.
+	other, _ := sim.User(demo.People(20)[19].Email)
+	require.Equal(t, []string{graph.GlobalReader}, other.Roles)
+	resp, _ = do(t, http.MethodDelete, ref(graph.GlobalReaderTemplate, other.ID), nil, nil)
+	require.Equal(t, 204, resp.StatusCode)
+	got, _ = sim.User(other.ID)
+	assert.Empty(t, got.Roles)
+
+	var actions []string
+	for _, tr := range sim.Transitions(admin.ID) {
+		actions = append(actions, tr.Action+":"+tr.Detail)
+	}
+	assert.Equal(t, []string{"remove_role:" + graph.GlobalReader}, actions)
+}
+
+func TestRemoveDirectoryRoleMemberIsThrottled(t *testing.T) {
+	sim, srv := newServer(t, 1)
+	admin, _ := sim.User(demo.People(10)[9].Email)
+	var last *http.Response
+	var body map[string]any
+	for range 5 {
+		last, body = do(t, http.MethodDelete, srv.URL+"/v1.0/directoryRoles/"+graph.GlobalReaderTemplate+"/members/"+admin.ID+"/$ref", nil, nil)
+		if last.StatusCode == 429 {
+			break
+		}
+	}
+	require.Equal(t, 429, last.StatusCode)
+	assert.Equal(t, "1", last.Header.Get("Retry-After"))
+	assert.Equal(t, "TooManyRequests", body["error"].(map[string]any)["code"])
+}
