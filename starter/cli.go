@@ -348,44 +348,22 @@ var errRefused = errors.New("refused by the workflow")
 
 // sendSignal sends a signal and reports what the workflow made of it, by
 // watching its log for the entry the signal adds.
-func sendSignal(ctx context.Context, e *env, employee, name string, payload any) error {
+func sendSignal(ctx context.Context, e *env, employee, name, by string, payload any) error {
 	c, err := e.client()
 	if err != nil {
 		return err
 	}
-	before := -1
-	if st, err := runs.Status(ctx, c, employee); err == nil {
-		before = len(st.Log)
-	}
-	if err := runs.Signal(ctx, c, employee, name, payload); err != nil {
+	v, err := runs.SignalAndWait(ctx, c, employee, name, by, payload, 10*time.Second)
+	switch {
+	case err != nil:
 		return err
-	}
-	if before < 0 {
-		fmt.Fprintf(e.stdout, "sent %s to %s\n", name, workflows.WorkflowID(employee))
+	case !v.Processed:
+		fmt.Fprintf(e.stdout, "sent %s to %s (not yet processed: see starter status)\n", name, workflows.WorkflowID(employee))
 		return nil
+	case !v.Accepted:
+		return fmt.Errorf("%w: %s", errRefused, v.Detail)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		st, err := runs.Status(ctx, c, employee)
-		if err == nil && len(st.Log) > before {
-			for _, l := range st.Log[before:] {
-				if l.Kind != name {
-					continue
-				}
-				if !l.Accepted {
-					return fmt.Errorf("%w: %s", errRefused, strings.TrimPrefix(l.Detail, "rejected: "))
-				}
-				fmt.Fprintf(e.stdout, "accepted: %s\n", l.Detail)
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	fmt.Fprintf(e.stdout, "sent %s to %s (not yet processed: see starter status)\n", name, workflows.WorkflowID(employee))
+	fmt.Fprintf(e.stdout, "accepted: %s\n", v.Detail)
 	return nil
 }
 
@@ -404,7 +382,7 @@ func approveCmd(fs *flag.FlagSet) func(context.Context, *env) error {
 		if *decision != "approve" && *decision != "reject" {
 			return fmt.Errorf("%w: -decision must be approve or reject", errUsage)
 		}
-		return sendSignal(ctx, e, *employee, workflows.SignalApprove, workflows.Approve{Approver: *by, Decision: *decision, PlanDigest: *digest, Reason: *reason})
+		return sendSignal(ctx, e, *employee, workflows.SignalApprove, *by, workflows.Approve{Approver: *by, Decision: *decision, PlanDigest: *digest, Reason: *reason})
 	}
 }
 
@@ -419,7 +397,7 @@ func holdCmd(fs *flag.FlagSet) func(context.Context, *env) error {
 				return err
 			}
 		}
-		return sendSignal(ctx, e, *employee, workflows.SignalLegalHold, workflows.Hold{By: *by, CaseRef: *caseRef, Reason: *reason})
+		return sendSignal(ctx, e, *employee, workflows.SignalLegalHold, *by, workflows.Hold{By: *by, CaseRef: *caseRef, Reason: *reason})
 	}
 }
 
@@ -433,7 +411,7 @@ func releaseCmd(fs *flag.FlagSet) func(context.Context, *env) error {
 				return err
 			}
 		}
-		return sendSignal(ctx, e, *employee, workflows.SignalReleaseHold, workflows.Release{By: *by, CaseRef: *caseRef})
+		return sendSignal(ctx, e, *employee, workflows.SignalReleaseHold, *by, workflows.Release{By: *by, CaseRef: *caseRef})
 	}
 }
 
@@ -447,7 +425,7 @@ func rescindCmd(fs *flag.FlagSet) func(context.Context, *env) error {
 				return err
 			}
 		}
-		return sendSignal(ctx, e, *employee, workflows.SignalRescind, workflows.Rescind{By: *by, Reason: *reason})
+		return sendSignal(ctx, e, *employee, workflows.SignalRescind, *by, workflows.Rescind{By: *by, Reason: *reason})
 	}
 }
 
@@ -465,7 +443,7 @@ func rescheduleCmd(fs *flag.FlagSet) func(context.Context, *env) error {
 		if err != nil {
 			return err
 		}
-		return sendSignal(ctx, e, *employee, workflows.SignalReschedule, workflows.Reschedule{By: *by, EffectiveAt: t.UTC()})
+		return sendSignal(ctx, e, *employee, workflows.SignalReschedule, *by, workflows.Reschedule{By: *by, EffectiveAt: t.UTC()})
 	}
 }
 
@@ -479,7 +457,7 @@ func retryCmd(fs *flag.FlagSet) func(context.Context, *env) error {
 				return err
 			}
 		}
-		return sendSignal(ctx, e, *employee, workflows.SignalRetry, workflows.Retry{By: *by, Control: *ctl})
+		return sendSignal(ctx, e, *employee, workflows.SignalRetry, *by, workflows.Retry{By: *by, Control: *ctl})
 	}
 }
 
@@ -499,6 +477,6 @@ func waiveCmd(fs *flag.FlagSet) func(context.Context, *env) error {
 		if err != nil {
 			return err
 		}
-		return sendSignal(ctx, e, *employee, workflows.SignalWaive, workflows.Waive{By: *by, Control: *ctl, Reason: *reason, ExpiresAt: t.UTC()})
+		return sendSignal(ctx, e, *employee, workflows.SignalWaive, *by, workflows.Waive{By: *by, Control: *ctl, Reason: *reason, ExpiresAt: t.UTC()})
 	}
 }

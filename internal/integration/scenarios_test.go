@@ -158,8 +158,10 @@ func TestScenarios(t *testing.T) {
 
 		started := s.terminate(ctx, p, func(t *workflows.Termination) { t.EffectiveAt = time.Now().Add(time.Hour).UTC() })
 		s.waitStatus(ctx, p.EmployeeID, "scheduled", func(st workflows.Status) bool { return st.Phase == workflows.PhaseScheduled })
-		require.NoError(t, runs.Signal(ctx, s.temporal.Client, p.EmployeeID, workflows.SignalRescind,
-			workflows.Rescind{By: "hr@example.test", Reason: "offer accepted"}))
+		v, err := runs.SignalAndWait(ctx, s.temporal.Client, p.EmployeeID, workflows.SignalRescind, "hr@example.test",
+			workflows.Rescind{By: "hr@example.test", Reason: "offer accepted"}, 10*time.Second)
+		require.NoError(t, err)
+		require.Equal(t, runs.Verdict{Processed: true, Accepted: true, Detail: "rescinded: offer accepted"}, v)
 		res := s.result(ctx, started)
 		require.Equal(t, workflows.PhaseRescinded, res.Phase)
 		user, _ := s.okta.User(p.Email)
@@ -174,7 +176,16 @@ func TestScenarios(t *testing.T) {
 		require.NoError(t, err)
 		require.False(t, again.Duplicate)
 		require.NotEqual(t, started.RunID, again.RunID)
-		require.NoError(t, runs.Signal(ctx, s.temporal.Client, p.EmployeeID, workflows.SignalRescind, workflows.Rescind{By: "hr@example.test"}))
+		// The verdict of a signal the run refuses comes back with its reason.
+		v, err = runs.SignalAndWait(ctx, s.temporal.Client, p.EmployeeID, workflows.SignalApprove, "mallory@example.test",
+			workflows.Approve{Approver: "mallory@example.test", Decision: "approve", PlanDigest: "sha256:whatever"}, 10*time.Second)
+		require.NoError(t, err)
+		require.True(t, v.Processed)
+		require.False(t, v.Accepted)
+		require.Contains(t, v.Detail, "mallory@example.test")
+		v, err = runs.SignalAndWait(ctx, s.temporal.Client, p.EmployeeID, workflows.SignalRescind, "hr@example.test", workflows.Rescind{By: "hr@example.test"}, 10*time.Second)
+		require.NoError(t, err)
+		require.True(t, v.Accepted, "%+v", v)
 	})
 
 	t.Run("flaky-targets", func(t *testing.T) {

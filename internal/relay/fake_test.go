@@ -28,6 +28,10 @@ type fakeTemporal struct {
 	signals []sentSignal
 	down    bool
 	seq     int
+	// refuse makes the workflow refuse signals of this name with this
+	// reason; silent makes it never log them (a worker that is down).
+	refuse map[string]string
+	silent bool
 }
 
 type fakeRun struct {
@@ -154,6 +158,23 @@ func (f *fakeTemporal) SignalWorkflow(_ context.Context, id, runID, name string,
 		return serviceerror.NewNotFound("workflow execution already completed")
 	}
 	f.signals = append(f.signals, sentSignal{WorkflowID: id, RunID: runID, Name: name, Payload: arg})
+	// Like the workflow: every signal it checks is logged, accepted or not.
+	if !f.silent {
+		by := ""
+		if b, err := json.Marshal(arg); err == nil {
+			var v struct{ By, Approver string }
+			_ = json.Unmarshal(b, &v)
+			by = v.By + v.Approver
+		}
+		entry := workflows.LogEntry{Kind: name, By: by, Detail: name + " done", Accepted: true}
+		if reason, ok := f.refuse[name]; ok {
+			entry.Detail, entry.Accepted = "rejected: "+reason, false
+		}
+		r.status.Log = append(r.status.Log, entry)
+	}
+	if _, refused := f.refuse[name]; refused {
+		return nil
+	}
 	if rs, ok := arg.(workflows.Reschedule); ok {
 		r.status.EffectiveAt = rs.EffectiveAt
 	}

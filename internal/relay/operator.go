@@ -116,7 +116,8 @@ func (rl *Relay) handleSignal(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, err.Error())
 			return
 		}
-		if err := runs.Signal(r.Context(), rl.c, employee, action.signal, payload); err != nil {
+		v, err := runs.SignalAndWait(r.Context(), rl.c, employee, action.signal, tok.name, payload, rl.signalWait)
+		if err != nil {
 			if errors.Is(err, runs.ErrUnavailable) {
 				w.Header().Set("Retry-After", "5")
 				writeError(w, http.StatusServiceUnavailable, err.Error())
@@ -126,12 +127,22 @@ func (rl *Relay) handleSignal(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		rl.metrics.signals.WithLabelValues(action.signal, tok.role).Inc()
-		rl.log.Info("operator signal", "signal", action.signal, "employee", employee, "by", tok.name, "role", tok.role)
-		// Delivered, not necessarily accepted: the workflow checks and logs every signal.
-		writeJSON(w, http.StatusAccepted, map[string]string{
-			"status": "signalled", "signal": action.signal, "workflowId": workflows.WorkflowID(employee), "by": tok.name,
-			"note": "the workflow checks the signal; GET /deprovisions/" + employee + " shows whether it was accepted",
-		})
+		rl.log.Info("operator signal", "signal", action.signal, "employee", employee, "by", tok.name, "role", tok.role,
+			"processed", v.Processed, "accepted", v.Accepted)
+		reply := map[string]string{"signal": action.signal, "workflowId": workflows.WorkflowID(employee), "by": tok.name}
+		switch {
+		case !v.Processed:
+			// Delivered and durable; the workflow will check it when a worker runs it.
+			reply["status"] = "signalled"
+			reply["note"] = "the workflow has not processed the signal yet; GET /deprovisions/" + employee + " shows whether it was accepted"
+			writeJSON(w, http.StatusAccepted, reply)
+		case !v.Accepted:
+			reply["status"], reply["reason"] = "refused", v.Detail
+			writeJSON(w, http.StatusConflict, reply)
+		default:
+			reply["status"], reply["detail"] = "accepted", v.Detail
+			writeJSON(w, http.StatusOK, reply)
+		}
 	})(w, r)
 }
 

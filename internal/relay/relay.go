@@ -34,7 +34,14 @@ type Config struct {
 	BambooHR hris.BambooAPI
 	// Now is the clock (tests); nil is time.Now.
 	Now func() time.Time
+	// SignalWait bounds how long a signal's reply waits for the workflow's
+	// verdict (accepted or refused); 0 is DefaultSignalWait.
+	SignalWait time.Duration
 }
+
+// DefaultSignalWait is how long a signal's reply waits for the workflow to
+// log its verdict: a running worker takes tens of milliseconds.
+const DefaultSignalWait = 5 * time.Second
 
 // ConfigFrom builds the relay's Config from the configuration file's
 // relay section and roles map.
@@ -60,6 +67,8 @@ type Relay struct {
 	guard   *blastGuard
 	metrics *metrics
 	handler http.Handler
+	// signalWait bounds the wait for a signal's verdict.
+	signalWait time.Duration
 }
 
 // New reads every secret once (a missing one fails here, not on the first
@@ -75,9 +84,12 @@ func New(cfg Config, c client.Client, logger *slog.Logger) (*Relay, error) {
 	if err := rc.Validate(); err != nil {
 		return nil, fmt.Errorf("relay: %w", err)
 	}
-	rl := &Relay{cfg: rc, c: c, log: logger, now: cfg.Now, metrics: newMetrics()}
+	rl := &Relay{cfg: rc, c: c, log: logger, now: cfg.Now, metrics: newMetrics(), signalWait: cfg.SignalWait}
 	if rl.now == nil {
 		rl.now = time.Now
+	}
+	if rl.signalWait <= 0 {
+		rl.signalWait = DefaultSignalWait
 	}
 	rl.guard = newBlastGuard(rc.BlastRadius.Max, rc.BlastRadius.Window.D())
 	if cfg.Roles != nil {

@@ -391,23 +391,23 @@ func TestOperatorSignals(t *testing.T) {
 		signal                    string
 	}{
 		{name: "security approves", action: "approve", token: "security-token", body: `{"planDigest":"sha256:abc","reason":"ok","approver":"mallory"}`,
-			status: 202, signal: workflows.SignalApprove, want: workflows.Approve{Approver: "sec@example.test", Decision: "approve", PlanDigest: "sha256:abc", Reason: "ok"}},
+			status: 200, signal: workflows.SignalApprove, want: workflows.Approve{Approver: "sec@example.test", Decision: "approve", PlanDigest: "sha256:abc", Reason: "ok"}},
 		{name: "security rejects", action: "approve", token: "security-token", body: `{"planDigest":"sha256:abc","decision":"reject"}`,
-			status: 202, signal: workflows.SignalApprove, want: workflows.Approve{Approver: "sec@example.test", Decision: "reject", PlanDigest: "sha256:abc"}},
+			status: 200, signal: workflows.SignalApprove, want: workflows.Approve{Approver: "sec@example.test", Decision: "reject", PlanDigest: "sha256:abc"}},
 		{name: "hr holds", action: "hold", token: "hr-token", body: `{"caseRef":"LIT-7","reason":"litigation","by":"mallory"}`,
-			status: 202, signal: workflows.SignalLegalHold, want: workflows.Hold{By: "hr@example.test", CaseRef: "LIT-7", Reason: "litigation"}},
+			status: 200, signal: workflows.SignalLegalHold, want: workflows.Hold{By: "hr@example.test", CaseRef: "LIT-7", Reason: "litigation"}},
 		{name: "hr releases", action: "release", token: "hr-token", body: `{"caseRef":"LIT-7"}`,
-			status: 202, signal: workflows.SignalReleaseHold, want: workflows.Release{By: "hr@example.test", CaseRef: "LIT-7"}},
+			status: 200, signal: workflows.SignalReleaseHold, want: workflows.Release{By: "hr@example.test", CaseRef: "LIT-7"}},
 		{name: "hr rescinds", action: "rescind", token: "hr-token", body: `{"reason":"stays on"}`,
-			status: 202, signal: workflows.SignalRescind, want: workflows.Rescind{By: "hr@example.test", Reason: "stays on"}},
+			status: 200, signal: workflows.SignalRescind, want: workflows.Rescind{By: "hr@example.test", Reason: "stays on"}},
 		{name: "hr rescinds without body", action: "rescind", token: "hr-token",
-			status: 202, signal: workflows.SignalRescind, want: workflows.Rescind{By: "hr@example.test"}},
+			status: 200, signal: workflows.SignalRescind, want: workflows.Rescind{By: "hr@example.test"}},
 		{name: "hr reschedules", action: "reschedule", token: "hr-token", body: `{"effectiveAt":"2026-04-01T17:00:00Z"}`,
-			status: 202, signal: workflows.SignalReschedule, want: workflows.Reschedule{By: "hr@example.test", EffectiveAt: time.Date(2026, 4, 1, 17, 0, 0, 0, time.UTC)}},
+			status: 200, signal: workflows.SignalReschedule, want: workflows.Reschedule{By: "hr@example.test", EffectiveAt: time.Date(2026, 4, 1, 17, 0, 0, 0, time.UTC)}},
 		{name: "security retries", action: "retry", token: "security-token", body: `{"control":"okta/suspend"}`,
-			status: 202, signal: workflows.SignalRetry, want: workflows.Retry{By: "sec@example.test", Control: "okta/suspend"}},
+			status: 200, signal: workflows.SignalRetry, want: workflows.Retry{By: "sec@example.test", Control: "okta/suspend"}},
 		{name: "security waives", action: "waive", token: "security-token", body: `{"control":"aws/remove_groups","reason":"account frozen","expiresAt":"` + expires.Format(time.RFC3339) + `"}`,
-			status: 202, signal: workflows.SignalWaive, want: workflows.Waive{By: "sec@example.test", Control: "aws/remove_groups", Reason: "account frozen", ExpiresAt: expires}},
+			status: 200, signal: workflows.SignalWaive, want: workflows.Waive{By: "sec@example.test", Control: "aws/remove_groups", Reason: "account frozen", ExpiresAt: expires}},
 
 		{name: "hr may not approve", action: "approve", token: "hr-token", body: `{"planDigest":"x"}`, status: 403},
 		{name: "security may not rescind", action: "rescind", token: "security-token", status: 403},
@@ -442,6 +442,37 @@ func TestOperatorSignals(t *testing.T) {
 			assert.Equal(t, tt.want, sent[0].Payload)
 		})
 	}
+}
+
+// A signal's reply says what the workflow made of it: accepted (200),
+// refused with its reason (409), or not processed yet (202, still durable).
+func TestOperatorSignalVerdicts(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.SignalWait = 200 * time.Millisecond
+	rl, ft := newTestRelay(t, cfg)
+	ft.addRun(workflows.Termination{EmployeeID: "E1", EventID: "evt-1"})
+
+	ft.mu.Lock()
+	ft.refuse = map[string]string{workflows.SignalRescind: "removal has started: too late to rescind; a rehire needs new accounts"}
+	ft.mu.Unlock()
+	rec := httptest.NewRecorder()
+	rl.Handler().ServeHTTP(rec, operatorRequest(http.MethodPost, "/deprovisions/E1/rescind", "hr-token", `{"reason":"stays"}`))
+	require.Equal(t, http.StatusConflict, rec.Code, rec.Body.String())
+	var reply map[string]string
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &reply))
+	assert.Equal(t, "refused", reply["status"])
+	assert.Equal(t, "removal has started: too late to rescind; a rehire needs new accounts", reply["reason"])
+
+	ft.mu.Lock()
+	ft.refuse, ft.silent = nil, true
+	ft.mu.Unlock()
+	rec = httptest.NewRecorder()
+	rl.Handler().ServeHTTP(rec, operatorRequest(http.MethodPost, "/deprovisions/E1/hold", "hr-token", `{"caseRef":"CASE-1"}`))
+	require.Equal(t, http.StatusAccepted, rec.Code, rec.Body.String())
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &reply))
+	assert.Equal(t, "signalled", reply["status"])
+	assert.Contains(t, reply["note"], "has not processed")
+	assert.Len(t, ft.sent(), 2, "both signals were sent")
 }
 
 func TestOperatorSignalErrors(t *testing.T) {
@@ -488,6 +519,18 @@ func TestRescindWebhook(t *testing.T) {
 	require.Len(t, sent, 1)
 	assert.Equal(t, workflows.Rescind{By: "hris:generic", Reason: "termination cancelled (generic event)"}, sent[0].Payload)
 
+	// Refused by the run (removal started): said, not claimed as rescinded.
+	ft.mu.Lock()
+	ft.refuse = map[string]string{workflows.SignalRescind: "removal has started: too late to rescind; a rehire needs new accounts"}
+	ft.mu.Unlock()
+	code, reply = post(t, rl, "generic", []byte(`{"type":"rescind","employeeId":"E1025"}`))
+	require.Equal(t, http.StatusOK, code, "a refusal is an answer, not a failed delivery to retry")
+	assert.Equal(t, "refused", reply["status"])
+	assert.Contains(t, reply["note"], "too late to rescind")
+	ft.mu.Lock()
+	ft.refuse = nil
+	ft.mu.Unlock()
+
 	// BambooHR: status back to Active is a cancelled termination.
 	ft.addRun(workflows.Termination{EmployeeID: "1004", EventID: "evt-2"})
 	body, err := os.ReadFile("../hris/testdata/bamboohr/event_updated_reactivated.json")
@@ -495,9 +538,9 @@ func TestRescindWebhook(t *testing.T) {
 	rec := httptest.NewRecorder()
 	rl.Handler().ServeHTTP(rec, webhook(t, "bamboohr", body, "application/json", ""))
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
-	require.Len(t, ft.sent(), 2)
-	assert.Equal(t, "deprovision-1004", ft.sent()[1].WorkflowID)
-	assert.Equal(t, workflows.SignalRescind, ft.sent()[1].Name)
+	require.Len(t, ft.sent(), 3)
+	assert.Equal(t, "deprovision-1004", ft.sent()[2].WorkflowID)
+	assert.Equal(t, workflows.SignalRescind, ft.sent()[2].Name)
 }
 
 func TestRoleChangeToUnknownRole(t *testing.T) {

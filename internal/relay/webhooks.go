@@ -144,7 +144,7 @@ func (rl *Relay) unauthorized(w http.ResponseWriter, r *http.Request, source str
 
 // Outcome is the reply for one event.
 type Outcome struct {
-	Status      string `json:"status"` // started, duplicate, rescinded, ignored
+	Status      string `json:"status"` // started, duplicate, rescinded, refused, signalled, ignored
 	EmployeeID  string `json:"employeeId,omitempty"`
 	EventID     string `json:"eventId,omitempty"`
 	WorkflowID  string `json:"workflowId,omitempty"`
@@ -230,15 +230,22 @@ func (rl *Relay) apply(ctx context.Context, source string, ev hris.Event) (Outco
 	o := Outcome{EmployeeID: t.EmployeeID, EventID: t.EventID, WorkflowID: workflows.WorkflowID(t.EmployeeID)}
 	switch ev.Action {
 	case hris.ActionRescind, hris.ActionRehire:
-		err := runs.Signal(ctx, rl.c, t.EmployeeID, workflows.SignalRescind, workflows.Rescind{By: "hris:" + source, Reason: ev.Reason})
+		by := "hris:" + source
+		v, err := runs.SignalAndWait(ctx, rl.c, t.EmployeeID, workflows.SignalRescind, by, workflows.Rescind{By: by, Reason: ev.Reason}, rl.signalWait)
 		switch {
 		case errors.Is(err, runs.ErrUnavailable):
 			return o, err
 		case err != nil:
 			o.Status, o.Note = "ignored", "no deprovisioning in flight for "+t.EmployeeID
-			return o, nil
+		case !v.Processed:
+			// Durable: the run checks it when a worker gets to it.
+			o.Status, o.Note = "signalled", "rescind delivered; the run has not processed it yet (GET /deprovisions/"+t.EmployeeID+")"
+		case !v.Accepted:
+			// Answered 200 all the same: delivering it again changes nothing.
+			o.Status, o.Note = "refused", v.Detail
+		default:
+			o.Status, o.Note = "rescinded", ev.Reason
 		}
-		o.Status, o.Note = "rescinded", ev.Reason
 		return o, nil
 	case hris.ActionStart:
 	default:

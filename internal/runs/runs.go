@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
@@ -145,6 +147,56 @@ func Signal(ctx context.Context, c client.Client, employeeID, name string, paylo
 		return fmt.Errorf("signal %s to %s: %w: %w", name, id, ErrUnavailable, err)
 	}
 	return nil
+}
+
+// Verdict is what a run made of a signal, read from the log entry the
+// workflow adds for every signal it checks.
+type Verdict struct {
+	Processed bool   `json:"processed"` // false: not seen in the log within the wait
+	Accepted  bool   `json:"accepted"`
+	Detail    string `json:"detail,omitempty"` // what it did, or why it refused
+}
+
+// SignalAndWait sends a signal and watches the run's log, for at most wait,
+// for the entry the signal adds (of kind name, by by). The signal itself is
+// durable: when no worker answers within the wait, the verdict is
+// unprocessed and the workflow still checks the signal later.
+func SignalAndWait(ctx context.Context, c client.Client, employeeID, name, by string, payload any, wait time.Duration) (Verdict, error) {
+	deadline := time.Now().Add(wait)
+	before := -1
+	qctx, cancel := context.WithDeadline(ctx, deadline)
+	if st, err := Status(qctx, c, employeeID); err == nil {
+		before = len(st.Log)
+	}
+	cancel()
+	if err := Signal(ctx, c, employeeID, name, payload); err != nil {
+		return Verdict{}, err
+	}
+	if before < 0 { // the run could not be read: a worker is missing or slow
+		return Verdict{}, nil
+	}
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		qctx, cancel := context.WithDeadline(ctx, deadline)
+		st, err := Status(qctx, c, employeeID)
+		cancel()
+		if err == nil && len(st.Log) > before {
+			for _, l := range st.Log[before:] {
+				if l.Kind == name && (by == "" || l.By == by) {
+					return Verdict{Processed: true, Accepted: l.Accepted, Detail: strings.TrimPrefix(l.Detail, "rejected: ")}, nil
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return Verdict{}, ctx.Err()
+		case <-tick.C:
+		}
+		if !time.Now().Before(deadline) {
+			return Verdict{}, nil
+		}
+	}
 }
 
 // Status queries the person's latest run.
