@@ -49,7 +49,7 @@ func main() {
 	host := flag.String("host", "127.0.0.1", "address to listen on (loopback only)")
 	people := flag.Int("people", 200, "how many demo employees to seed")
 	latency := flag.Duration("latency", 0, "latency added to every simulated API call")
-	state := flag.String("state", ".offboard/sandbox", "where the LDAP directory keeps its CA (the configuration's caFile points here)")
+	state := flag.String("state", ".offboard/sandbox", "where the simulators keep their state and the LDAP directory its CA (the configuration's caFile points here)")
 	oktaRate := flag.Int("okta-rate-per-minute", 6000, "Okta rate limit per endpoint bucket")
 	flag.Parse()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -85,19 +85,31 @@ func main() {
 	}
 	logger.Info("simulator listening", "system", "ad", "url", ad.URL(), "caFile", ad.CAFile())
 
+	entra := graph.New(graph.Options{People: seed, Faults: faults(), RequestsPerSecond: 1000})
+	aws := iamsim.New(iamsim.Options{AccessKeyID: AWSKeyID, SecretAccessKey: AWSSecret, People: seed, Faults: faults(), RequestsPerSecond: 500})
 	servers := []struct {
 		name string
 		port int
 		h    http.Handler
 	}{
 		{"okta", 8101, okta.Handler()},
-		{"entra", 8102, graph.New(graph.Options{People: seed, Faults: faults(), RequestsPerSecond: 1000}).Handler()},
-		{"aws", 8103, iamsim.New(iamsim.Options{AccessKeyID: AWSKeyID, SecretAccessKey: AWSSecret, People: seed, Faults: faults(), RequestsPerSecond: 500}).Handler()},
+		{"entra", 8102, entra.Handler()},
+		{"aws", 8103, aws.Handler()},
 		{"scim-crm", 8104, crm.Handler()},
 		{"scim-wiki", 8105, wiki.Handler()},
 		{"ad-admin", 8106, ad.Handler()},
 	}
+	// What Offboard changed survives a restart of make run, so that resumed
+	// workflows find the accounts as they left them, not freshly seeded.
+	store := stateStore{dir: *state, logger: logger, sims: map[string]stateful{
+		"okta": okta, "entra": entra, "aws": aws, "scim-crm": crm, "scim-wiki": wiki, "ad": ad,
+	}}
+	if err := store.load(); err != nil {
+		fmt.Fprintln(os.Stderr, "sandbox:", err)
+		os.Exit(1)
+	}
 	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return store.keep(ctx, 5*time.Second) })
 	g.Go(func() error { return ad.Serve(ctx) })
 	for _, s := range servers {
 		addr := net.JoinHostPort(*host, fmt.Sprint(s.port))
