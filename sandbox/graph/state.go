@@ -1,8 +1,6 @@
 package graph
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/offboard/offboard/sandbox/simstate"
 )
 
 // stateVersion is the format SaveState writes.
@@ -114,9 +114,7 @@ func (s *Sim) SaveState(w io.Writer) error {
 	}
 	s.mu.Unlock()
 
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", " ")
-	if err := enc.Encode(doc); err != nil {
+	if err := simstate.Encode(w, doc); err != nil {
 		return fmt.Errorf("graph: save state: %w", err)
 	}
 	return nil
@@ -153,26 +151,8 @@ func (s *Sim) LoadState(r io.Reader) error {
 }
 
 func decodeState(r io.Reader) (*stateDoc, error) {
-	raw, err := io.ReadAll(r)
-	if err != nil {
-		return nil, err
-	}
-	var head struct {
-		Version *int `json:"version"`
-	}
-	if err := json.Unmarshal(raw, &head); err != nil {
-		return nil, fmt.Errorf("not a state document: %w", err)
-	}
-	switch {
-	case head.Version == nil:
-		return nil, errors.New("no version")
-	case *head.Version != stateVersion:
-		return nil, fmt.Errorf("version %d, want %d", *head.Version, stateVersion)
-	}
 	var doc stateDoc
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&doc); err != nil {
+	if err := simstate.Decode(r, stateVersion, &doc); err != nil {
 		return nil, err
 	}
 	return &doc, nil

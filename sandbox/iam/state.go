@@ -1,7 +1,6 @@
 package iam
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/offboard/offboard/sandbox/simstate"
 )
 
 // stateVersion is the format SaveState writes.
@@ -110,9 +111,7 @@ func (s *Sim) SaveState(w io.Writer) error {
 	sort.Slice(doc.VirtualMFADevices, func(i, j int) bool {
 		return doc.VirtualMFADevices[i].SerialNumber < doc.VirtualMFADevices[j].SerialNumber
 	})
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", " ")
-	if err := enc.Encode(doc); err != nil {
+	if err := simstate.Encode(w, doc); err != nil {
 		return fmt.Errorf("iam: save state: %w", err)
 	}
 	return nil
@@ -159,28 +158,8 @@ func saveCreds(cs []*cred) []stateCred {
 // index ListUsers pages through is rebuilt; AssumeRole sessions, faults and
 // the configuration are kept.
 func (s *Sim) LoadState(r io.Reader) error {
-	raw, err := io.ReadAll(r)
-	if err != nil {
-		return fmt.Errorf("iam: load state: %w", err)
-	}
-	var head struct {
-		Version *int `json:"version"`
-	}
-	// Unmarshal takes the whole input, so malformed JSON and anything after
-	// the document are refused here.
-	if err := json.Unmarshal(raw, &head); err != nil {
-		return fmt.Errorf("iam: load state: %w", err)
-	}
-	switch {
-	case head.Version == nil:
-		return errors.New("iam: load state: no version")
-	case *head.Version != stateVersion:
-		return fmt.Errorf("iam: load state: version %d, want %d", *head.Version, stateVersion)
-	}
 	var doc stateDoc
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&doc); err != nil {
+	if err := simstate.Decode(r, stateVersion, &doc); err != nil {
 		return fmt.Errorf("iam: load state: %w", err)
 	}
 	st, err := buildState(doc)

@@ -1,10 +1,11 @@
 package ldapdir
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"slices"
+
+	"github.com/offboard/offboard/sandbox/simstate"
 )
 
 // stateVersion is the format SaveState writes.
@@ -44,9 +45,7 @@ func (s *Server) SaveState(w io.Writer) error {
 		doc.Entries = append(doc.Entries, se)
 	}
 	s.mu.Unlock()
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", " ")
-	if err := enc.Encode(doc); err != nil {
+	if err := simstate.Encode(w, doc); err != nil {
 		return fmt.Errorf("ldapdir: save state: %w", err)
 	}
 	return nil
@@ -58,13 +57,8 @@ func (s *Server) SaveState(w io.Writer) error {
 // it was.
 func (s *Server) LoadState(r io.Reader) error {
 	var doc stateDoc
-	dec := json.NewDecoder(r)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&doc); err != nil {
+	if err := simstate.Decode(r, stateVersion, &doc); err != nil {
 		return fmt.Errorf("ldapdir: load state: %w", err)
-	}
-	if doc.Version != stateVersion {
-		return fmt.Errorf("ldapdir: load state: version %d, want %d", doc.Version, stateVersion)
 	}
 	base, err := normDN(s.opts.BaseDN)
 	if err != nil {

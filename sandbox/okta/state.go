@@ -1,8 +1,6 @@
 package okta
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/offboard/offboard/sandbox/simstate"
 )
 
 // stateVersion is the format SaveState writes.
@@ -103,9 +103,7 @@ func (s *Sim) SaveState(w io.Writer) error {
 	}
 	s.mu.Unlock()
 
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", " ")
-	if err := enc.Encode(doc); err != nil {
+	if err := simstate.Encode(w, doc); err != nil {
 		return fmt.Errorf("okta: save state: %w", err)
 	}
 	return nil
@@ -143,26 +141,8 @@ func sortedIDs(set map[string]bool) []string {
 }
 
 func decodeState(r io.Reader) (*stateDoc, error) {
-	raw, err := io.ReadAll(r)
-	if err != nil {
-		return nil, err
-	}
-	var head struct {
-		Version *int `json:"version"`
-	}
-	if err := json.Unmarshal(raw, &head); err != nil {
-		return nil, fmt.Errorf("not a state document: %w", err)
-	}
-	switch {
-	case head.Version == nil:
-		return nil, errors.New("no version")
-	case *head.Version != stateVersion:
-		return nil, fmt.Errorf("version %d, want %d", *head.Version, stateVersion)
-	}
 	var doc stateDoc
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&doc); err != nil {
+	if err := simstate.Decode(r, stateVersion, &doc); err != nil {
 		return nil, err
 	}
 	return &doc, nil

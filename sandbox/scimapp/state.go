@@ -1,8 +1,6 @@
 package scimapp
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +10,8 @@ import (
 	"time"
 
 	"github.com/elimity-com/scim/optional"
+
+	"github.com/offboard/offboard/sandbox/simstate"
 )
 
 // stateVersion is the format SaveState writes.
@@ -74,9 +74,7 @@ func (a *App) SaveState(w io.Writer) error {
 		doc.Transitions[id] = slices.Clone(trs)
 	}
 	a.mu.Unlock()
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", " ")
-	if err := enc.Encode(doc); err != nil {
+	if err := simstate.Encode(w, doc); err != nil {
 		return fmt.Errorf("scimapp: save state: %w", err)
 	}
 	return nil
@@ -98,28 +96,8 @@ func (a *App) LoadState(r io.Reader) error {
 }
 
 func decodeState(r io.Reader) (map[string]*record, []string, map[string][]Transition, error) {
-	raw, err := io.ReadAll(r)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	var head struct {
-		Version *int `json:"version"`
-	}
-	// Unmarshal takes the whole input, so malformed JSON and anything after
-	// the document are refused here.
-	if err := json.Unmarshal(raw, &head); err != nil {
-		return nil, nil, nil, err
-	}
-	switch {
-	case head.Version == nil:
-		return nil, nil, nil, errors.New("no version")
-	case *head.Version != stateVersion:
-		return nil, nil, nil, fmt.Errorf("version %d, want %d", *head.Version, stateVersion)
-	}
 	var doc stateDoc
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&doc); err != nil {
+	if err := simstate.Decode(r, stateVersion, &doc); err != nil {
 		return nil, nil, nil, err
 	}
 
