@@ -101,12 +101,12 @@ func (s *Sim) SaveState(w io.Writer) error {
 	for _, g := range s.groups {
 		doc.Groups = append(doc.Groups, stateGroup{
 			ID: g.id, DisplayName: g.name, Dynamic: g.dynamic, MembershipRule: g.rule,
-			Licenses: slices.Clone(g.licenses), Members: sortedIDs(g.members),
+			Licenses: slices.Clone(g.licenses), Members: simstate.SortedKeys(g.members),
 		})
 	}
 	for _, r := range s.roles {
 		doc.DirectoryRoles = append(doc.DirectoryRoles, stateRole{
-			ID: r.id, DisplayName: r.name, RoleTemplateID: r.template, Members: sortedIDs(r.members),
+			ID: r.id, DisplayName: r.name, RoleTemplateID: r.template, Members: simstate.SortedKeys(r.members),
 		})
 	}
 	for id, ts := range s.log {
@@ -118,13 +118,6 @@ func (s *Sim) SaveState(w io.Writer) error {
 		return fmt.Errorf("graph: save state: %w", err)
 	}
 	return nil
-}
-
-// sortedIDs lists a set's members in order, never as null.
-func sortedIDs(set map[string]bool) []string {
-	ids := slices.AppendSeq(make([]string, 0, len(set)), maps.Keys(set))
-	slices.Sort(ids)
-	return ids
 }
 
 // LoadState replaces the simulator's directory state with what SaveState

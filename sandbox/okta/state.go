@@ -95,7 +95,7 @@ func (s *Sim) SaveState(w io.Writer) error {
 		doc.Groups = append(doc.Groups, stateGroup{
 			ID: g.id, Name: g.name, Type: g.typ, Description: g.description,
 			Created: g.created, LastUpdated: g.updated, LastMembershipUpdated: g.membershipUpdated,
-			Members: sortedIDs(g.members),
+			Members: simstate.SortedKeys(g.members),
 		})
 	}
 	for id, ts := range s.transitions {
@@ -131,13 +131,6 @@ func (s *Sim) LoadState(r io.Reader) error {
 	s.groups, s.groupNames = st.groups, st.groupNames
 	s.transitions = st.transitions
 	return nil
-}
-
-// sortedIDs lists a set's members in order, never as null.
-func sortedIDs(set map[string]bool) []string {
-	ids := slices.AppendSeq(make([]string, 0, len(set)), maps.Keys(set))
-	slices.Sort(ids)
-	return ids
 }
 
 func decodeState(r io.Reader) (*stateDoc, error) {

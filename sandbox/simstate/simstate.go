@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 )
 
 // Encode writes doc as indented JSON.
@@ -42,4 +44,13 @@ func Decode(r io.Reader, version int, doc any) error {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	return dec.Decode(doc)
+}
+
+// SortedKeys lists a set's members in order, never as null, so that the same
+// state always saves to the same bytes.
+func SortedKeys(set map[string]bool) []string {
+	if keys := slices.Sorted(maps.Keys(set)); keys != nil {
+		return keys
+	}
+	return []string{}
 }
