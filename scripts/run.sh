@@ -85,5 +85,11 @@ cat <<MSG
 
   Ctrl-C stops everything.
 MSG
-wait -n "${pids[@]}" || true
-echo "a component exited; see .offboard/logs/" >&2
+status=0
+wait -n "${pids[@]}" || status=$?
+# Ctrl-C reaches every component too: they stop cleanly (0) or by SIGINT
+# or SIGTERM (130, 143). Anything else (1, a SIGKILL's 137 …) is a failure.
+case $status in
+0 | 130 | 143) ;;
+*) echo "a component failed (exit status $status); see .offboard/logs/" >&2 ;;
+esac
