@@ -16,6 +16,7 @@ import (
 
 	"github.com/offboard/offboard/sandbox/demo"
 	"github.com/offboard/offboard/sandbox/graph"
+	"github.com/offboard/offboard/sandbox/simstate/simstatetest"
 )
 
 // newUnthrottled is a simulator the state tests can call as often as they like.
@@ -210,17 +211,6 @@ func TestStateSurvivesARestart(t *testing.T) {
 	assert.Equal(t, []string{"disable", "revoke_sessions", "remove_license", "remove_group", "enable"}, actions)
 }
 
-// edit changes a saved document as JSON.
-func edit(t *testing.T, doc []byte, fn func(m map[string]any)) string {
-	t.Helper()
-	var m map[string]any
-	require.NoError(t, json.Unmarshal(doc, &m))
-	fn(m)
-	out, err := json.Marshal(m)
-	require.NoError(t, err)
-	return string(out)
-}
-
 func item(m map[string]any, list string, i int) map[string]any {
 	return m[list].([]any)[i].(map[string]any)
 }
@@ -252,36 +242,36 @@ func TestLoadStateRejectsBadDocuments(t *testing.T) {
 
 	for _, tc := range []struct{ name, doc, want string }{
 		{"unknown version", strings.Replace(string(doc), `"version": 1`, `"version": 2`, 1), "version 2, want 1"},
-		{"no version", edit(t, doc, func(m map[string]any) { delete(m, "version") }), "no version"},
+		{"no version", simstatetest.Edit(t, doc, func(m map[string]any) { delete(m, "version") }), "no version"},
 		{"not JSON", string(doc[:len(doc)/2]), "not a state document"},
 		{"trailing garbage", string(doc) + "{}", "not a state document"},
-		{"unknown field", edit(t, doc, func(m map[string]any) { m["throttle"] = 5 }), `unknown field "throttle"`},
-		{"group member not a user", edit(t, doc, func(m map[string]any) {
+		{"unknown field", simstatetest.Edit(t, doc, func(m map[string]any) { m["throttle"] = 5 }), `unknown field "throttle"`},
+		{"group member not a user", simstatetest.Edit(t, doc, func(m map[string]any) {
 			appendTo(item(m, "groups", 0), "members", "00000000-0000-5000-8000-000000000000")
 		}), "has member 00000000-0000-5000-8000-000000000000, which is not a user"},
-		{"role member deleted", edit(t, doc, func(m map[string]any) {
+		{"role member deleted", simstatetest.Edit(t, doc, func(m map[string]any) {
 			appendTo(item(m, "directoryRoles", 0), "members", gone.ID)
 		}), "has member " + gone.ID + ", a deleted user"},
-		{"live and deleted", edit(t, doc, func(m map[string]any) {
+		{"live and deleted", simstatetest.Edit(t, doc, func(m map[string]any) {
 			item(m, "deletedUsers", 0)["id"] = item(m, "users", 0)["id"]
 		}), "both live and deleted"},
-		{"UPN twice", edit(t, doc, func(m map[string]any) {
+		{"UPN twice", simstatetest.Edit(t, doc, func(m map[string]any) {
 			item(m, "users", 1)["userPrincipalName"] = strings.ToUpper(item(m, "users", 0)["userPrincipalName"].(string))
 		}), "belongs to both"},
-		{"upper-case id", edit(t, doc, func(m map[string]any) {
+		{"upper-case id", simstatetest.Edit(t, doc, func(m map[string]any) {
 			u := item(m, "users", 0)
 			u["id"] = strings.ToUpper(u["id"].(string))
 		}), "is not lower-case"},
-		{"licence twice", edit(t, doc, func(m map[string]any) {
+		{"licence twice", simstatetest.Edit(t, doc, func(m map[string]any) {
 			appendTo(item(m, "users", 0), "licenses", graph.SkuOffice365E3)
 		}), "twice"},
-		{"group id twice", edit(t, doc, func(m map[string]any) {
+		{"group id twice", simstatetest.Edit(t, doc, func(m map[string]any) {
 			item(m, "groups", 1)["id"] = strings.ToUpper(item(m, "groups", 0)["id"].(string))
 		}), "has the id"},
-		{"role without template", edit(t, doc, func(m map[string]any) {
+		{"role without template", simstatetest.Edit(t, doc, func(m map[string]any) {
 			item(m, "directoryRoles", 0)["roleTemplateId"] = ""
 		}), "has no roleTemplateId"},
-		{"template names a group", edit(t, doc, func(m map[string]any) {
+		{"template names a group", simstatetest.Edit(t, doc, func(m map[string]any) {
 			item(m, "directoryRoles", 0)["roleTemplateId"] = item(m, "groups", 0)["id"]
 		}), "roleTemplateId has the id"},
 	} {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/offboard/offboard/sandbox/demo"
 	iamsim "github.com/offboard/offboard/sandbox/iam"
+	"github.com/offboard/offboard/sandbox/simstate/simstatetest"
 )
 
 func mfaSerial(login string) string { return "arn:aws:iam::123456789012:mfa/" + login }
@@ -277,17 +278,6 @@ func TestSaveStateIsStable(t *testing.T) {
 	assert.Equal(t, first.String(), again.String())
 }
 
-// editState decodes a saved document, lets edit change it and encodes it again.
-func editState(t *testing.T, saved []byte, edit func(doc map[string]any)) string {
-	t.Helper()
-	var doc map[string]any
-	require.NoError(t, json.Unmarshal(saved, &doc))
-	edit(doc)
-	out, err := json.Marshal(doc)
-	require.NoError(t, err)
-	return string(out)
-}
-
 // userIn finds a user object in a decoded document.
 func userIn(t *testing.T, doc map[string]any, login string) map[string]any {
 	t.Helper()
@@ -328,23 +318,23 @@ func TestLoadStateRefusesBadDocuments(t *testing.T) {
 		"not JSON":        "{",
 		"truncated":       string(good[:len(good)/2]),
 		"trailing data":   string(good) + "{}",
-		"unknown field": editState(t, good, func(doc map[string]any) {
+		"unknown field": simstatetest.Edit(t, good, func(doc map[string]any) {
 			userIn(t, doc, leaver)["passwordHash"] = "x"
 		}),
-		"membership of a missing group": editState(t, good, func(doc map[string]any) {
+		"membership of a missing group": simstatetest.Edit(t, good, func(doc map[string]any) {
 			userIn(t, doc, leaver)["groups"] = []any{"no-such-group"}
 		}),
-		"MFA device assigned to a missing user": editState(t, good, func(doc map[string]any) {
+		"MFA device assigned to a missing user": simstatetest.Edit(t, good, func(doc map[string]any) {
 			mfaDeviceIn(t, doc, mfaSerial(people[9].Login))["user"] = "nobody"
 		}),
-		"MFA device assigned to a user who does not list it": editState(t, good, func(doc map[string]any) {
+		"MFA device assigned to a user who does not list it": simstatetest.Edit(t, good, func(doc map[string]any) {
 			mfaDeviceIn(t, doc, mfaSerial(people[9].Login))["user"] = people[9].Login
 		}),
-		"MFA device assigned to two users": editState(t, good, func(doc map[string]any) {
+		"MFA device assigned to two users": simstatetest.Edit(t, good, func(doc map[string]any) {
 			u := userIn(t, doc, people[0].Login)
 			u["mfaDevices"] = append(u["mfaDevices"].([]any), mfaSerial(people[2].Login))
 		}),
-		"user twice": editState(t, good, func(doc map[string]any) {
+		"user twice": simstatetest.Edit(t, good, func(doc map[string]any) {
 			raw, err := json.Marshal(userIn(t, doc, leaver))
 			require.NoError(t, err)
 			var twin map[string]any
@@ -355,10 +345,10 @@ func TestLoadStateRefusesBadDocuments(t *testing.T) {
 			}
 			doc["users"] = append(doc["users"].([]any), twin)
 		}),
-		"access key of two users": editState(t, good, func(doc map[string]any) {
+		"access key of two users": simstatetest.Edit(t, good, func(doc map[string]any) {
 			userIn(t, doc, people[0].Login)["accessKeys"] = userIn(t, doc, leaver)["accessKeys"]
 		}),
-		"bad key status": editState(t, good, func(doc map[string]any) {
+		"bad key status": simstatetest.Edit(t, good, func(doc map[string]any) {
 			userIn(t, doc, leaver)["accessKeys"].([]any)[0].(map[string]any)["status"] = "Disabled"
 		}),
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/offboard/offboard/sandbox/demo"
+	"github.com/offboard/offboard/sandbox/simstate/simstatetest"
 )
 
 // view answers each GET as a client sees it (status and body), with the
@@ -195,17 +196,6 @@ func TestStateSurvivesARestart(t *testing.T) {
 	assert.Equal(t, 404, fresh.api("GET", "/api/v1/users/"+ada.ID).status)
 }
 
-// edit changes a saved document as JSON.
-func edit(t *testing.T, doc []byte, fn func(m map[string]any)) string {
-	t.Helper()
-	var m map[string]any
-	require.NoError(t, json.Unmarshal(doc, &m))
-	fn(m)
-	out, err := json.Marshal(m)
-	require.NoError(t, err)
-	return string(out)
-}
-
 func item(m map[string]any, list string, i int) map[string]any {
 	return m[list].([]any)[i].(map[string]any)
 }
@@ -227,28 +217,28 @@ func TestLoadStateRejectsBadDocuments(t *testing.T) {
 
 	for _, tc := range []struct{ name, doc, want string }{
 		{"unknown version", strings.Replace(string(doc), `"version": 1`, `"version": 2`, 1), "version 2, want 1"},
-		{"no version", edit(t, doc, func(m map[string]any) { delete(m, "version") }), "no version"},
+		{"no version", simstatetest.Edit(t, doc, func(m map[string]any) { delete(m, "version") }), "no version"},
 		{"not JSON", string(doc[:len(doc)/2]), "not a state document"},
 		{"trailing garbage", string(doc) + "}", "not a state document"},
-		{"unknown field", edit(t, doc, func(m map[string]any) { m["faults"] = []any{} }), `unknown field "faults"`},
-		{"member not a user", edit(t, doc, func(m map[string]any) {
+		{"unknown field", simstatetest.Edit(t, doc, func(m map[string]any) { m["faults"] = []any{} }), `unknown field "faults"`},
+		{"member not a user", simstatetest.Edit(t, doc, func(m map[string]any) {
 			g := item(m, "groups", 0)
 			g["members"] = append(g["members"].([]any), "00uNOBODY")
 		}), "has member 00uNOBODY, which is not a user"},
-		{"login twice", edit(t, doc, func(m map[string]any) {
+		{"login twice", simstatetest.Edit(t, doc, func(m map[string]any) {
 			item(m, "users", 1)["login"] = strings.ToUpper(item(m, "users", 0)["login"].(string))
 		}), "belongs to both"},
-		{"user id twice", edit(t, doc, func(m map[string]any) {
+		{"user id twice", simstatetest.Edit(t, doc, func(m map[string]any) {
 			item(m, "users", 1)["id"] = item(m, "users", 0)["id"]
 		}), "appears twice"},
-		{"unknown status", edit(t, doc, func(m map[string]any) { item(m, "users", 0)["status"] = "ZOMBIE" }), `unknown status "ZOMBIE"`},
-		{"grant without id", edit(t, doc, func(m map[string]any) {
+		{"unknown status", simstatetest.Edit(t, doc, func(m map[string]any) { item(m, "users", 0)["status"] = "ZOMBIE" }), `unknown status "ZOMBIE"`},
+		{"grant without id", simstatetest.Edit(t, doc, func(m map[string]any) {
 			item(item(m, "users", 0), "grants", 0)["id"] = ""
 		}), "grant without an id"},
-		{"group name twice", edit(t, doc, func(m map[string]any) {
+		{"group name twice", simstatetest.Edit(t, doc, func(m map[string]any) {
 			item(m, "groups", 1)["name"] = item(m, "groups", 0)["name"]
 		}), "belongs to both"},
-		{"no Everyone", edit(t, doc, func(m map[string]any) {
+		{"no Everyone", simstatetest.Edit(t, doc, func(m map[string]any) {
 			groups := m["groups"].([]any)
 			m["groups"] = slices.DeleteFunc(groups, func(g any) bool { return g.(map[string]any)["name"] == everyone })
 		}), "no BUILT_IN group Everyone"},

@@ -16,6 +16,7 @@ import (
 
 	"github.com/offboard/offboard/sandbox/demo"
 	"github.com/offboard/offboard/sandbox/scimapp"
+	"github.com/offboard/offboard/sandbox/simstate/simstatetest"
 )
 
 const deactivate = `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"active","value":false}]}`
@@ -239,12 +240,7 @@ func TestSaveStateIsStable(t *testing.T) {
 // editState decodes a saved document, lets edit change it and encodes it again.
 func editState(t *testing.T, saved []byte, edit func(users []any, doc map[string]any)) string {
 	t.Helper()
-	var doc map[string]any
-	require.NoError(t, json.Unmarshal(saved, &doc))
-	edit(doc["users"].([]any), doc)
-	out, err := json.Marshal(doc)
-	require.NoError(t, err)
-	return string(out)
+	return simstatetest.Edit(t, saved, func(doc map[string]any) { edit(doc["users"].([]any), doc) })
 }
 
 func attrs(u any) map[string]any { return u.(map[string]any)["attributes"].(map[string]any) }
