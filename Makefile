@@ -6,7 +6,7 @@ export PATH := $(BIN):$(PATH)
 # Packages whose tests run under the race detector; msgraph's connector is too
 # large to build twice on a 2-core machine, so it runs without -race.
 # Packages that define workflows, checked by workflowcheck.
-WORKFLOW_PKGS = ./workflows/... ./internal/evidence/...
+WORKFLOW_PKGS = ./workflows/... ./evidence/...
 RACE_PKGS = $(shell $(GO) list ./... | grep -v /connectors/entra)
 
 .PHONY: run test build setup setup-run vet lint workflowcheck bench histories fuzz clean
@@ -42,7 +42,7 @@ test: setup build vet workflowcheck ## everything CI checks
 # second sustained for 30 s against a dev server, and its added latency.
 bench: setup-run build
 	$(GO) run ./internal/bench -out .offboard/bench.json
-	OFFBOARD_BENCH_TEMPORAL=devserver $(GO) test ./internal/relay -run '^$$' -bench BenchmarkRelay -benchtime 30s
+	OFFBOARD_BENCH_TEMPORAL=devserver $(GO) test ./relay -run '^$$' -bench BenchmarkRelay -benchtime 30s
 
 # Re-record the replay corpus in testdata/histories from the integration scenarios.
 histories: setup-run

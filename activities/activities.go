@@ -123,17 +123,28 @@ type ResolveInput struct {
 type Resolution struct {
 	Account   control.Account `json:"account"`
 	NoAccount bool            `json:"noAccount,omitempty"`
+	// Searched is what the target was asked and what it answered, when it
+	// found no account: the proof behind "no account".
+	Searched []string `json:"searched,omitempty"`
 }
 
-// ResolveAccount finds the person's account in one target.
+// ResolveAccount finds the person's account in one target. "No account" is
+// a claim: it is made only when the connector says what it searched; a
+// lookup that errors, or a not-found without that record, is an exception.
 func (a *Activities) ResolveAccount(ctx context.Context, in ResolveInput) (Resolution, error) {
 	t, err := a.target(in.Target)
 	if err != nil {
 		return Resolution{}, err
 	}
 	acct, err := t.Resolve(ctx, in.Person)
+	var ce *control.Error
+	if errors.Is(err, control.ErrNotFound) && errors.As(err, &ce) && len(ce.Searched) > 0 {
+		return Resolution{NoAccount: true, Account: control.Account{Target: in.Target}, Searched: ce.Searched}, nil
+	}
 	if errors.Is(err, control.ErrNotFound) {
-		return Resolution{NoAccount: true, Account: control.Account{Target: in.Target}}, nil
+		return Resolution{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("resolve %s in %s: not found, but the lookup does not say what it searched: %v", in.Person.EmployeeID, in.Target, err),
+			ErrTypePermanent, nil)
 	}
 	if err != nil {
 		return Resolution{}, classify(fmt.Errorf("resolve %s in %s: %w", in.Person.EmployeeID, in.Target, err))
@@ -168,17 +179,21 @@ func (a *Activities) ApplyControl(ctx context.Context, in ControlInput) (control
 		return r.Receipt, classify(fmt.Errorf("%s: observe %s: %w", in.ControlID, in.Account.ID, err))
 	}
 	r.addObservation("observe", before)
+	if before.Holds && before.Gone {
+		return r.confirmGone(ctx, t, in, "account not found when observed")
+	}
 	if before.Holds {
-		r.AlreadyHeld, r.Gone = true, before.Gone
+		r.AlreadyHeld = true
 		return r.finish(control.Observed, before.Detail), nil
 	}
 
 	resp, err := t.Enforce(ctx, in.Control, in.Account, in.Params)
 	if errors.Is(err, control.ErrNotFound) {
-		// 404 on a target means the account is already gone.
-		r.Gone = true
-		r.addCall("enforce", responseOf(err, resp), "account not found: already gone")
-		return r.finish(control.Observed, "account not found: already gone"), nil
+		// The system's own not-found for the user: proven only if a fresh
+		// lookup of the account agrees. A sub-resource's 404 on a user that
+		// still exists ends as an exception naming the endpoint.
+		r.addCall("enforce", responseOf(err, resp), "not found: "+err.Error())
+		return r.confirmGone(ctx, t, in, "enforce answered not found ("+err.Error()+")")
 	}
 	if err != nil {
 		return r.Receipt, classify(fmt.Errorf("%s: enforce %s: %w", in.ControlID, in.Account.ID, err))
@@ -193,14 +208,35 @@ func (a *Activities) ApplyControl(ctx context.Context, in ControlInput) (control
 	switch {
 	case !after.Readable:
 		return r.finish(control.Acknowledged, "accepted by the system; its state cannot be read back"), nil
+	case after.Holds && after.Gone:
+		return r.confirmGone(ctx, t, in, "account not found on read-back")
 	case after.Holds:
-		r.Gone = after.Gone
 		return r.finish(control.Observed, after.Detail), nil
 	default:
 		return r.Receipt, temporal.NewApplicationErrorWithOptions(
 			fmt.Sprintf("%s: enforced on %s but the read-back still shows access: %s", in.ControlID, in.Account.ID, after.Detail),
 			ErrTypeNotHeld, temporal.ApplicationErrorOptions{Details: []any{failureDetail(after.Call)}})
 	}
+}
+
+// confirmGone makes "the account is gone" a proven claim: a first answer
+// said so, and a second, independent observation of the account must say so
+// too. Anything else (the user reads back, a foreign answer, an error) is an
+// exception, never a success.
+func (r *receipt) confirmGone(ctx context.Context, t control.Target, in ControlInput, first string) (control.Receipt, error) {
+	again, err := t.Observe(ctx, in.Control, in.Account, in.Params)
+	if err != nil {
+		return r.Receipt, classify(fmt.Errorf("%s: %s, but the confirming lookup of %s failed: %w", in.ControlID, first, in.Account.ID, err))
+	}
+	r.addObservation("confirm-gone", again)
+	if !again.Gone {
+		return r.Receipt, temporal.NewApplicationErrorWithOptions(
+			fmt.Sprintf("%s: %s, but the account %s still exists (%s): the not-found came from something other than the account",
+				in.ControlID, first, in.Account.ID, again.Detail),
+			ErrTypePermanent, temporal.ApplicationErrorOptions{NonRetryable: true, Details: []any{failureDetail(again.Call)}})
+	}
+	r.Gone = true
+	return r.finish(control.Observed, "account gone: "+first+"; a second lookup agrees ("+again.Detail+")"), nil
 }
 
 // VerifyControl only observes: re-verification uses it to find drift.
@@ -217,8 +253,9 @@ func (a *Activities) VerifyControl(ctx context.Context, in ControlInput) (contro
 	}
 	r.addObservation("verify", obs)
 	switch {
+	case obs.Holds && obs.Gone:
+		return r.confirmGone(ctx, t, in, "account not found on re-verification")
 	case obs.Holds:
-		r.Gone = obs.Gone
 		return r.finish(control.Observed, obs.Detail), nil
 	case !obs.Readable:
 		return r.finish(control.Acknowledged, "state cannot be read back"), nil

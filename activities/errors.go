@@ -46,7 +46,9 @@ func classify(err error) error {
 	case errors.Is(err, control.ErrUnauthorized):
 		opts.NonRetryable = true
 		return temporal.NewApplicationErrorWithOptions(err.Error(), ErrTypeUnauthorized, opts)
-	case errors.Is(err, control.ErrPermanent), errors.Is(err, control.ErrUnknownControl):
+	case errors.Is(err, control.ErrPermanent), errors.Is(err, control.ErrUnknownControl), errors.Is(err, control.ErrUnexpected):
+		// An unexpected answer (a 404 from a route the server lacks, a foreign
+		// body) will not change by asking again: a person must look.
 		opts.NonRetryable = true
 		return temporal.NewApplicationErrorWithOptions(err.Error(), ErrTypePermanent, opts)
 	case errors.Is(err, control.ErrNotFound):

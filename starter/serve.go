@@ -12,7 +12,7 @@ import (
 
 	"github.com/offboard/offboard/internal/codec"
 	"github.com/offboard/offboard/internal/config"
-	"github.com/offboard/offboard/internal/relay"
+	"github.com/offboard/offboard/relay"
 	"github.com/offboard/offboard/internal/tclient"
 )
 

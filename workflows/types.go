@@ -196,7 +196,6 @@ const (
 	StateDone      ControlState = "done"
 	StateException ControlState = "exception"
 	StateWaived    ControlState = "waived"
-	StateSkipped   ControlState = "skipped"
 )
 
 // Status is what the `status` query returns.

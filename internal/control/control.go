@@ -47,6 +47,11 @@ type Account struct {
 	ID string `json:"id"`
 	// Login is the human-readable identifier (login, UPN, sAMAccountName, userName).
 	Login string `json:"login,omitempty"`
+	// Privileges are the admin rights Resolve found in the target (an Okta
+	// admin role, an Entra directory role, an AWS administrator policy, AD
+	// Domain Admins or adminCount=1), each said for people: a person holding
+	// any is treated as privileged whatever HR declared.
+	Privileges []string `json:"privileges,omitempty"`
 }
 
 // Params tune a control.
@@ -117,8 +122,18 @@ type Target interface {
 
 // The kinds of failure a target reports. Connectors wrap their errors in an
 // *Error carrying one of these; callers test with errors.Is.
+//
+// ErrNotFound is a claim, and only the target's own not-found answer for the
+// resource asked about makes it: Okta errorCode E0000007, Graph error.code
+// Request_ResourceNotFound, a SCIM error body (its error schema, status
+// "404"), IAM NoSuchEntity, LDAP noSuchObject (32). From Resolve it means the
+// person provably has no account: every lookup path covered the directory
+// (Error.Searched says what was asked and what came back). A 404 with any
+// other body (a route the server lacks, a wrong base path, a proxy's page,
+// HTML) is ErrUnexpected, never ErrNotFound.
 var (
 	ErrNotFound       = errors.New("not found")
+	ErrUnexpected     = errors.New("unexpected answer")
 	ErrRateLimited    = errors.New("rate limited")
 	ErrTransient      = errors.New("transient failure")
 	ErrPermanent      = errors.New("permanent failure")
@@ -134,7 +149,11 @@ type Error struct {
 	RequestID  string        // the system's request id, when it gave one
 	RetryAfter time.Duration // for ErrRateLimited: how long the system asked us to wait
 	Digest     string        // digest of the response body, for the receipt
-	Err        error         // the underlying error
+	// Searched, on an ErrNotFound from Resolve, lists every lookup made and
+	// what it answered ("GET /api/v1/users?filter=profile.email eq \"x\": 0 users"),
+	// for the no-account receipt.
+	Searched []string
+	Err      error // the underlying error
 }
 
 func (e *Error) Error() string {
@@ -153,13 +172,14 @@ func (e *Error) Is(target error) bool { return target == e.Kind }
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// ClassifyStatus maps an HTTP status to a failure kind, the way every REST
-// target here behaves: 404/410 gone, 429 rate limited, 401/403 unauthorized,
-// 408 and 5xx transient, other 4xx permanent.
+// ClassifyStatus maps an HTTP status to a failure kind: 429 rate limited,
+// 401/403 unauthorized, 408 and 5xx transient, 404/410 unexpected (only the
+// system's own not-found body, checked by the connector, makes ErrNotFound),
+// other 4xx permanent.
 func ClassifyStatus(status int) error {
 	switch {
 	case status == 404 || status == 410:
-		return ErrNotFound
+		return ErrUnexpected
 	case status == 429:
 		return ErrRateLimited
 	case status == 401 || status == 403:

@@ -22,7 +22,7 @@ import (
 	"github.com/offboard/offboard/internal/codec"
 	"github.com/offboard/offboard/internal/config"
 	"github.com/offboard/offboard/internal/control"
-	"github.com/offboard/offboard/internal/evidence"
+	"github.com/offboard/offboard/evidence"
 	"github.com/offboard/offboard/internal/runs"
 	"github.com/offboard/offboard/internal/targets"
 	"github.com/offboard/offboard/internal/tclient"

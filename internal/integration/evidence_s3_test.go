@@ -16,7 +16,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/offboard/offboard/internal/config"
-	"github.com/offboard/offboard/internal/evidence"
+	"github.com/offboard/offboard/evidence"
 	"github.com/offboard/offboard/internal/targets"
 	"github.com/offboard/offboard/internal/testenv/s3fake"
 	"github.com/offboard/offboard/internal/workerapp"

@@ -23,7 +23,7 @@ import (
 	"github.com/offboard/offboard/activities"
 	"github.com/offboard/offboard/internal/config"
 	"github.com/offboard/offboard/internal/control"
-	"github.com/offboard/offboard/internal/evidence"
+	"github.com/offboard/offboard/evidence"
 	"github.com/offboard/offboard/internal/metrics"
 	"github.com/offboard/offboard/internal/targets"
 	"github.com/offboard/offboard/internal/tclient"

@@ -78,8 +78,6 @@ func buildReport(m Manifest, x Extracted) ReportData {
 					row.SLAMet = "waived"
 				case c.State == workflows.StateDone && !row.ObservedAt.After(dl):
 					row.SLAMet = "met"
-				case c.State == workflows.StateSkipped:
-					row.SLAMet = ""
 				default:
 					row.SLAMet = "missed"
 				}

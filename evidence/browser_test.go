@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/offboard/offboard/internal/evidence"
+	"github.com/offboard/offboard/evidence"
 )
 
 const chromiumPath = "/usr/bin/chromium"

@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	historypb "go.temporal.io/api/history/v1"
 
-	"github.com/offboard/offboard/internal/evidence"
+	"github.com/offboard/offboard/evidence"
 )
 
 func requireVerifyError(t *testing.T, err error, kind error, file string) {

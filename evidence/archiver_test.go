@@ -10,7 +10,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
-	"github.com/offboard/offboard/internal/evidence"
+	"github.com/offboard/offboard/evidence"
 )
 
 // The Archiver workflow finds the closed runs without a manifest and archives

@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/offboard/offboard/internal/evidence"
+	"github.com/offboard/offboard/evidence"
 )
 
 func TestGenerateLoadAndKeyID(t *testing.T) {

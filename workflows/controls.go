@@ -1,0 +1,383 @@
+// Controls: each one observed, enforced only if needed, observed again; exceptions wait for retry or waive.
+
+package workflows
+
+import (
+	"errors"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/offboard/offboard/activities"
+	"github.com/offboard/offboard/internal/control"
+)
+
+func (wf *deprovision) addTargetControls(pt activities.PlanTarget) {
+	add := func(phase control.Phase, names []string) {
+		for _, name := range names {
+			wf.addControl(pt.Name, name, name, phase)
+		}
+	}
+	if wf.t.Kind == KindRoleChange {
+		add(control.RoleChange, pt.RoleChange)
+		return
+	}
+	add(control.Containment, pt.Containment)
+	add(control.Removal, pt.Removal)
+	add(control.Deletion, pt.Deletion)
+}
+
+func (wf *deprovision) addControl(target, idSuffix, name string, phase control.Phase) {
+	id := target + "/" + idSuffix
+	if phase == control.Restore {
+		id = target + "/restore/" + idSuffix
+	}
+	if _, ok := wf.controlIndex[id]; ok {
+		return
+	}
+	wf.controlIndex[id] = len(wf.status.Controls)
+	wf.status.Controls = append(wf.status.Controls, ControlStatus{ID: id, Target: target, Control: name, Phase: phase, State: StatePending})
+}
+
+// runPhaseParallel starts every control of a phase at once.
+func (wf *deprovision) runPhaseParallel(ctx workflow.Context, phase control.Phase) {
+	for _, pt := range wf.base.Targets {
+		if _, ok := wf.accounts[pt.Name]; !ok {
+			continue
+		}
+		if phase == control.Restore {
+			for _, name := range pt.Restore {
+				wf.addControl(pt.Name, name, name, control.Restore)
+			}
+		}
+		wf.runTargetControls(ctx, pt.Name, phase)
+	}
+}
+
+// runTargetControls starts one target's controls of a phase, each on its own.
+func (wf *deprovision) runTargetControls(ctx workflow.Context, target string, phase control.Phase) {
+	var ids []string
+	for i := range wf.status.Controls {
+		c := wf.status.Controls[i]
+		if c.Target != target || c.Phase != phase || c.State != StatePending {
+			continue
+		}
+		wf.setState(c.ID, StateRunning)
+		ids = append(ids, c.ID)
+	}
+	if wf.pooled {
+		wf.runPooled(ctx, ids)
+		return
+	}
+	for _, id := range ids {
+		wf.openWork++
+		workflow.Go(ctx, func(ctx workflow.Context) {
+			defer func() { wf.openWork-- }()
+			wf.runControl(ctx, id, nil)
+		})
+	}
+}
+
+// runPooled runs controls side by side from one coroutine: it schedules each
+// control's first attempt in order and settles them as they complete; only a
+// control that fails for good gets a coroutine of its own, to wait for a
+// person. (One coroutine per control cost a goroutine each: 500 terminations
+// in flight held thousands of them.)
+func (wf *deprovision) runPooled(ctx workflow.Context, ids []string) {
+	if len(ids) == 0 {
+		return
+	}
+	wf.openWork++
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		defer func() { wf.openWork-- }()
+		sel := workflow.NewSelector(ctx)
+		pending := 0
+		var start func(id string)
+		start = func(id string) {
+			pending++
+			sel.AddFuture(wf.startApply(ctx, id), func(f workflow.Future) {
+				pending--
+				var receipt control.Receipt
+				err := f.Get(ctx, &receipt)
+				switch {
+				case err == nil:
+					wf.settle(ctx, id, receipt)
+				case isRateLimited(err) && !wf.stopping:
+					start(id) // the activity already waited as long as the system asked
+				default:
+					wf.openWork++
+					workflow.Go(ctx, func(ctx workflow.Context) {
+						defer func() { wf.openWork-- }()
+						wf.runControl(ctx, id, err)
+					})
+				}
+			})
+		}
+		for _, id := range ids {
+			start(id)
+		}
+		for pending > 0 {
+			sel.Select(ctx)
+		}
+	})
+}
+
+// runPhaseSequential runs a phase target by target in parallel, each target's
+// controls in order (AWS needs credentials gone before the user can go).
+func (wf *deprovision) runPhaseSequential(ctx workflow.Context, phase control.Phase) {
+	wg := workflow.NewWaitGroup(ctx)
+	for _, pt := range wf.base.Targets {
+		if _, ok := wf.accounts[pt.Name]; !ok {
+			continue
+		}
+		wg.Add(1)
+		workflow.Go(ctx, func(ctx workflow.Context) {
+			defer wg.Done()
+			for i := range wf.status.Controls {
+				c := wf.status.Controls[i]
+				if c.Target == pt.Name && c.Phase == phase && c.State == StatePending {
+					wf.setState(c.ID, StateRunning)
+					wf.runControl(ctx, c.ID, nil)
+				}
+			}
+		})
+	}
+	wg.Wait(ctx)
+}
+
+// runControl runs one control until it holds or is waived. A control that
+// fails for good becomes an exception and waits for retry or waive; an
+// expired waiver re-opens it.
+func (wf *deprovision) runControl(ctx workflow.Context, id string, failed error) {
+	for {
+		err := failed
+		failed = nil
+		if err == nil {
+			var receipt control.Receipt
+			receipt, err = wf.applyControl(ctx, id)
+			if err == nil {
+				wf.settle(ctx, id, receipt)
+				return
+			}
+		}
+		wf.exception(ctx, id, err)
+		if !wf.awaitDecision(ctx, id) {
+			return
+		}
+		w := wf.waivers[id]
+		if w == nil {
+			continue // retry
+		}
+		wf.settleWaived(ctx, id, *w)
+		// The waiver holds until it expires or someone asks for a retry.
+		_, _ = workflow.AwaitWithTimeout(ctx, w.ExpiresAt.Sub(workflow.Now(ctx)), func() bool { return wf.retries[id] > 0 || wf.stopping })
+		if wf.stopping {
+			return
+		}
+		if wf.retries[id] > 0 {
+			wf.retries[id]--
+		} else {
+			wf.log(ctx, "waiver_expired", w.By, id+": waiver expired; the control is re-opened", true)
+		}
+		delete(wf.waivers, id)
+		wf.setState(id, StateRunning)
+	}
+}
+
+// startApply schedules one attempt of the ApplyControl activity.
+func (wf *deprovision) startApply(ctx workflow.Context, id string) workflow.Future {
+	i := wf.controlIndex[id]
+	c := wf.status.Controls[i]
+	wf.status.Controls[i].Attempts++
+	in := activities.ControlInput{ControlID: id, Target: c.Target, Control: c.Control, Phase: c.Phase,
+		Account: wf.accounts[c.Target], Params: wf.params(c)}
+	return workflow.ExecuteActivity(wf.controlOptions(ctx, c.Target), a.ApplyControl, in)
+}
+
+// applyControl runs the ApplyControl activity, going on through rate limits.
+func (wf *deprovision) applyControl(ctx workflow.Context, id string) (control.Receipt, error) {
+	for {
+		var receipt control.Receipt
+		err := wf.startApply(ctx, id).Get(ctx, &receipt)
+		if err != nil && isRateLimited(err) && !wf.stopping {
+			continue // the activity already waited as long as the system asked
+		}
+		return receipt, err
+	}
+}
+
+func (wf *deprovision) params(c ControlStatus) control.Params {
+	p := control.Params{Since: wf.t.EffectiveAt}
+	if c.Phase == control.RoleChange {
+		for _, pt := range wf.base.Targets {
+			if pt.Name == c.Target {
+				p.KeepGroups = pt.KeepGroups
+			}
+		}
+	}
+	return p
+}
+
+// awaitDecision waits until a person retries or waives the control; false
+// when the run is stopping (rescinded) instead.
+func (wf *deprovision) awaitDecision(ctx workflow.Context, id string) bool {
+	_ = workflow.Await(ctx, func() bool { return wf.retries[id] > 0 || wf.waivers[id] != nil || wf.stopping })
+	wf.closeGate("exception:" + id)
+	workflow.GetMetricsHandler(ctx).Counter("offboard_exceptions_open").Inc(-1)
+	if wf.stopping {
+		return false
+	}
+	if wf.waivers[id] == nil {
+		wf.retries[id]--
+		wf.setState(id, StateRunning)
+	}
+	return true
+}
+
+func (wf *deprovision) exception(ctx workflow.Context, id string, err error) {
+	c := &wf.status.Controls[wf.controlIndex[id]]
+	c.State, c.Error, c.Outcome = StateException, errorText(err), control.Failed
+	r := failedReceipt(ctx, *c, wf.accounts[c.Target], err)
+	c.Receipt = &r
+	wf.openGate(ctx, "exception:"+id, id+" failed: "+c.Error+" (retry or waive)")
+	wf.countControl(ctx, *c, r.Kind)
+	workflow.GetMetricsHandler(ctx).Counter("offboard_exceptions_open").Inc(1)
+	wf.notify(ctx, "exception", id+" failed and waits for retry or waive: "+c.Error)
+	wf.updatePhaseAttribute(ctx)
+}
+
+func (wf *deprovision) settle(ctx workflow.Context, id string, r control.Receipt) {
+	c := &wf.status.Controls[wf.controlIndex[id]]
+	c.State, c.Outcome, c.Error, c.Receipt, c.Waiver = StateDone, r.Outcome, "", &r, nil
+	wf.countControl(ctx, *c, r.Kind)
+}
+
+// countControl feeds offboard_controls_total. Metrics from workflow code go
+// through workflow.GetMetricsHandler, which records nothing during replay.
+func (wf *deprovision) countControl(ctx workflow.Context, c ControlStatus, kind string) {
+	workflow.GetMetricsHandler(ctx).WithTags(map[string]string{
+		"system": c.Target, "kind": kind, "action": c.Control, "phase": string(c.Phase), "outcome": string(c.Outcome),
+	}).Counter("offboard_controls_total").Inc(1)
+}
+
+func (wf *deprovision) settleWaived(ctx workflow.Context, id string, w Waive) {
+	c := &wf.status.Controls[wf.controlIndex[id]]
+	r := control.Receipt{}
+	if c.Receipt != nil {
+		r = *c.Receipt
+	}
+	r.Outcome, r.By, r.Reason, r.ExpiresAt = control.Waived, w.By, w.Reason, w.ExpiresAt
+	c.State, c.Outcome, c.Receipt, c.Waiver = StateWaived, control.Waived, &r, &w
+	wf.countControl(ctx, *c, r.Kind)
+}
+
+func (wf *deprovision) setState(id string, s ControlState) {
+	wf.status.Controls[wf.controlIndex[id]].State = s
+}
+
+// phaseSettled: every control of the phase is done or waived.
+func (wf *deprovision) phaseSettled(phase control.Phase) bool {
+	for _, c := range wf.status.Controls {
+		if c.Phase == phase && c.State != StateDone && c.State != StateWaived {
+			return false
+		}
+	}
+	return true
+}
+
+// phaseDone: every control of the phase holds (a waiver is not done).
+func (wf *deprovision) phaseDone(phase control.Phase) bool {
+	for _, c := range wf.status.Controls {
+		if c.Phase == phase && c.State != StateDone {
+			return false
+		}
+	}
+	return true
+}
+
+// approvalGate waits for an approval of the current plan where policy asks.
+// It returns PhaseRemoving to go on, or the phase to finish in.
+
+// ---- activity options ----
+
+// controlOptions: a control is retried with backoff, honouring a system's
+// Retry-After, until ControlAttempts; then it becomes an exception. It runs
+// on the target's own task queue when the target has one, where the Temporal
+// server holds the target's activities to its rate limit across all workers.
+func (wf *deprovision) controlOptions(ctx workflow.Context, target string) workflow.Context {
+	attempts := wf.base.Policy.ControlAttempts
+	if attempts < 1 {
+		attempts = 5
+	}
+	initial, maximum := wf.base.Policy.Retry.InitialInterval.D(), wf.base.Policy.Retry.MaximumInterval.D()
+	if initial <= 0 {
+		initial, maximum = time.Second, time.Minute // plans recorded before the retry policy existed
+	}
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		TaskQueue:           wf.taskQueue(target),
+		StartToCloseTimeout: 2 * time.Minute,
+		HeartbeatTimeout:    10 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        initial,
+			BackoffCoefficient:     2,
+			MaximumInterval:        maximum,
+			MaximumAttempts:        attempts,
+			NonRetryableErrorTypes: activities.NonRetryable,
+		},
+	})
+}
+
+// taskQueue is the target's task queue from the plan; "" is the workflow's own.
+func (wf *deprovision) taskQueue(target string) string {
+	if !wf.targetQueues {
+		return ""
+	}
+	for _, pt := range wf.base.Targets {
+		if pt.Name == target {
+			return pt.TaskQueue
+		}
+	}
+	return ""
+}
+
+func (wf *deprovision) shortOptions(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        time.Second,
+			MaximumInterval:        time.Minute,
+			MaximumAttempts:        10,
+			NonRetryableErrorTypes: activities.NonRetryable,
+		},
+	})
+}
+
+func isRateLimited(err error) bool {
+	var appErr *temporal.ApplicationError
+	return errors.As(err, &appErr) && appErr.Type() == activities.ErrTypeRateLimited
+}
+
+// errorText is the innermost message of an activity failure, for people.
+func errorText(err error) string {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		return appErr.Error()
+	}
+	return err.Error()
+}
+
+// failedReceipt records a control that did not hold, with the last call's proof.
+func failedReceipt(ctx workflow.Context, c ControlStatus, acct control.Account, err error) control.Receipt {
+	r := control.Receipt{ControlID: c.ID, System: c.Target, Action: c.Control, Phase: c.Phase, Target: acct.ID, Login: acct.Login,
+		Outcome: control.Failed, Detail: errorText(err), StartedAt: workflow.Now(ctx), FinishedAt: workflow.Now(ctx)}
+	var appErr *temporal.ApplicationError
+	errors.As(err, &appErr)
+	if appErr != nil && appErr.HasDetails() {
+		var d activities.FailureDetail
+		if appErr.Details(&d) == nil {
+			r.HTTPStatus, r.RequestID, r.Digest = d.HTTPStatus, d.RequestID, d.Digest
+		}
+	}
+	return r
+}

@@ -1,0 +1,112 @@
+// SLA timers and re-verification after token lifetimes.
+
+package workflows
+
+import (
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/offboard/offboard/activities"
+	"github.com/offboard/offboard/internal/control"
+)
+
+func (wf *deprovision) watchSLA(ctx workflow.Context, phase string, within time.Duration, done func() bool) {
+	due := wf.startedAt.Add(within)
+	if wf.t.EffectiveAt.After(due) || wf.t.EffectiveAt.IsZero() {
+		due = wf.effectiveAt.Add(within)
+	}
+	i := len(wf.status.Deadlines)
+	wf.status.Deadlines = append(wf.status.Deadlines, Deadline{Phase: phase, Due: due})
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		met, _ := workflow.AwaitWithTimeout(ctx, due.Sub(workflow.Now(ctx)), func() bool { return done() || wf.rescinded != nil })
+		if met {
+			if done() {
+				wf.status.Deadlines[i].MetAt = workflow.Now(ctx)
+			}
+			return
+		}
+		wf.status.Deadlines[i].Breached = true
+		wf.status.SLABreached = true
+		workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"phase": phase}).Counter("offboard_sla_breaches_total").Inc(1)
+		wf.upsert(ctx, SASLABreached.ValueSet(true))
+		wf.log(ctx, "sla_breach", "", phase+" SLA breached at "+due.UTC().Format(time.RFC3339), true)
+		wf.notify(ctx, "sla_breach", fmt.Sprintf("%s not done within %s (due %s)", phase, within, due.UTC().Format(time.RFC3339)))
+		// Record when it was finally met, late.
+		_ = workflow.Await(ctx, func() bool { return done() })
+		wf.status.Deadlines[i].MetAt = workflow.Now(ctx)
+	})
+}
+
+// reverifyLater observes every containment control again after each
+// configured delay; drift is re-contained and flagged.
+func (wf *deprovision) reverifyLater(ctx workflow.Context) {
+	if len(wf.base.Policy.Reverify) == 0 {
+		return
+	}
+	wf.openWork++
+	from := workflow.Now(ctx)
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		defer func() { wf.openWork-- }()
+		for _, d := range wf.base.Policy.Reverify {
+			// A rescinded termination is restored, not re-contained (fixed with
+			// the pooled-controls version; older runs replay as they ran).
+			if wf.sleepUntil(ctx, from.Add(d.D())) || (wf.pooled && wf.rescinded != nil) {
+				return
+			}
+			wf.reverify(ctx, d.D())
+		}
+	})
+}
+
+func (wf *deprovision) reverify(ctx workflow.Context, after time.Duration) {
+	var ids []string
+	var futures []workflow.Future
+	for _, c := range wf.status.Controls {
+		if c.Phase != control.Containment || c.State != StateDone || c.Control == "resolve" {
+			continue
+		}
+		in := activities.ControlInput{ControlID: c.ID, Target: c.Target, Control: c.Control, Phase: c.Phase,
+			Account: wf.accounts[c.Target], Params: wf.params(c)}
+		ids = append(ids, c.ID)
+		futures = append(futures, workflow.ExecuteActivity(wf.controlOptions(ctx, c.Target), a.VerifyControl, in))
+	}
+	for i, f := range futures {
+		var r control.Receipt
+		if err := f.Get(ctx, &r); err != nil {
+			wf.log(ctx, "reverify", "", ids[i]+": could not verify: "+errorText(err), false)
+			continue
+		}
+		if !r.Drift || (wf.pooled && wf.rescinded != nil) {
+			continue
+		}
+		msg := fmt.Sprintf("%s drifted %s after containment: %s; re-containing", ids[i], after, r.Detail)
+		wf.status.Drift = append(wf.status.Drift, msg)
+		wf.log(ctx, "drift", "", msg, true)
+		wf.notify(ctx, "drift", msg)
+		wf.setState(ids[i], StateRunning)
+		receipt, err := wf.applyControl(ctx, ids[i])
+		if err != nil {
+			wf.openWork++
+			workflow.Go(ctx, func(ctx workflow.Context) {
+				defer func() { wf.openWork-- }()
+				wf.exception(ctx, ids[i], err)
+				if wf.awaitDecision(ctx, ids[i]) {
+					wf.runControl(ctx, ids[i], nil)
+				}
+			})
+			continue
+		}
+		receipt.Drift = true
+		wf.settle(ctx, ids[i], receipt)
+	}
+}
+
+// sleepUntil waits until t; it reports whether the run is stopping instead.
+func (wf *deprovision) sleepUntil(ctx workflow.Context, t time.Time) bool {
+	if d := t.Sub(workflow.Now(ctx)); d > 0 {
+		_, _ = workflow.AwaitWithTimeout(ctx, d, func() bool { return wf.stopping })
+	}
+	return wf.stopping
+}
