@@ -20,6 +20,10 @@ const (
 	SignalReschedule  = "reschedule"
 	SignalRetry       = "retry"
 	SignalWaive       = "waive"
+	// SignalHREvent brings a later HR event for the same person into the run
+	// that is in flight: a corrected event (same event id, fixed identity) or
+	// a termination that supersedes a role change. Payload: HREvent.
+	SignalHREvent = "hr-event"
 
 	QueryStatus = "status"
 
@@ -167,6 +171,23 @@ type (
 		ExpiresAt time.Time `json:"expiresAt"`
 	}
 )
+
+// HREvent is a later HR event for a run in flight (SignalHREvent).
+type HREvent struct {
+	Termination Termination `json:"termination"`
+}
+
+// IdentityCorrection fixes who a run in flight is about: the e-mail, name
+// and per-target account hints. It arrives from a corrected HR event or from
+// an operator; the run records it and resolves the person's accounts again.
+type IdentityCorrection struct {
+	Email    string            `json:"email,omitempty"`
+	Name     string            `json:"name,omitempty"`
+	Accounts map[string]string `json:"accounts,omitempty"` // target name → id or login
+	EventID  string            `json:"eventId,omitempty"`  // the HR event that carried it, if any
+	By       string            `json:"by,omitempty"`       // the operator, when not from HR
+	Reason   string            `json:"reason,omitempty"`
+}
 
 // Phase of the whole run, as DeprovisionStatus shows it.
 type Phase string

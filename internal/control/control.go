@@ -120,6 +120,24 @@ type Target interface {
 	Enforce(ctx context.Context, name string, acct Account, params Params) (Response, error)
 }
 
+// Prober is implemented by targets that can check their own configuration:
+// the credentials are accepted, the base URL answers with this system's API
+// (not a proxy page or a wrong path), and the permissions the API can report
+// are there. The worker probes every target at start; `starter doctor` too.
+type Prober interface {
+	Probe(ctx context.Context) (Probe, error)
+}
+
+// Probe is what a target's self-check found.
+type Probe struct {
+	// Checks are the calls made and what each proved, for people
+	// ("GET /api/v1/users/me: 200 okta user", "scopes: okta.users.manage").
+	Checks []string `json:"checks"`
+	// Missing lists permissions the API reported absent; empty when none are
+	// missing or the API cannot say.
+	Missing []string `json:"missing,omitempty"`
+}
+
 // The kinds of failure a target reports. Connectors wrap their errors in an
 // *Error carrying one of these; callers test with errors.Is.
 //
