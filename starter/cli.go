@@ -56,28 +56,54 @@ func (e *env) client() (client.Client, error) {
 	return c, nil
 }
 
+const usageHead = `usage: starter <command> [flags]
+
+Operator commands (talk to Temporal directly):
+  terminate   start deprovisioning a person        starter terminate -employee E1001 -email ada@example.test
+  status      show a person's deprovisioning        starter status -employee E1001
+`
+
+const usageTail = `
+Service:
+  serve       run the HRIS webhook relay and operator API (default :8080)
+  evidence    verify, fetch and summarise evidence (starter evidence -h)
+
+Every command takes -config FILE (or OFFBOARD_CONFIG); without one it uses the embedded sandbox configuration.
+`
+
+// usage: the decisions' lines live with them in decide.go.
+var usage = usageHead + decideUsage + usageTail
+
 type command struct {
 	summary string
 	flags   func(fs *flag.FlagSet) func(ctx context.Context, e *env) error
 }
 
+// commands are the operator commands besides the decisions (decide.go).
 var commands = map[string]command{
-	"terminate":  {"start deprovisioning a person", terminateCmd},
-	"status":     {"show a person's deprovisioning", statusCmd},
-	"approve":    {"approve or reject the removal plan", approveCmd},
-	"hold":       {"place a legal hold", holdCmd},
-	"release":    {"release the legal hold", releaseCmd},
-	"rescind":    {"cancel the termination", rescindCmd},
-	"reschedule": {"move the effective time", rescheduleCmd},
-	"retry":      {"retry a control in exception", retryCmd},
-	"waive":      {"waive a control in exception", waiveCmd},
+	"terminate": {"start deprovisioning a person", terminateCmd},
+	"status":    {"show a person's deprovisioning", statusCmd},
 }
 
-func run(ctx context.Context, name string, args []string) int {
-	return runWith(ctx, name, args, os.Stdout, os.Stderr, nil)
+func lookup(name string) (command, bool) {
+	if cmd, ok := commands[name]; ok {
+		return cmd, true
+	}
+	cmd, ok := decisions[name]
+	return cmd, ok
 }
 
-// runWith is run with its outputs and Temporal client injectable for tests.
+// run runs one command line (args without the program name) and returns
+// its exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	return runWith(ctx, args[0], args[1:], stdout, stderr, nil)
+}
+
+// runWith runs one command with its Temporal client injectable for tests.
 func runWith(ctx context.Context, name string, args []string, stdout, stderr io.Writer, c client.Client) int {
 	switch name {
 	case "serve":
@@ -85,7 +111,7 @@ func runWith(ctx context.Context, name string, args []string, stdout, stderr io.
 	case "evidence":
 		return evidenceCmd(ctx, args, stdout, stderr)
 	}
-	cmd, ok := commands[name]
+	cmd, ok := lookup(name)
 	if !ok {
 		fmt.Fprintf(stderr, "starter: unknown command %q\n\n%s", name, usage)
 		return exitUsage
@@ -341,142 +367,4 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return string([]rune(s)[:n-1]) + "…"
-}
-
-// errRefused: the workflow logged the signal as rejected.
-var errRefused = errors.New("refused by the workflow")
-
-// sendSignal sends a signal and reports what the workflow made of it, by
-// watching its log for the entry the signal adds.
-func sendSignal(ctx context.Context, e *env, employee, name, by string, payload any) error {
-	c, err := e.client()
-	if err != nil {
-		return err
-	}
-	v, err := runs.SignalAndWait(ctx, c, employee, name, by, payload, 10*time.Second)
-	switch {
-	case err != nil:
-		return err
-	case !v.Processed:
-		fmt.Fprintf(e.stdout, "sent %s to %s (not yet processed: see starter status)\n", name, workflows.WorkflowID(employee))
-		return nil
-	case !v.Accepted:
-		return fmt.Errorf("%w: %s", errRefused, v.Detail)
-	}
-	fmt.Fprintf(e.stdout, "accepted: %s\n", v.Detail)
-	return nil
-}
-
-func approveCmd(fs *flag.FlagSet) func(context.Context, *env) error {
-	employee := fs.String("employee", "", "employee id (required)")
-	by := fs.String("by", "", "approver identity (required; must hold the approver role)")
-	decision := fs.String("decision", "approve", "approve or reject")
-	digest := fs.String("digest", "", "plan digest being approved, from starter status (required); \"quarantine\" releases a quarantined run")
-	reason := fs.String("reason", "", "why")
-	return func(ctx context.Context, e *env) error {
-		for _, r := range [][2]string{{"employee", *employee}, {"by", *by}, {"digest", *digest}} {
-			if err := required(r[0], r[1]); err != nil {
-				return err
-			}
-		}
-		if *decision != "approve" && *decision != "reject" {
-			return fmt.Errorf("%w: -decision must be approve or reject", errUsage)
-		}
-		return sendSignal(ctx, e, *employee, workflows.SignalApprove, *by, workflows.Approve{Approver: *by, Decision: *decision, PlanDigest: *digest, Reason: *reason})
-	}
-}
-
-func holdCmd(fs *flag.FlagSet) func(context.Context, *env) error {
-	employee := fs.String("employee", "", "employee id (required)")
-	by := fs.String("by", "", "who places the hold (required)")
-	caseRef := fs.String("case", "", "legal case reference (required)")
-	reason := fs.String("reason", "", "why")
-	return func(ctx context.Context, e *env) error {
-		for _, r := range [][2]string{{"employee", *employee}, {"by", *by}, {"case", *caseRef}} {
-			if err := required(r[0], r[1]); err != nil {
-				return err
-			}
-		}
-		return sendSignal(ctx, e, *employee, workflows.SignalLegalHold, *by, workflows.Hold{By: *by, CaseRef: *caseRef, Reason: *reason})
-	}
-}
-
-func releaseCmd(fs *flag.FlagSet) func(context.Context, *env) error {
-	employee := fs.String("employee", "", "employee id (required)")
-	by := fs.String("by", "", "who releases the hold (required)")
-	caseRef := fs.String("case", "", "the hold's case reference (required)")
-	return func(ctx context.Context, e *env) error {
-		for _, r := range [][2]string{{"employee", *employee}, {"by", *by}, {"case", *caseRef}} {
-			if err := required(r[0], r[1]); err != nil {
-				return err
-			}
-		}
-		return sendSignal(ctx, e, *employee, workflows.SignalReleaseHold, *by, workflows.Release{By: *by, CaseRef: *caseRef})
-	}
-}
-
-func rescindCmd(fs *flag.FlagSet) func(context.Context, *env) error {
-	employee := fs.String("employee", "", "employee id (required)")
-	by := fs.String("by", "", "who rescinds (required)")
-	reason := fs.String("reason", "", "why")
-	return func(ctx context.Context, e *env) error {
-		for _, r := range [][2]string{{"employee", *employee}, {"by", *by}} {
-			if err := required(r[0], r[1]); err != nil {
-				return err
-			}
-		}
-		return sendSignal(ctx, e, *employee, workflows.SignalRescind, *by, workflows.Rescind{By: *by, Reason: *reason})
-	}
-}
-
-func rescheduleCmd(fs *flag.FlagSet) func(context.Context, *env) error {
-	employee := fs.String("employee", "", "employee id (required)")
-	by := fs.String("by", "", "who reschedules (required)")
-	at := fs.String("at", "", "new effective time: +DURATION or RFC 3339 (required)")
-	return func(ctx context.Context, e *env) error {
-		for _, r := range [][2]string{{"employee", *employee}, {"by", *by}, {"at", *at}} {
-			if err := required(r[0], r[1]); err != nil {
-				return err
-			}
-		}
-		t, err := parseTime("at", *at, time.Now().UTC())
-		if err != nil {
-			return err
-		}
-		return sendSignal(ctx, e, *employee, workflows.SignalReschedule, *by, workflows.Reschedule{By: *by, EffectiveAt: t.UTC()})
-	}
-}
-
-func retryCmd(fs *flag.FlagSet) func(context.Context, *env) error {
-	employee := fs.String("employee", "", "employee id (required)")
-	by := fs.String("by", "", "who asks for the retry (required)")
-	ctl := fs.String("control", "", "control id, e.g. okta/suspend (required)")
-	return func(ctx context.Context, e *env) error {
-		for _, r := range [][2]string{{"employee", *employee}, {"by", *by}, {"control", *ctl}} {
-			if err := required(r[0], r[1]); err != nil {
-				return err
-			}
-		}
-		return sendSignal(ctx, e, *employee, workflows.SignalRetry, *by, workflows.Retry{By: *by, Control: *ctl})
-	}
-}
-
-func waiveCmd(fs *flag.FlagSet) func(context.Context, *env) error {
-	employee := fs.String("employee", "", "employee id (required)")
-	by := fs.String("by", "", "security approver (required)")
-	ctl := fs.String("control", "", "control id, e.g. okta/suspend (required)")
-	reason := fs.String("reason", "", "why the risk is accepted (required)")
-	expires := fs.String("expires", "", "when the waiver ends: +DURATION, DURATION or RFC 3339 (required)")
-	return func(ctx context.Context, e *env) error {
-		for _, r := range [][2]string{{"employee", *employee}, {"by", *by}, {"control", *ctl}, {"reason", *reason}, {"expires", *expires}} {
-			if err := required(r[0], r[1]); err != nil {
-				return err
-			}
-		}
-		t, err := parseTime("expires", *expires, time.Now().UTC())
-		if err != nil {
-			return err
-		}
-		return sendSignal(ctx, e, *employee, workflows.SignalWaive, *by, workflows.Waive{By: *by, Control: *ctl, Reason: *reason, ExpiresAt: t.UTC()})
-	}
 }

@@ -16,8 +16,8 @@ import (
 
 	"go.temporal.io/api/workflowservice/v1"
 
-	"github.com/offboard/offboard/internal/config"
 	"github.com/offboard/offboard/evidence"
+	"github.com/offboard/offboard/internal/config"
 	"github.com/offboard/offboard/internal/tclient"
 	"github.com/offboard/offboard/workflows"
 )

@@ -12,8 +12,8 @@ import (
 
 	"github.com/offboard/offboard/internal/codec"
 	"github.com/offboard/offboard/internal/config"
-	"github.com/offboard/offboard/relay"
 	"github.com/offboard/offboard/internal/tclient"
+	"github.com/offboard/offboard/relay"
 )
 
 // serveCmd runs the HRIS webhook relay and the operator API.
