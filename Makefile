@@ -9,7 +9,7 @@ export PATH := $(BIN):$(PATH)
 WORKFLOW_PKGS = ./workflows/... ./evidence/...
 RACE_PKGS = $(shell $(GO) list ./... | grep -v /connectors/entra)
 
-.PHONY: run test build setup setup-run vet lint workflowcheck bench histories fuzz clean
+.PHONY: run test build setup setup-run vet lint workflowcheck hostile bench histories fuzz clean
 
 run: setup-run build ## the whole service on the embedded default
 	@scripts/run.sh
@@ -36,6 +36,18 @@ test: setup build vet workflowcheck ## everything CI checks
 	$(BIN)/staticcheck ./...
 	OFFBOARD_BROWSER_TESTS=1 $(GO) test -race -count=1 -timeout 30m $(RACE_PKGS)
 	$(GO) test -count=1 -timeout 15m ./connectors/entra/...
+	@$(MAKE) --no-print-directory hostile
+
+# Hostile servers (internal/testenv/hostile): each connector's table of servers
+# that behave unlike our simulators. Every package prints
+# "hostile: <pkg>: N cases, M false claims"; the total must have 0 false claims.
+# The full output is kept in .offboard/hostile.log.
+HOSTILE_PKGS = ./connectors/... ./activities/...
+hostile:
+	@mkdir -p .offboard; set -o pipefail; \
+	$(GO) test -count=1 -timeout 15m -run Hostile -v $(HOSTILE_PKGS) 2>&1 | tee .offboard/hostile.log | \
+	  awk '/^hostile: /{print; n+=$$3; m+=$$5} /^(--- FAIL|FAIL|ok )/{print} \
+	       END{printf "hostile servers: %d cases, %d false claims\n", n, m; if (m > 0) exit 1}'
 
 # Time-to-contain, burst throughput against the no-op ceiling, worker RSS
 # (table + .offboard/bench.json); then the HRIS relay: webhooks accepted per
