@@ -46,7 +46,7 @@ func (f *fakeTarget) Resolve(_ context.Context, p control.Person) (control.Accou
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.missing {
-		return control.Account{}, &control.Error{Kind: control.ErrNotFound, Op: f.name + ": resolve"}
+		return control.Account{}, &control.Error{Kind: control.ErrNotFound, Op: f.name + ": resolve", Searched: []string{"email " + p.Email + ": 0 users"}}
 	}
 	return control.Account{ID: "u-" + p.EmployeeID, Login: p.Email}, nil
 }
