@@ -101,8 +101,10 @@ func TestKindAndControls(t *testing.T) {
 	e := newEnv(t)
 	assert.Equal(t, "awsiam", e.client.Kind())
 	assert.Equal(t, target, e.client.Name())
-	assert.Equal(t, []string{"deactivate_access_keys", "delete_login_profile", "deactivate_credentials", "deny_all_policy"}, e.client.Controls(control.Containment))
-	assert.Equal(t, []string{"delete_access_keys", "delete_credentials", "delete_mfa_devices", "remove_groups", "detach_policies"}, e.client.Controls(control.Removal))
+	assert.Equal(t, []string{"deactivate_access_keys", "delete_login_profile", "deactivate_ssh_keys", "deactivate_service_credentials",
+		"deactivate_signing_certificates", "deny_all_policy"}, e.client.Controls(control.Containment))
+	assert.Equal(t, []string{"delete_access_keys", "delete_ssh_keys", "delete_service_credentials", "delete_signing_certificates",
+		"delete_mfa_devices", "remove_groups", "detach_policies"}, e.client.Controls(control.Removal))
 	assert.Equal(t, []string{"delete_user"}, e.client.Controls(control.Deletion))
 	assert.Equal(t, []string{"remove_groups"}, e.client.Controls(control.RoleChange))
 	assert.Equal(t, []string{"restore_access"}, e.client.Controls(control.Restore))
@@ -140,6 +142,21 @@ func TestControls(t *testing.T) {
 			assert.NotEmpty(t, u.Tags["offboard:deactivated-svc"])
 			assert.NotEmpty(t, u.Tags["offboard:deactivated-certs"])
 		}},
+		{"deactivate_ssh_keys", admin, control.Params{}, func(t *testing.T, u iamsim.User) {
+			assert.Equal(t, 0, countStatus(u.SSHPublicKeys, "Active"))
+			assert.Equal(t, 1, countStatus(u.ServiceSpecificCredentials, "Active"), "each kind is its own control")
+			assert.NotEmpty(t, u.Tags["offboard:deactivated-ssh"])
+		}},
+		{"deactivate_service_credentials", admin, control.Params{}, func(t *testing.T, u iamsim.User) {
+			assert.Equal(t, 0, countStatus(u.ServiceSpecificCredentials, "Active"))
+			assert.Equal(t, 1, countStatus(u.SigningCertificates, "Active"))
+			assert.NotEmpty(t, u.Tags["offboard:deactivated-svc"])
+		}},
+		{"deactivate_signing_certificates", admin, control.Params{}, func(t *testing.T, u iamsim.User) {
+			assert.Equal(t, 0, countStatus(u.SigningCertificates, "Active"))
+			assert.Equal(t, 1, countStatus(u.SSHPublicKeys, "Active"))
+			assert.NotEmpty(t, u.Tags["offboard:deactivated-certs"])
+		}},
 		{"deny_all_policy", admin, control.Params{Since: time.Now().Add(-time.Minute)}, func(t *testing.T, u iamsim.User) {
 			doc := u.InlinePolicies["OffboardDenyAll"]
 			assert.Contains(t, doc, `"Effect":"Deny","Action":"*","Resource":"*"}`)
@@ -152,6 +169,18 @@ func TestControls(t *testing.T) {
 			assert.Empty(t, u.SSHPublicKeys)
 			assert.Empty(t, u.ServiceSpecificCredentials)
 			assert.Empty(t, u.SigningCertificates)
+		}},
+		{"delete_ssh_keys", admin, control.Params{}, func(t *testing.T, u iamsim.User) {
+			assert.Empty(t, u.SSHPublicKeys)
+			assert.Len(t, u.SigningCertificates, 1)
+		}},
+		{"delete_service_credentials", admin, control.Params{}, func(t *testing.T, u iamsim.User) {
+			assert.Empty(t, u.ServiceSpecificCredentials)
+			assert.Len(t, u.SSHPublicKeys, 1)
+		}},
+		{"delete_signing_certificates", admin, control.Params{}, func(t *testing.T, u iamsim.User) {
+			assert.Empty(t, u.SigningCertificates)
+			assert.Len(t, u.ServiceSpecificCredentials, 1)
 		}},
 		{"delete_mfa_devices", admin, control.Params{}, func(t *testing.T, u iamsim.User) {
 			assert.Empty(t, u.MFADevices)
@@ -372,14 +401,15 @@ func TestResolve(t *testing.T) {
 		err    error
 	}{
 		{"hint", control.Person{Email: "whoever@example.test", Hints: map[string]string{target: people[5].Login}}, people[5].Login, nil},
-		{"hint for a missing user", control.Person{Email: people[5].Email, Hints: map[string]string{target: "nobody"}}, "", control.ErrNotFound},
+		{"stale hint: the email still finds the user", control.Person{Email: people[5].Email, Hints: map[string]string{target: "nobody"}}, people[5].Login, nil},
+		{"hint for a missing user, no email", control.Person{Hints: map[string]string{target: "nobody"}}, "", control.ErrNotFound},
 		{"email tag, same name", control.Person{Email: people[6].Email}, people[6].Login, nil},
 		{"email tag, case-insensitive", control.Person{Email: strings.ToUpper(people[7].Email)}, people[7].Login, nil},
 		{"email tag on another user name (scan over pages)", control.Person{Email: "renamed@example.test"}, people[41].Login, nil},
 		{"name fallback when untagged", control.Person{Email: people[42].Email}, people[42].Login, nil},
 		{"name matches but tagged for someone else", control.Person{Email: people[41].Email}, "", control.ErrNotFound},
 		{"nobody", control.Person{Email: "stranger@example.test"}, "", control.ErrNotFound},
-		{"no email, no hint", control.Person{EmployeeID: "E9"}, "", control.ErrNotFound},
+		{"no email, no hint: nothing to search by is not 'no account'", control.Person{EmployeeID: "E9"}, "", control.ErrPermanent},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -388,10 +418,16 @@ func TestResolve(t *testing.T) {
 				require.ErrorIs(t, err, tc.err)
 				var ce *control.Error
 				require.ErrorAs(t, err, &ce)
+				if tc.err == control.ErrNotFound {
+					require.NotEmpty(t, ce.Searched, "no account only with a record of what was searched")
+					t.Log(ce.Searched)
+				}
 				return
 			}
 			require.NoError(t, err)
-			assert.Equal(t, control.Account{Target: target, ID: tc.want, Login: tc.want}, a)
+			assert.Equal(t, tc.want, a.ID)
+			assert.Equal(t, tc.want, a.Login)
+			assert.Equal(t, target, a.Target)
 		})
 	}
 }
@@ -433,7 +469,7 @@ func TestErrorClassification(t *testing.T) {
 		{name: "other 4xx", rule: &fault.Rule{Status: 400}, kind: control.ErrPermanent, status: 400},
 		{name: "garbage 200", handler: garbage(200), kind: control.ErrPermanent, status: 200, contains: "unparseable response body (sha256:"},
 		{name: "garbage 502", handler: garbage(502), kind: control.ErrTransient, status: 502, contains: "unparseable response body (sha256:"},
-		{name: "garbage 404 is not IAM saying gone", handler: garbage(404), kind: control.ErrPermanent, status: 404, contains: "unparseable"},
+		{name: "garbage 404 is not IAM saying gone", handler: garbage(404), kind: control.ErrUnexpected, status: 404, contains: "unparseable"},
 		{name: "hang until the deadline", rule: &fault.Rule{Hang: true}, deadline: 300 * time.Millisecond, kind: control.ErrTransient},
 		{name: "hang until the HTTP client times out", rule: &fault.Rule{Hang: true}, timeout: 300 * time.Millisecond, kind: control.ErrTransient, contains: "Client.Timeout"},
 	}

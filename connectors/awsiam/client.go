@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
@@ -40,9 +39,13 @@ type Config struct {
 type Client struct {
 	cfg Config
 	iam *iam.Client
+	sts *sts.Client // for Probe: who the credentials are
 }
 
-var _ control.Target = (*Client)(nil)
+var (
+	_ control.Target = (*Client)(nil)
+	_ control.Prober = (*Client)(nil)
+)
 
 // New builds the IAM client. SDK retries are off: the workflow owns retries.
 // With no Credentials it uses the default chain (env, shared config, IMDS...).
@@ -93,7 +96,12 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		opts.BaseEndpoint = aws.String(cfg.Endpoint)
 	}
 	opts.HTTPClient = doer
-	return &Client{cfg: cfg, iam: iam.New(opts)}, nil
+	probeOpts := sts.Options{Region: cfg.Region, Credentials: creds, RetryMaxAttempts: 1,
+		APIOptions: []func(*middleware.Stack) error{recordResponses}, HTTPClient: doer}
+	if cfg.Endpoint != "" {
+		probeOpts.BaseEndpoint = aws.String(cfg.Endpoint)
+	}
+	return &Client{cfg: cfg, iam: iam.New(opts), sts: sts.New(probeOpts)}, nil
 }
 
 // bufferedBody hands the transport its own in-memory copy of the request
@@ -129,19 +137,32 @@ func (c *Client) Name() string { return c.cfg.Name }
 // Kind is "awsiam".
 func (c *Client) Kind() string { return "awsiam" }
 
-// Control names.
+// Control names. Each credential kind has its own controls, so one kind
+// that cannot be listed is its own exception while the others are contained.
 const (
-	DeactivateAccessKeys = "deactivate_access_keys"
-	DeleteLoginProfile   = "delete_login_profile"
-	DeactivateCreds      = "deactivate_credentials"
-	DenyAllPolicy        = "deny_all_policy"
-	DeleteAccessKeys     = "delete_access_keys"
-	DeleteCreds          = "delete_credentials"
-	DeleteMFADevices     = "delete_mfa_devices"
-	RemoveGroups         = "remove_groups"
-	DetachPolicies       = "detach_policies"
-	DeleteUser           = "delete_user"
-	RestoreAccess        = "restore_access"
+	DeactivateAccessKeys   = "deactivate_access_keys"
+	DeleteLoginProfile     = "delete_login_profile"
+	DeactivateSSHKeys      = "deactivate_ssh_keys"
+	DeactivateServiceCreds = "deactivate_service_credentials"
+	DeactivateSigningCerts = "deactivate_signing_certificates"
+	DenyAllPolicy          = "deny_all_policy"
+	DeleteAccessKeys       = "delete_access_keys"
+	DeleteSSHKeys          = "delete_ssh_keys"
+	DeleteServiceCreds     = "delete_service_credentials"
+	DeleteSigningCerts     = "delete_signing_certificates"
+	DeleteMFADevices       = "delete_mfa_devices"
+	RemoveGroups           = "remove_groups"
+	DetachPolicies         = "detach_policies"
+	DeleteUser             = "delete_user"
+	RestoreAccess          = "restore_access"
+
+	// DeactivateCreds and DeleteCreds cover SSH keys, service-specific
+	// credentials and signing certificates together. Plans recorded before
+	// the kinds were split name them, so runs in flight keep working: each
+	// kind is still handled on its own and a failure names exactly the kinds
+	// it could not list.
+	DeactivateCreds = "deactivate_credentials"
+	DeleteCreds     = "delete_credentials"
 )
 
 // Controls lists the controls per phase, in the order they should run.
@@ -149,9 +170,9 @@ const (
 func (c *Client) Controls(phase control.Phase) []string {
 	switch phase {
 	case control.Containment:
-		return []string{DeactivateAccessKeys, DeleteLoginProfile, DeactivateCreds, DenyAllPolicy}
+		return []string{DeactivateAccessKeys, DeleteLoginProfile, DeactivateSSHKeys, DeactivateServiceCreds, DeactivateSigningCerts, DenyAllPolicy}
 	case control.Removal:
-		return []string{DeleteAccessKeys, DeleteCreds, DeleteMFADevices, RemoveGroups, DetachPolicies}
+		return []string{DeleteAccessKeys, DeleteSSHKeys, DeleteServiceCreds, DeleteSigningCerts, DeleteMFADevices, RemoveGroups, DetachPolicies}
 	case control.Deletion:
 		return []string{DeleteUser}
 	case control.RoleChange:
@@ -160,79 +181,6 @@ func (c *Client) Controls(phase control.Phase) []string {
 		return []string{RestoreAccess}
 	}
 	return nil
-}
-
-// Resolve finds the IAM user: the hint for this target if there is one,
-// else the user tagged email=<person's email>, else a user named after the
-// email (its local part, or the whole address) that carries no other email tag.
-func (c *Client) Resolve(ctx context.Context, p control.Person) (control.Account, error) {
-	ctx, rec := withRecorder(ctx)
-	account := func(name string) control.Account {
-		return control.Account{Target: c.cfg.Name, ID: name, Login: name}
-	}
-	fail := func(subject string, err error) error {
-		return classify(c.cfg.Name+": resolve "+subject, err, rec)
-	}
-	if hint := p.Hints[c.cfg.Name]; hint != "" {
-		out, err := c.iam.GetUser(ctx, &iam.GetUserInput{UserName: aws.String(hint)})
-		if err != nil {
-			return control.Account{}, fail(hint, err)
-		}
-		return account(aws.ToString(out.User.UserName)), nil
-	}
-	email := strings.TrimSpace(p.Email)
-	if email == "" {
-		return control.Account{}, &control.Error{Kind: control.ErrNotFound, Op: c.cfg.Name + ": resolve " + p.EmployeeID, Err: errors.New("no hint and no email")}
-	}
-	local, _, _ := strings.Cut(email, "@")
-
-	// Fast path: the user named after the email is usually the one tagged with it
-	// (GetUser returns tags; ListUsers does not).
-	byName := map[string]string{} // candidate user name → its email tag ("" = none)
-	for _, name := range []string{local, email} {
-		out, err := c.iam.GetUser(ctx, &iam.GetUserInput{UserName: aws.String(name)})
-		if isNoSuchEntity(err) {
-			continue
-		}
-		if err != nil {
-			return control.Account{}, fail(email, err)
-		}
-		tag := tagValue(out.User.Tags, "email")
-		if strings.EqualFold(tag, email) {
-			return account(name), nil
-		}
-		byName[name] = tag
-	}
-
-	users := iam.NewListUsersPaginator(c.iam, &iam.ListUsersInput{})
-	for users.HasMorePages() {
-		pg, err := users.NextPage(ctx)
-		if err != nil {
-			return control.Account{}, fail(email, err)
-		}
-		for _, u := range pg.Users {
-			name := aws.ToString(u.UserName)
-			if _, seen := byName[name]; seen {
-				continue
-			}
-			tags, err := c.userTags(ctx, name)
-			if isNoSuchEntity(err) {
-				continue // deleted while we listed
-			}
-			if err != nil {
-				return control.Account{}, fail(email, err)
-			}
-			if strings.EqualFold(tags["email"], email) {
-				return account(name), nil
-			}
-		}
-	}
-	for _, name := range []string{local, email} {
-		if tag, ok := byName[name]; ok && tag == "" {
-			return account(name), nil
-		}
-	}
-	return control.Account{}, &control.Error{Kind: control.ErrNotFound, Op: c.cfg.Name + ": resolve " + email, Err: errors.New("no IAM user tagged or named for this email")}
 }
 
 // Observe reads whether the named control holds for the account.
@@ -244,11 +192,15 @@ func (c *Client) Observe(ctx context.Context, name string, acct control.Account,
 		return control.Observation{}, control.Unknown(c.cfg.Name, name)
 	}
 	obs, err := observe(r)
-	if err != nil {
-		if isNoSuchEntity(err) {
-			// The first call names the user; if IAM does not know it, it is gone.
-			return control.Observation{Holds: true, Readable: true, Gone: true, Detail: "user does not exist", Call: rec.response()}, nil
+	if isNoSuchEntity(err) {
+		// Gone only on GetUser's own NoSuchEntity for this user.
+		gone, uerr := r.userGone(err)
+		if gone {
+			return control.Observation{Holds: true, Readable: true, Gone: true, Detail: "GetUser " + acct.ID + ": NoSuchEntity", Call: rec.response()}, nil
 		}
+		return control.Observation{}, uerr
+	}
+	if err != nil {
 		return control.Observation{}, r.fail(err)
 	}
 	obs.Readable = true

@@ -27,12 +27,45 @@ type run struct {
 	params  control.Params
 }
 
+// fail classifies err. IAM's NoSuchEntity is the claim "gone" only when it
+// answers for the user itself: from any other call (a key, a group, a list
+// under the user) it is checked with GetUser, and a user that is still there
+// makes it an unexpected answer naming the call.
 func (r *run) fail(err error) error {
 	var ce *control.Error
-	if errors.As(err, &ce) {
+	if errors.As(err, &ce) && !isNoSuchEntity(err) {
 		return ce
 	}
-	return classify(r.c.cfg.Name+": "+r.control+" "+r.user, err, r.rec)
+	op := r.c.cfg.Name + ": " + r.control + " " + r.user
+	if isNoSuchEntity(err) {
+		gone, uerr := r.userGone(err)
+		if gone {
+			return classify(op, uerr, r.rec)
+		}
+		return uerr
+	}
+	return classify(op, err, r.rec)
+}
+
+// userGone proves "the user is gone" after a call answered NoSuchEntity:
+// true with GetUser's own NoSuchEntity, or false with the error to report
+// (unexpected when the user is still there).
+func (r *run) userGone(err error) (bool, error) {
+	op := r.c.cfg.Name + ": " + r.control + " " + r.user
+	if action(err) == "iam:GetUser" {
+		return true, err
+	}
+	uerr := r.checkUser()
+	switch {
+	case isNoSuchEntity(uerr):
+		return true, uerr
+	case uerr != nil:
+		return false, classify(op, uerr, r.rec)
+	}
+	e := classify(op, err, r.rec)
+	e.Kind = control.ErrUnexpected
+	e.Err = fmt.Errorf("%s answered NoSuchEntity, but GetUser finds the user %s: %w", action(err), r.user, err)
+	return false, e
 }
 
 // checkUser returns NoSuchEntity when the user is gone; used where IAM's
@@ -42,7 +75,9 @@ func (r *run) checkUser() error {
 	return err
 }
 
-// ignoreGone drops a NoSuchEntity: the thing was already removed.
+// ignoreGone drops a NoSuchEntity from a call that removes or changes one
+// thing (a key, a membership, a policy): already removed is what we wanted.
+// It is never the proof: every control's read-back lists again.
 func ignoreGone(err error) error {
 	if isNoSuchEntity(err) {
 		return nil
@@ -56,38 +91,53 @@ type (
 )
 
 var observers = map[string]observer{
-	DeactivateAccessKeys: observeInactive(accessKeys),
-	DeleteLoginProfile:   observeLoginProfile,
-	DeactivateCreds:      observeInactive(otherCreds...),
-	DenyAllPolicy:        observeDenyAll,
-	DeleteAccessKeys:     observeDeleted(accessKeys),
-	DeleteCreds:          observeDeleted(otherCreds...),
-	DeleteMFADevices:     observeMFA,
-	RemoveGroups:         observeGroups,
-	DetachPolicies:       observePolicies,
-	DeleteUser:           observeUserDeleted,
-	RestoreAccess:        observeRestored,
+	DeactivateAccessKeys:   observeInactive(accessKeys),
+	DeleteLoginProfile:     observeLoginProfile,
+	DeactivateSSHKeys:      observeInactive(sshKeys),
+	DeactivateServiceCreds: observeInactive(serviceCreds),
+	DeactivateSigningCerts: observeInactive(signingCerts),
+	DeactivateCreds:        observeInactive(otherCreds...),
+	DenyAllPolicy:          observeDenyAll,
+	DeleteAccessKeys:       observeDeleted(accessKeys),
+	DeleteSSHKeys:          observeDeleted(sshKeys),
+	DeleteServiceCreds:     observeDeleted(serviceCreds),
+	DeleteSigningCerts:     observeDeleted(signingCerts),
+	DeleteCreds:            observeDeleted(otherCreds...),
+	DeleteMFADevices:       observeMFA,
+	RemoveGroups:           observeGroups,
+	DetachPolicies:         observePolicies,
+	DeleteUser:             observeUserDeleted,
+	RestoreAccess:          observeRestored,
 }
 
 var enforcers = map[string]enforcer{
-	DeactivateAccessKeys: enforceInactive(accessKeys),
-	DeleteLoginProfile:   enforceLoginProfile,
-	DeactivateCreds:      enforceInactive(otherCreds...),
-	DenyAllPolicy:        enforceDenyAll,
-	DeleteAccessKeys:     enforceDeleted(accessKeys),
-	DeleteCreds:          enforceDeleted(otherCreds...),
-	DeleteMFADevices:     enforceMFA,
-	RemoveGroups:         enforceGroups,
-	DetachPolicies:       enforcePolicies,
-	DeleteUser:           enforceUserDeleted,
-	RestoreAccess:        enforceRestored,
+	DeactivateAccessKeys:   enforceInactive(accessKeys),
+	DeleteLoginProfile:     enforceLoginProfile,
+	DeactivateSSHKeys:      enforceInactive(sshKeys),
+	DeactivateServiceCreds: enforceInactive(serviceCreds),
+	DeactivateSigningCerts: enforceInactive(signingCerts),
+	DeactivateCreds:        enforceInactive(otherCreds...),
+	DenyAllPolicy:          enforceDenyAll,
+	DeleteAccessKeys:       enforceDeleted(accessKeys),
+	DeleteSSHKeys:          enforceDeleted(sshKeys),
+	DeleteServiceCreds:     enforceDeleted(serviceCreds),
+	DeleteSigningCerts:     enforceDeleted(signingCerts),
+	DeleteCreds:            enforceDeleted(otherCreds...),
+	DeleteMFADevices:       enforceMFA,
+	RemoveGroups:           enforceGroups,
+	DetachPolicies:         enforcePolicies,
+	DeleteUser:             enforceUserDeleted,
+	RestoreAccess:          enforceRestored,
 }
 
 // --- credentials: access keys, SSH keys, service-specific credentials, signing certificates
 
 type item struct{ id, status string }
 
-// credKind is one kind of long-lived credential a user can hold.
+// credKind is one kind of long-lived credential a user can hold. Each kind
+// stands alone: one that cannot be listed (an SCP refusing
+// ListServiceSpecificCredentials, a 500 on one API) never stops the others
+// being contained, and the failure names exactly that kind.
 type credKind struct {
 	plural string
 	tag    string // user tag recording the ids Offboard deactivated, for restore
@@ -101,17 +151,21 @@ var accessKeys = credKind{
 	tag:    "offboard:deactivated-keys",
 	list: func(r *run) ([]item, error) {
 		var items []item
-		p := iam.NewListAccessKeysPaginator(r.c.iam, &iam.ListAccessKeysInput{UserName: aws.String(r.user)})
-		for p.HasMorePages() {
-			pg, err := p.NextPage(r.ctx)
+		in := &iam.ListAccessKeysInput{UserName: aws.String(r.user)}
+		err := walk("ListAccessKeys", func(marker *string) ([]string, bool, *string, error) {
+			in.Marker = marker
+			pg, err := r.c.iam.ListAccessKeys(r.ctx, in)
 			if err != nil {
-				return nil, err
+				return nil, false, nil, err
 			}
+			var ids []string
 			for _, k := range pg.AccessKeyMetadata {
+				ids = append(ids, aws.ToString(k.AccessKeyId))
 				items = append(items, item{aws.ToString(k.AccessKeyId), string(k.Status)})
 			}
-		}
-		return items, nil
+			return ids, pg.IsTruncated, pg.Marker, nil
+		})
+		return items, err
 	},
 	update: func(r *run, id string, status types.StatusType) error {
 		_, err := r.c.iam.UpdateAccessKey(r.ctx, &iam.UpdateAccessKeyInput{UserName: aws.String(r.user), AccessKeyId: aws.String(id), Status: status})
@@ -128,17 +182,21 @@ var sshKeys = credKind{
 	tag:    "offboard:deactivated-ssh",
 	list: func(r *run) ([]item, error) {
 		var items []item
-		p := iam.NewListSSHPublicKeysPaginator(r.c.iam, &iam.ListSSHPublicKeysInput{UserName: aws.String(r.user)})
-		for p.HasMorePages() {
-			pg, err := p.NextPage(r.ctx)
+		in := &iam.ListSSHPublicKeysInput{UserName: aws.String(r.user)}
+		err := walk("ListSSHPublicKeys", func(marker *string) ([]string, bool, *string, error) {
+			in.Marker = marker
+			pg, err := r.c.iam.ListSSHPublicKeys(r.ctx, in)
 			if err != nil {
-				return nil, err
+				return nil, false, nil, err
 			}
+			var ids []string
 			for _, k := range pg.SSHPublicKeys {
+				ids = append(ids, aws.ToString(k.SSHPublicKeyId))
 				items = append(items, item{aws.ToString(k.SSHPublicKeyId), string(k.Status)})
 			}
-		}
-		return items, nil
+			return ids, pg.IsTruncated, pg.Marker, nil
+		})
+		return items, err
 	},
 	update: func(r *run, id string, status types.StatusType) error {
 		_, err := r.c.iam.UpdateSSHPublicKey(r.ctx, &iam.UpdateSSHPublicKeyInput{UserName: aws.String(r.user), SSHPublicKeyId: aws.String(id), Status: status})
@@ -154,22 +212,22 @@ var serviceCreds = credKind{
 	plural: "service-specific credentials",
 	tag:    "offboard:deactivated-svc",
 	list: func(r *run) ([]item, error) {
-		// The SDK has no paginator for this one.
 		var items []item
 		in := &iam.ListServiceSpecificCredentialsInput{UserName: aws.String(r.user)}
-		for {
+		err := walk("ListServiceSpecificCredentials", func(marker *string) ([]string, bool, *string, error) {
+			in.Marker = marker
 			pg, err := r.c.iam.ListServiceSpecificCredentials(r.ctx, in)
 			if err != nil {
-				return nil, err
+				return nil, false, nil, err
 			}
+			var ids []string
 			for _, k := range pg.ServiceSpecificCredentials {
+				ids = append(ids, aws.ToString(k.ServiceSpecificCredentialId))
 				items = append(items, item{aws.ToString(k.ServiceSpecificCredentialId), string(k.Status)})
 			}
-			if !pg.IsTruncated || aws.ToString(pg.Marker) == "" {
-				return items, nil
-			}
-			in.Marker = pg.Marker
-		}
+			return ids, pg.IsTruncated, pg.Marker, nil
+		})
+		return items, err
 	},
 	update: func(r *run, id string, status types.StatusType) error {
 		_, err := r.c.iam.UpdateServiceSpecificCredential(r.ctx, &iam.UpdateServiceSpecificCredentialInput{UserName: aws.String(r.user), ServiceSpecificCredentialId: aws.String(id), Status: status})
@@ -186,17 +244,21 @@ var signingCerts = credKind{
 	tag:    "offboard:deactivated-certs",
 	list: func(r *run) ([]item, error) {
 		var items []item
-		p := iam.NewListSigningCertificatesPaginator(r.c.iam, &iam.ListSigningCertificatesInput{UserName: aws.String(r.user)})
-		for p.HasMorePages() {
-			pg, err := p.NextPage(r.ctx)
+		in := &iam.ListSigningCertificatesInput{UserName: aws.String(r.user)}
+		err := walk("ListSigningCertificates", func(marker *string) ([]string, bool, *string, error) {
+			in.Marker = marker
+			pg, err := r.c.iam.ListSigningCertificates(r.ctx, in)
 			if err != nil {
-				return nil, err
+				return nil, false, nil, err
 			}
+			var ids []string
 			for _, k := range pg.Certificates {
+				ids = append(ids, aws.ToString(k.CertificateId))
 				items = append(items, item{aws.ToString(k.CertificateId), string(k.Status)})
 			}
-		}
-		return items, nil
+			return ids, pg.IsTruncated, pg.Marker, nil
+		})
+		return items, err
 	},
 	update: func(r *run, id string, status types.StatusType) error {
 		_, err := r.c.iam.UpdateSigningCertificate(r.ctx, &iam.UpdateSigningCertificateInput{UserName: aws.String(r.user), CertificateId: aws.String(id), Status: status})
@@ -222,28 +284,38 @@ func active(items []item) []string {
 	return ids
 }
 
-func observeInactive(kinds ...credKind) observer {
-	return func(r *run) (control.Observation, error) {
-		lists, err := listAll(r, kinds)
-		if err != nil {
-			return control.Observation{}, err
-		}
-		var parts []string
-		total := 0
-		for i, k := range kinds {
-			n := len(active(lists[i]))
-			total += n
-			parts = append(parts, fmt.Sprintf("%s: %d of %d active", k.plural, n, len(lists[i])))
-		}
-		return control.Observation{Holds: total == 0, Detail: strings.Join(parts, "; ")}, nil
+func ids(items []item) []string {
+	out := make([]string, len(items))
+	for i, it := range items {
+		out[i] = it.id
 	}
+	return out
 }
 
-// listAll lists every kind at once: containment is on the clock, and the
-// kinds are independent reads.
-func listAll(r *run, kinds []credKind) ([][]item, error) {
-	lists := make([][]item, len(kinds))
-	errs := make([]error, len(kinds))
+// kindsError says which credential kinds a control could not list or
+// change, after it did what it could with the others. It wraps the first
+// kind's error, which decides the failure's kind.
+type kindsError struct {
+	done  string   // what was done meanwhile, for people
+	kinds []string // "service-specific credentials: <error>"
+	first error
+}
+
+func (e *kindsError) Error() string {
+	msg := strings.Join(e.kinds, "; ")
+	if e.done != "" {
+		msg += " (meanwhile: " + e.done + ")"
+	}
+	return msg
+}
+
+func (e *kindsError) Unwrap() error { return e.first }
+
+// listKinds lists every kind at once (containment is on the clock and the
+// kinds are independent reads); errs[i] is kind i's own failure.
+func listKinds(r *run, kinds []credKind) (lists [][]item, errs []error) {
+	lists = make([][]item, len(kinds))
+	errs = make([]error, len(kinds))
 	g := new(errgroup.Group)
 	for i, k := range kinds {
 		g.Go(func() error {
@@ -252,53 +324,90 @@ func listAll(r *run, kinds []credKind) ([][]item, error) {
 		})
 	}
 	_ = g.Wait()
-	// The first kind's error first, whichever came back first: errors name the call.
-	return lists, cmp.Or(errs...)
+	return lists, errs
+}
+
+// userGoneIn returns the NoSuchEntity among errs, if any: a list that says
+// "no such user" is for Observe to prove with GetUser, not a kind's failure.
+func userGoneIn(errs []error) error {
+	for _, err := range errs {
+		if isNoSuchEntity(err) {
+			return err
+		}
+	}
+	return nil
+}
+
+func observeInactive(kinds ...credKind) observer {
+	return func(r *run) (control.Observation, error) {
+		lists, errs := listKinds(r, kinds)
+		if err := userGoneIn(errs); err != nil {
+			return control.Observation{}, err
+		}
+		var parts []string
+		total, failed := 0, 0
+		for i, k := range kinds {
+			if errs[i] != nil {
+				failed++
+				parts = append(parts, fmt.Sprintf("%s: cannot be listed (%v)", k.plural, errs[i]))
+				continue
+			}
+			n := len(active(lists[i]))
+			total += n
+			parts = append(parts, fmt.Sprintf("%s: %d of %d active %v", k.plural, n, len(lists[i]), active(lists[i])))
+		}
+		if failed == len(kinds) {
+			return control.Observation{}, errs[0]
+		}
+		// A kind that cannot be listed is not known to be inactive: the
+		// control does not hold, and enforcing contains the others and fails naming it.
+		return control.Observation{Holds: total == 0 && failed == 0, Detail: strings.Join(parts, "; ")}, nil
+	}
 }
 
 // enforceInactive records which credentials it deactivates in a user tag (so
-// restore_access reactivates exactly those) and deactivates them.
+// restore_access reactivates exactly those) and deactivates them, kind by
+// kind: every kind it could list is contained before it reports the ones it
+// could not.
 func enforceInactive(kinds ...credKind) enforcer {
 	return func(r *run) error {
 		// The lists and the user's tags are independent reads: read them at once.
 		var lists [][]item
+		var listErrs []error
 		var tags map[string]string
-		var listErr, tagErr error
+		var tagErr error
 		g := new(errgroup.Group)
-		g.Go(func() error { lists, listErr = listAll(r, kinds); return nil })
+		g.Go(func() error { lists, listErrs = listKinds(r, kinds); return nil })
 		g.Go(func() error { tags, tagErr = r.c.userTags(r.ctx, r.user); return nil })
 		_ = g.Wait()
-		// The lists' error first, whichever came back first: errors name the call.
-		if err := cmp.Or(listErr, tagErr); err != nil {
+		if err := userGoneIn(append(slices.Clone(listErrs), tagErr)); err != nil {
 			return err
 		}
-		anyActive := false
-		for _, items := range lists {
-			anyActive = anyActive || len(active(items)) > 0
-		}
-		if !anyActive {
-			return nil
-		}
 		var record []types.Tag
-		for i, k := range kinds {
-			// Keep ids recorded earlier that still exist, add the active ones.
-			var ids []string
-			for _, id := range strings.Fields(tags[k.tag]) {
-				if slices.ContainsFunc(lists[i], func(it item) bool { return it.id == id }) {
-					ids = append(ids, id)
+		if tagErr == nil {
+			for i, k := range kinds {
+				if listErrs[i] != nil {
+					continue
 				}
-			}
-			ids = append(ids, active(lists[i])...)
-			slices.Sort(ids)
-			value := strings.Join(slices.Compact(ids), " ")
-			if value != "" && value != tags[k.tag] {
-				record = append(record, types.Tag{Key: aws.String(k.tag), Value: aws.String(value)})
+				// Keep ids recorded earlier that still exist, add the active ones.
+				var keep []string
+				for _, id := range strings.Fields(tags[k.tag]) {
+					if slices.ContainsFunc(lists[i], func(it item) bool { return it.id == id }) {
+						keep = append(keep, id)
+					}
+				}
+				keep = append(keep, active(lists[i])...)
+				slices.Sort(keep)
+				value := strings.Join(slices.Compact(keep), " ")
+				if value != "" && value != tags[k.tag] {
+					record = append(record, types.Tag{Key: aws.String(k.tag), Value: aws.String(value)})
+				}
 			}
 		}
 		// The record and the deactivations go out together: containment is on
-		// the clock. Should the record fail while a key was deactivated, the
-		// control fails and its retry records it; a key missing from the record
-		// only stays inactive on restore, the safe side.
+		// the clock. Should the record fail (or its read) while a key was
+		// deactivated, the control fails and its retry records it; a key
+		// missing from the record only stays inactive on restore, the safe side.
 		var recordErr error
 		calls := new(errgroup.Group)
 		if len(record) > 0 {
@@ -307,57 +416,98 @@ func enforceInactive(kinds ...credKind) enforcer {
 				return nil
 			})
 		}
-		errs := make([]error, 0)
 		var mu sync.Mutex
+		var updateErrs []error
+		deactivated := 0
 		for i, k := range kinds {
 			for _, id := range active(lists[i]) {
 				calls.Go(func() error {
-					if err := ignoreGone(k.update(r, id, types.StatusTypeInactive)); err != nil {
-						mu.Lock()
-						errs = append(errs, err)
-						mu.Unlock()
+					// A key deleted meanwhile is not active: the read-back proves it.
+					err := ignoreGone(k.update(r, id, types.StatusTypeInactive))
+					mu.Lock()
+					defer mu.Unlock()
+					if err != nil {
+						updateErrs = append(updateErrs, fmt.Errorf("%s %s: %w", k.plural, id, err))
+					} else {
+						deactivated++
 					}
 					return nil
 				})
 			}
 		}
 		_ = calls.Wait()
+		var failed []string
+		var first error
+		for i, k := range kinds {
+			if listErrs[i] != nil {
+				failed = append(failed, fmt.Sprintf("%s could not be listed, so none of them were deactivated: %v", k.plural, listErrs[i]))
+				first = cmp.Or(first, listErrs[i])
+			}
+		}
+		if len(failed) > 0 {
+			return &kindsError{done: fmt.Sprintf("%d credentials of the other kinds deactivated", deactivated), kinds: failed, first: first}
+		}
 		// The record's error first: errors name the call that failed.
-		return cmp.Or(append([]error{recordErr}, errs...)...)
+		return cmp.Or(append([]error{recordErr, tagErr}, updateErrs...)...)
 	}
 }
 
 func observeDeleted(kinds ...credKind) observer {
 	return func(r *run) (control.Observation, error) {
-		var parts []string
-		total := 0
-		for _, k := range kinds {
-			items, err := k.list(r)
-			if err != nil {
-				return control.Observation{}, err
-			}
-			total += len(items)
-			parts = append(parts, fmt.Sprintf("%s: %d left", k.plural, len(items)))
+		lists, errs := listKinds(r, kinds)
+		if err := userGoneIn(errs); err != nil {
+			return control.Observation{}, err
 		}
-		return control.Observation{Holds: total == 0, Detail: strings.Join(parts, "; ")}, nil
+		var parts []string
+		total, failed := 0, 0
+		for i, k := range kinds {
+			if errs[i] != nil {
+				failed++
+				parts = append(parts, fmt.Sprintf("%s: cannot be listed (%v)", k.plural, errs[i]))
+				continue
+			}
+			total += len(lists[i])
+			parts = append(parts, fmt.Sprintf("%s: %d left %v", k.plural, len(lists[i]), ids(lists[i])))
+		}
+		if failed == len(kinds) {
+			return control.Observation{}, errs[0]
+		}
+		return control.Observation{Holds: total == 0 && failed == 0, Detail: strings.Join(parts, "; ")}, nil
 	}
 }
 
+// enforceDeleted deletes every credential of each kind it can list, and
+// then names exactly the kinds it could not list or empty.
 func enforceDeleted(kinds ...credKind) enforcer {
 	return func(r *run) error {
-		for _, k := range kinds {
-			items, err := k.list(r)
-			if err != nil {
-				return err
-			}
-			for _, it := range items {
-				if err := ignoreGone(k.remove(r, it.id)); err != nil {
-					return err
-				}
-			}
+		failed, first, deleted := deleteKinds(r, kinds)
+		if len(failed) > 0 {
+			return &kindsError{done: fmt.Sprintf("%d credentials of the other kinds deleted", deleted), kinds: failed, first: first}
 		}
 		return nil
 	}
+}
+
+// deleteKinds deletes what it can of each kind and says what it could not.
+func deleteKinds(r *run, kinds []credKind) (failed []string, first error, deleted int) {
+	for _, k := range kinds {
+		items, err := k.list(r)
+		if err != nil {
+			failed = append(failed, fmt.Sprintf("%s could not be listed: %v", k.plural, err))
+			first = cmp.Or(first, err)
+			continue
+		}
+		for _, it := range items {
+			// Already deleted is what we wanted; the read-back proves the rest.
+			if err := ignoreGone(k.remove(r, it.id)); err != nil {
+				failed = append(failed, fmt.Sprintf("%s %s could not be deleted: %v", k.plural, it.id, err))
+				first = cmp.Or(first, err)
+				continue
+			}
+			deleted++
+		}
+	}
+	return failed, first, deleted
 }
 
 // --- console password
@@ -561,38 +711,35 @@ func observeUserDeleted(r *run) (control.Observation, error) {
 // enforceUserDeleted removes whatever removal left (normally only
 // OffboardDenyAll, which goes last) and deletes the user. The sweep makes a
 // deletion months after removal still work if something was re-attached.
+// Each kind is swept on its own: one that cannot be listed does not stop the
+// rest, and if IAM then refuses DeleteUser the error says exactly what is left.
 func enforceUserDeleted(r *run) error {
-	for _, k := range allCreds {
-		items, err := k.list(r) // the first list fails NoSuchEntity if the user is gone
+	if err := r.checkUser(); err != nil {
+		return err
+	}
+	left, first, _ := deleteKinds(r, allCreds)
+	note := func(what string, err error) {
 		if err != nil {
-			return err
-		}
-		for _, it := range items {
-			if err := ignoreGone(k.remove(r, it.id)); err != nil {
-				return err
-			}
+			left = append(left, what+": "+err.Error())
+			first = cmp.Or(first, err)
 		}
 	}
-	if _, err := r.c.iam.DeleteLoginProfile(r.ctx, &iam.DeleteLoginProfileInput{UserName: aws.String(r.user)}); ignoreGone(err) != nil {
-		return err
-	}
-	if err := enforceMFA(r); err != nil {
-		return err
-	}
+	_, err := r.c.iam.DeleteLoginProfile(r.ctx, &iam.DeleteLoginProfileInput{UserName: aws.String(r.user)})
+	note("console password", ignoreGone(err))
+	note("MFA devices", enforceMFA(r))
 	r.params.KeepGroups = nil
-	if err := enforceGroups(r); err != nil {
-		return err
-	}
+	note("groups", enforceGroups(r))
 	attached, inline, err := r.policies()
-	if err != nil {
-		return err
-	}
-	inline = append(withoutDenyAll(inline), denyAllName)
-	if err := r.removePolicies(attached, inline); err != nil {
-		return err
+	note("policies could not be listed", err)
+	if err == nil {
+		inline = append(withoutDenyAll(inline), denyAllName)
+		note("policies", r.removePolicies(attached, inline))
 	}
 	_, err = r.c.iam.DeleteUser(r.ctx, &iam.DeleteUserInput{UserName: aws.String(r.user)})
-	return err
+	if err == nil || len(left) == 0 {
+		return err
+	}
+	return &kindsError{kinds: append([]string{"DeleteUser: " + err.Error()}, left...), first: err}
 }
 
 // --- restore

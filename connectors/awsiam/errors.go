@@ -111,9 +111,11 @@ func classify(op string, err error, rec *recorder) *control.Error {
 	case code == "ServiceFailure" || code == "ServiceUnavailable" || code == "InternalFailure" ||
 		code == "ConcurrentModification":
 		e.Kind = control.ErrTransient
+	case isPagingError(err):
+		e.Kind = control.ErrUnexpected
 	case garbled && e.HTTPStatus == http.StatusNotFound:
 		// Not IAM saying "no such entity": a wrong endpoint or a proxy. Never "gone".
-		e.Kind = control.ErrPermanent
+		e.Kind = control.ErrUnexpected
 	case e.HTTPStatus >= 300:
 		e.Kind = control.ClassifyStatus(e.HTTPStatus)
 	case e.HTTPStatus != 0 && isTransport(err):

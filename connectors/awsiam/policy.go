@@ -164,3 +164,14 @@ func parseTime(v any) (time.Time, bool) {
 	t, err := time.Parse(time.RFC3339, s)
 	return t, err == nil
 }
+
+func jsonUnmarshal(raw string, v any) error { return json.Unmarshal([]byte(raw), v) }
+
+// remarshal converts a decoded JSON value into v's type.
+func remarshal(from, v any) error {
+	b, err := json.Marshal(from)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, v)
+}

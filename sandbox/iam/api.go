@@ -53,6 +53,11 @@ var iamActions = map[string]handler{
 	"PutUserPolicy":                   (*Sim).putUserPolicy,
 	"DeleteUserPolicy":                (*Sim).deleteUserPolicy,
 	"DeleteUser":                      (*Sim).deleteUser,
+	"ListAttachedGroupPolicies":       (*Sim).listAttachedGroupPolicies,
+	"ListGroupPolicies":               (*Sim).listGroupPolicies,
+	"GetGroupPolicy":                  (*Sim).getGroupPolicy,
+	"GetPolicy":                       (*Sim).getPolicy,
+	"GetPolicyVersion":                (*Sim).getPolicyVersion,
 }
 
 var stsActions = map[string]handler{
@@ -762,5 +767,126 @@ func (s *Sim) getCallerIdentity(url.Values) (*xb, *apiError) {
 	b.el("Arn", "arn:aws:iam::"+s.opts.AccountID+":user/offboard")
 	b.el("UserId", ident("AIDA", "user/offboard", 17))
 	b.el("Account", s.opts.AccountID)
+	return &b, nil
+}
+
+// groupAttached is what each seeded group has attached: the admins group
+// holds AWS's AdministratorAccess, as real accounts' admin groups do. Group
+// policies never change through this API, so they are not part of the state.
+func groupAttached(name string) []string {
+	if name == "admins" {
+		return []string{"arn:aws:iam::aws:policy/AdministratorAccess"}
+	}
+	return nil
+}
+
+// managedPolicies are the AWS managed policies the simulator knows, with
+// their documents (as GetPolicyVersion returns them, before URL-encoding).
+var managedPolicies = map[string]string{
+	"AdministratorAccess": `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}`,
+	"ReadOnlyAccess":      `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["iam:Get*","iam:List*","s3:Get*","s3:List*","ec2:Describe*"],"Resource":"*"}]}`,
+}
+
+func (s *Sim) group(f url.Values) (*group, *apiError) {
+	if err := required(f, "GroupName"); err != nil {
+		return nil, err
+	}
+	name := f.Get("GroupName")
+	g, ok := s.groups[name]
+	if !ok {
+		return nil, sender(404, "NoSuchEntity", "The group with name %s cannot be found.", name)
+	}
+	return g, nil
+}
+
+func (s *Sim) listAttachedGroupPolicies(f url.Values) (*xb, *apiError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g, err := s.group(f)
+	if err != nil {
+		return nil, err
+	}
+	arns := groupAttached(g.name)
+	start, end, err := page(len(arns), f, itemsPage)
+	if err != nil {
+		return nil, err
+	}
+	var b xb
+	b.open("AttachedPolicies")
+	for _, arn := range arns[start:end] {
+		b.open("member")
+		b.el("PolicyName", arn[strings.LastIndex(arn, "/")+1:])
+		b.el("PolicyArn", arn)
+		b.close("member")
+	}
+	b.close("AttachedPolicies")
+	truncation(&b, end, len(arns))
+	return &b, nil
+}
+
+func (s *Sim) listGroupPolicies(f url.Values) (*xb, *apiError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, err := s.group(f); err != nil {
+		return nil, err
+	}
+	var b xb
+	b.WriteString("<PolicyNames></PolicyNames>")
+	truncation(&b, 0, 0)
+	return &b, nil
+}
+
+func (s *Sim) getGroupPolicy(f url.Values) (*xb, *apiError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, err := s.group(f); err != nil {
+		return nil, err
+	}
+	return nil, sender(404, "NoSuchEntity", "The group policy with name %s cannot be found.", f.Get("PolicyName"))
+}
+
+// managedPolicy finds an AWS managed policy by ARN.
+func managedPolicy(f url.Values) (string, string, *apiError) {
+	if err := required(f, "PolicyArn"); err != nil {
+		return "", "", err
+	}
+	arn := f.Get("PolicyArn")
+	name, ok := strings.CutPrefix(arn, "arn:aws:iam::aws:policy/")
+	doc, known := managedPolicies[name]
+	if !ok || !known {
+		return "", "", sender(404, "NoSuchEntity", "Policy %s does not exist or is not attachable.", arn)
+	}
+	return name, doc, nil
+}
+
+func (s *Sim) getPolicy(f url.Values) (*xb, *apiError) {
+	name, _, err := managedPolicy(f)
+	if err != nil {
+		return nil, err
+	}
+	var b xb
+	b.open("Policy")
+	b.el("PolicyName", name)
+	b.el("Arn", f.Get("PolicyArn"))
+	b.el("DefaultVersionId", "v1")
+	b.el("IsAttachable", "true")
+	b.close("Policy")
+	return &b, nil
+}
+
+func (s *Sim) getPolicyVersion(f url.Values) (*xb, *apiError) {
+	_, doc, err := managedPolicy(f)
+	if err != nil {
+		return nil, err
+	}
+	if v := f.Get("VersionId"); v != "v1" {
+		return nil, sender(404, "NoSuchEntity", "Policy %s version %s does not exist or is not attachable.", f.Get("PolicyArn"), v)
+	}
+	var b xb
+	b.open("PolicyVersion")
+	b.el("Document", strings.ReplaceAll(url.QueryEscape(doc), "+", "%20"))
+	b.el("VersionId", "v1")
+	b.el("IsDefaultVersion", "true")
+	b.close("PolicyVersion")
 	return &b, nil
 }

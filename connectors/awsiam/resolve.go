@@ -1,0 +1,397 @@
+package awsiam
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"github.com/offboard/offboard/internal/control"
+)
+
+// Resolve finds the IAM user: the hint for this target if IAM knows it, else
+// the user tagged email=<person's email>, else a user named after the email
+// (its local part, or the whole address) that carries no other email tag.
+//
+// "No account" is a claim: it is made only when every path answered (GetUser
+// by each name said NoSuchEntity, and ListUsers was walked to its last page
+// with each user's tags read), and the error's Searched says so. Any lookup
+// that fails is that error, never "no account".
+func (c *Client) Resolve(ctx context.Context, p control.Person) (control.Account, error) {
+	ctx, rec := withRecorder(ctx)
+	var searched []string
+	fail := func(subject string, err error) error {
+		return classify(c.cfg.Name+": resolve "+subject, err, rec)
+	}
+	found := func(name string) (control.Account, error) {
+		return control.Account{Target: c.cfg.Name, ID: name, Login: name, Privileges: c.privileges(ctx, name)}, nil
+	}
+	hint := p.Hints[c.cfg.Name]
+	if hint != "" {
+		out, err := c.iam.GetUser(ctx, &iam.GetUserInput{UserName: aws.String(hint)})
+		switch {
+		case err == nil:
+			return found(aws.ToString(out.User.UserName))
+		case !isNoSuchEntity(err):
+			return control.Account{}, fail(hint, err)
+		}
+		searched = append(searched, "GetUser UserName="+hint+" (the hint): NoSuchEntity")
+	}
+	email := strings.TrimSpace(p.Email)
+	if email == "" {
+		if hint != "" {
+			return control.Account{}, &control.Error{Kind: control.ErrNotFound, Op: c.cfg.Name + ": resolve " + hint, Searched: searched,
+				Err: errors.New("the hint names no IAM user, and there is no email to look up")}
+		}
+		return control.Account{}, &control.Error{Kind: control.ErrPermanent, Op: c.cfg.Name + ": resolve " + p.EmployeeID,
+			Err: errors.New("no hint and no email: nothing to look the person up by")}
+	}
+	local, _, _ := strings.Cut(email, "@")
+
+	// Fast path: the user named after the email is usually the one tagged with it
+	// (GetUser returns tags; ListUsers does not).
+	byName := map[string]string{} // candidate user name → its email tag ("" = none)
+	for _, name := range []string{local, email} {
+		out, err := c.iam.GetUser(ctx, &iam.GetUserInput{UserName: aws.String(name)})
+		if isNoSuchEntity(err) {
+			searched = append(searched, "GetUser UserName="+name+": NoSuchEntity")
+			continue
+		}
+		if err != nil {
+			return control.Account{}, fail(email, err)
+		}
+		tag := tagValue(out.User.Tags, "email")
+		if strings.EqualFold(tag, email) {
+			return found(name)
+		}
+		byName[name] = tag
+		searched = append(searched, fmt.Sprintf("GetUser UserName=%s: exists, email tag %q", name, tag))
+	}
+
+	var match string
+	users, pages := 0, 0
+	in := &iam.ListUsersInput{}
+	err := walk("ListUsers", func(marker *string) ([]string, bool, *string, error) {
+		in.Marker = marker
+		pg, err := c.iam.ListUsers(ctx, in)
+		if err != nil {
+			return nil, false, nil, err
+		}
+		pages++
+		var names []string
+		for _, u := range pg.Users {
+			names = append(names, aws.ToString(u.UserName))
+		}
+		users += len(names)
+		for _, name := range names {
+			if _, seen := byName[name]; seen || match != "" {
+				continue
+			}
+			tags, err := c.userTags(ctx, name)
+			if isNoSuchEntity(err) {
+				continue // deleted while we listed: not this person's account any more
+			}
+			if err != nil {
+				return nil, false, nil, err
+			}
+			if strings.EqualFold(tags["email"], email) {
+				match = name
+			}
+		}
+		// Walk to the end even after a match: the paging checks cover the whole list.
+		return names, pg.IsTruncated, pg.Marker, nil
+	})
+	if err != nil {
+		return control.Account{}, fail(email, err)
+	}
+	if match != "" {
+		return found(match)
+	}
+	searched = append(searched, fmt.Sprintf("ListUsers: %d users on %d pages, GetUser on each: none tagged email=%s", users, pages, email))
+	for _, name := range []string{local, email} {
+		if tag, ok := byName[name]; ok && tag == "" {
+			return found(name)
+		}
+	}
+	return control.Account{}, &control.Error{Kind: control.ErrNotFound, Op: c.cfg.Name + ": resolve " + email, Searched: searched,
+		Err: errors.New("no IAM user tagged or named for this email")}
+}
+
+// adminPolicy is AWS's managed policy that grants everything.
+const adminPolicy = "arn:aws:iam::aws:policy/AdministratorAccess"
+
+// privileges reads the admin rights the user holds: AdministratorAccess, or
+// any policy (managed or inline, on the user or a group it is in) that
+// allows every action on every resource. A read that fails is said too: a
+// person whose rights cannot be read is treated as privileged, the safe side.
+func (c *Client) privileges(ctx context.Context, user string) []string {
+	var out []string
+	unknown := func(what string, err error) {
+		out = append(out, fmt.Sprintf("aws: admin rights unknown: %s failed (%s)", what, kindOf(err)))
+	}
+	check := func(holder string, attached []string, inline map[string]string) {
+		for _, arn := range attached {
+			if arn == adminPolicy {
+				out = append(out, "aws: AdministratorAccess attached to "+holder)
+				continue
+			}
+			if strings.HasPrefix(arn, "arn:aws:iam::aws:") {
+				continue // AWS's other managed policies are not admin
+			}
+			doc, err := c.managedDocument(ctx, arn)
+			if err != nil {
+				unknown("GetPolicyVersion "+arn, err)
+				continue
+			}
+			if allowsAll(doc) {
+				out = append(out, "aws: policy "+arn+" attached to "+holder+" allows *:*")
+			}
+		}
+		for name, doc := range inline {
+			if allowsAll(doc) {
+				out = append(out, "aws: inline policy "+name+" of "+holder+" allows *:*")
+			}
+		}
+	}
+	attached, inline, err := c.userPolicies(ctx, user)
+	if err != nil {
+		unknown("reading the policies of user "+user, err)
+	} else {
+		check("user "+user, attached, inline)
+	}
+	var groups []string
+	in := &iam.ListGroupsForUserInput{UserName: aws.String(user)}
+	err = walk("ListGroupsForUser", func(marker *string) ([]string, bool, *string, error) {
+		in.Marker = marker
+		pg, err := c.iam.ListGroupsForUser(ctx, in)
+		if err != nil {
+			return nil, false, nil, err
+		}
+		var names []string
+		for _, g := range pg.Groups {
+			names = append(names, aws.ToString(g.GroupName))
+		}
+		groups = append(groups, names...)
+		return names, pg.IsTruncated, pg.Marker, nil
+	})
+	if err != nil {
+		unknown("ListGroupsForUser "+user, err)
+	}
+	for _, g := range groups {
+		attached, inline, err := c.groupPolicies(ctx, g)
+		if err != nil {
+			unknown("reading the policies of group "+g, err)
+			continue
+		}
+		check("group "+g, attached, inline)
+	}
+	return out
+}
+
+func (c *Client) userPolicies(ctx context.Context, user string) (attached []string, inline map[string]string, err error) {
+	ain := &iam.ListAttachedUserPoliciesInput{UserName: aws.String(user)}
+	err = walk("ListAttachedUserPolicies", func(marker *string) ([]string, bool, *string, error) {
+		ain.Marker = marker
+		pg, err := c.iam.ListAttachedUserPolicies(ctx, ain)
+		if err != nil {
+			return nil, false, nil, err
+		}
+		var arns []string
+		for _, p := range pg.AttachedPolicies {
+			arns = append(arns, aws.ToString(p.PolicyArn))
+		}
+		attached = append(attached, arns...)
+		return arns, pg.IsTruncated, pg.Marker, nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	var names []string
+	iin := &iam.ListUserPoliciesInput{UserName: aws.String(user)}
+	err = walk("ListUserPolicies", func(marker *string) ([]string, bool, *string, error) {
+		iin.Marker = marker
+		pg, err := c.iam.ListUserPolicies(ctx, iin)
+		if err != nil {
+			return nil, false, nil, err
+		}
+		names = append(names, pg.PolicyNames...)
+		return pg.PolicyNames, pg.IsTruncated, pg.Marker, nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	inline = map[string]string{}
+	for _, n := range names {
+		out, err := c.iam.GetUserPolicy(ctx, &iam.GetUserPolicyInput{UserName: aws.String(user), PolicyName: aws.String(n)})
+		if err != nil {
+			return nil, nil, err
+		}
+		inline[n] = aws.ToString(out.PolicyDocument)
+	}
+	return attached, inline, nil
+}
+
+func (c *Client) groupPolicies(ctx context.Context, group string) (attached []string, inline map[string]string, err error) {
+	ain := &iam.ListAttachedGroupPoliciesInput{GroupName: aws.String(group)}
+	err = walk("ListAttachedGroupPolicies", func(marker *string) ([]string, bool, *string, error) {
+		ain.Marker = marker
+		pg, err := c.iam.ListAttachedGroupPolicies(ctx, ain)
+		if err != nil {
+			return nil, false, nil, err
+		}
+		var arns []string
+		for _, p := range pg.AttachedPolicies {
+			arns = append(arns, aws.ToString(p.PolicyArn))
+		}
+		attached = append(attached, arns...)
+		return arns, pg.IsTruncated, pg.Marker, nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	var names []string
+	iin := &iam.ListGroupPoliciesInput{GroupName: aws.String(group)}
+	err = walk("ListGroupPolicies", func(marker *string) ([]string, bool, *string, error) {
+		iin.Marker = marker
+		pg, err := c.iam.ListGroupPolicies(ctx, iin)
+		if err != nil {
+			return nil, false, nil, err
+		}
+		names = append(names, pg.PolicyNames...)
+		return pg.PolicyNames, pg.IsTruncated, pg.Marker, nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	inline = map[string]string{}
+	for _, n := range names {
+		out, err := c.iam.GetGroupPolicy(ctx, &iam.GetGroupPolicyInput{GroupName: aws.String(group), PolicyName: aws.String(n)})
+		if err != nil {
+			return nil, nil, err
+		}
+		inline[n] = aws.ToString(out.PolicyDocument)
+	}
+	return attached, inline, nil
+}
+
+// managedDocument reads a customer managed policy's default version.
+func (c *Client) managedDocument(ctx context.Context, arn string) (string, error) {
+	p, err := c.iam.GetPolicy(ctx, &iam.GetPolicyInput{PolicyArn: aws.String(arn)})
+	if err != nil {
+		return "", err
+	}
+	v, err := c.iam.GetPolicyVersion(ctx, &iam.GetPolicyVersionInput{PolicyArn: aws.String(arn), VersionId: p.Policy.DefaultVersionId})
+	if err != nil {
+		return "", err
+	}
+	return aws.ToString(v.PolicyVersion.Document), nil
+}
+
+// allowsAll reports whether a policy document (URL-encoded, as IAM returns
+// it) has a statement allowing every action on every resource.
+func allowsAll(raw string) bool {
+	if dec, err := url.QueryUnescape(raw); err == nil {
+		raw = dec
+	}
+	var doc struct {
+		Statement any `json:"Statement"`
+	}
+	if jsonUnmarshal(raw, &doc) != nil {
+		return false
+	}
+	var stmts []statement
+	switch s := doc.Statement.(type) {
+	case []any:
+		for _, one := range s {
+			var st statement
+			if remarshal(one, &st) == nil {
+				stmts = append(stmts, st)
+			}
+		}
+	case map[string]any:
+		var st statement
+		if remarshal(s, &st) == nil {
+			stmts = append(stmts, st)
+		}
+	}
+	for _, s := range stmts {
+		if strings.EqualFold(s.Effect, "Allow") && s.NotAction == nil && len(s.Condition) == 0 && isStar(s.Action) && isStar(s.Resource) {
+			return true
+		}
+	}
+	return false
+}
+
+// kindOf names an error's kind for people, without its text (which may be long).
+func kindOf(err error) string {
+	var ce *control.Error
+	if errors.As(err, &ce) {
+		return ce.Kind.Error()
+	}
+	var apiErr interface{ ErrorCode() string }
+	if errors.As(err, &apiErr) {
+		return apiErr.ErrorCode()
+	}
+	return err.Error()
+}
+
+// Probe checks the target's configuration: STS GetCallerIdentity proves the
+// credentials (and the assumed role) work and names the account they act in;
+// ListUsers proves the endpoint answers as IAM and the read permission is there.
+func (c *Client) Probe(ctx context.Context) (control.Probe, error) {
+	ctx, rec := withRecorder(ctx)
+	var p control.Probe
+	id, err := c.sts.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	if err != nil {
+		e := classify(c.cfg.Name+": probe: sts:GetCallerIdentity at "+c.endpoint(), err, rec)
+		e.Err = fmt.Errorf("%w (%s)", e.Err, probeHint(e))
+		return p, e
+	}
+	acct := aws.ToString(id.Account)
+	p.Checks = append(p.Checks, fmt.Sprintf("sts:GetCallerIdentity: %s in account %s", aws.ToString(id.Arn), acct))
+	if c.cfg.AccountID != "" && acct != c.cfg.AccountID {
+		return p, &control.Error{Kind: control.ErrPermanent, Op: c.cfg.Name + ": probe",
+			Err: fmt.Errorf("the credentials act in account %s, but the target is configured for account %s", acct, c.cfg.AccountID)}
+	}
+	_, err = c.iam.ListUsers(ctx, &iam.ListUsersInput{MaxItems: aws.Int32(1)})
+	switch {
+	case err == nil:
+		p.Checks = append(p.Checks, "iam:ListUsers: answered as IAM")
+	case isUnauthorized(err):
+		p.Missing = append(p.Missing, "iam:ListUsers")
+	default:
+		e := classify(c.cfg.Name+": probe: iam:ListUsers at "+c.endpoint(), err, rec)
+		e.Err = fmt.Errorf("%w (%s)", e.Err, probeHint(e))
+		return p, e
+	}
+	return p, nil
+}
+
+func (c *Client) endpoint() string {
+	if c.cfg.Endpoint != "" {
+		return c.cfg.Endpoint
+	}
+	return "the AWS endpoint for " + c.cfg.Region
+}
+
+func isUnauthorized(err error) bool {
+	var apiErr interface{ ErrorCode() string }
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode() == "AccessDenied" || apiErr.ErrorCode() == "AccessDeniedException")
+}
+
+// probeHint says in a few words what a failed probe most likely means.
+func probeHint(e *control.Error) string {
+	switch {
+	case errors.Is(e, control.ErrUnauthorized):
+		return "the credentials were refused: check the access key, secret and role"
+	case errors.Is(e, control.ErrUnexpected), errors.Is(e, control.ErrPermanent):
+		return "the endpoint did not answer as AWS IAM/STS: check the endpoint URL"
+	default:
+		return "the endpoint could not be reached"
+	}
+}
