@@ -7,11 +7,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/log"
@@ -168,7 +170,7 @@ func verifyManifest(dir string, pub ed25519.PublicKey) (Manifest, error) {
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 		return m, fmt.Errorf("%w: %s is not a directory of evidence", ErrUsage, dir)
 	}
-	raw, err := os.ReadFile(filepath.Join(dir, ManifestFile))
+	raw, err := readRegular(filepath.Join(dir, ManifestFile), MaxManifestSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return m, tampered(ManifestFile, "missing")
 	}
@@ -233,7 +235,7 @@ func verifyFiles(dir string, m Manifest) (map[string][]byte, error) {
 		if !slices.Contains(Files, f.Name) {
 			return nil, tampered(f.Name, "listed in the manifest but not an evidence file")
 		}
-		b, err := os.ReadFile(filepath.Join(dir, f.Name))
+		b, err := readRegular(filepath.Join(dir, f.Name), MaxFileSize)
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, tampered(f.Name, "missing")
 		}
@@ -246,6 +248,48 @@ func verifyFiles(dir string, m Manifest) (map[string][]byte, error) {
 		content[f.Name] = b
 	}
 	return content, nil
+}
+
+// Limits on what verify reads: Temporal caps a history at 50 MB, and a
+// manifest lists a handful of digests.
+const (
+	MaxFileSize     = 64 << 20
+	MaxManifestSize = 1 << 20
+)
+
+// readRegular reads a regular file of at most max bytes. Anything else (a
+// FIFO that would block forever, a device, a symlink, a directory, a file
+// that is or grows too large) is refused as tampered: evidence is plain files.
+func readRegular(path string, max int64) ([]byte, error) {
+	name := filepath.Base(path)
+	st, err := os.Lstat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, tampered(name, "is not a regular file (%s)", st.Mode().Type())
+	}
+	if st.Size() > max {
+		return nil, tampered(name, "is %d bytes, over the %d-byte limit", st.Size(), max)
+	}
+	// O_NONBLOCK: if a FIFO is swapped in after the Lstat, opening it does
+	// not wait for a writer; the Stat of the open file then refuses it.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		return nil, tampered(name, "is not a regular file")
+	}
+	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, fmt.Errorf("evidence: read %s: %w", name, err)
+	}
+	if int64(len(b)) > max {
+		return nil, tampered(name, "is over the %d-byte limit", max)
+	}
+	return b, nil
 }
 
 // checkHistory: events numbered 1..n in order, closed as the manifest says.

@@ -138,6 +138,10 @@ func New(cfg Config, c client.Client, logger *slog.Logger) (*Relay, error) {
 			if perr != nil {
 				return nil, fmt.Errorf("relay: workday user %d password: %w", i, perr)
 			}
+			// An empty file would let anyone in with the username alone.
+			if pw == "" {
+				return nil, fmt.Errorf("relay: relay.sources.workday.users.%d.password (%s) is empty", i, u.Password)
+			}
 			rl.workday.users = append(rl.workday.users, newBasicUser(u.Username, pw))
 		}
 	}

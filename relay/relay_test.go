@@ -627,6 +627,17 @@ func TestNewRefusesBadConfig(t *testing.T) {
 	cfg.Relay.Sources.BambooHR.Secrets = append(cfg.Relay.Sources.BambooHR.Secrets, cfg.Relay.Sources.BambooHR.Secrets[0])
 	_, err = New(cfg, newFakeTemporal(), nil)
 	assert.ErrorContains(t, err, "at most 2 secrets")
+
+	cfg = testConfig(t)
+	cfg.Relay.Sources.Workday.Users[1].Password = secretFile(t, t.TempDir(), "empty", "")
+	_, err = New(cfg, newFakeTemporal(), nil)
+	assert.ErrorContains(t, err, "relay.sources.workday.users.1.password")
+	assert.ErrorContains(t, err, "is empty")
+
+	cfg = testConfig(t)
+	cfg.Relay.Tokens = append(cfg.Relay.Tokens, config.Token{Name: "twin", Role: "security", SHA256: TokenSHA256("auditor-token")})
+	_, err = New(cfg, newFakeTemporal(), nil)
+	assert.ErrorContains(t, err, "the same token digest as audit@example.test's")
 }
 
 func TestServeShutsDownOnCancel(t *testing.T) {

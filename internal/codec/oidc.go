@@ -39,6 +39,10 @@ type OIDCOptions struct {
 // ErrNotAllowed is a valid token of someone who may not read payloads.
 var ErrNotAllowed = errors.New("not allowed to read payloads")
 
+// ErrUnverifiedEmail is a token that names a person by an e-mail address its
+// provider has not verified.
+var ErrUnverifiedEmail = errors.New("e-mail address not verified")
+
 // OIDC checks access tokens against an OpenID Connect provider's published
 // keys. The provider's discovery document is read on first use, not at
 // startup, so an identity provider that is down stops decoding in the Web UI,
@@ -84,6 +88,11 @@ func (o *OIDC) Identify(ctx context.Context, token string) (string, error) {
 	if who == "" {
 		return "", fmt.Errorf("codec server: access token has no %q claim naming the person", o.opts.UserClaim)
 	}
+	// An address the provider has not verified may belong to anyone who
+	// typed it at sign-up: identifying by e-mail needs email_verified true.
+	if o.opts.UserClaim == "email" && !verified(claims["email_verified"]) {
+		return "", fmt.Errorf("codec server: access token names %s without email_verified true: identify people by a claim the provider verifies (codec.server.oidc.userClaim): %w", who, ErrUnverifiedEmail)
+	}
 	if slices.ContainsFunc(o.opts.Allow, func(a string) bool { return strings.EqualFold(a, who) }) {
 		return who, nil
 	}
@@ -96,6 +105,18 @@ func (o *OIDC) Identify(ctx context.Context, token string) (string, error) {
 		}
 	}
 	return who, fmt.Errorf("codec server: %s: %w", who, ErrNotAllowed)
+}
+
+// verified reads email_verified as a JSON boolean, or the string "true"
+// some providers send.
+func verified(v any) bool {
+	switch b := v.(type) {
+	case bool:
+		return b
+	case string:
+		return strings.EqualFold(b, "true")
+	}
+	return false
 }
 
 // load discovers the issuer's keys once; a failure is tried again on the

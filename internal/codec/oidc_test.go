@@ -90,7 +90,7 @@ func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
 // claims are an access token's, valid for ten minutes, for who.
 func (is *issuer) claims(who string) map[string]any {
 	now := time.Now()
-	return map[string]any{"iss": is.url, "aud": audience, "sub": "00u" + who, "email": who,
+	return map[string]any{"iss": is.url, "aud": audience, "sub": "00u" + who, "email": who, "email_verified": true,
 		"iat": now.Unix(), "exp": now.Add(10 * time.Minute).Unix(), "scp": []string{"openid", "email"}}
 }
 
@@ -175,6 +175,9 @@ func TestHandlerOIDC(t *testing.T) {
 		{"other audience", with(func(c map[string]any) { c["aud"] = "api://default" }), http.StatusUnauthorized},
 		{"other issuer", with(func(c map[string]any) { c["iss"] = "https://evil.example/oauth2/default" }), http.StatusUnauthorized},
 		{"no email claim", with(func(c map[string]any) { delete(c, "email") }), http.StatusUnauthorized},
+		{"e-mail not verified", with(func(c map[string]any) { c["email_verified"] = false }), http.StatusUnauthorized},
+		{"e-mail verification not stated", with(func(c map[string]any) { delete(c, "email_verified") }), http.StatusUnauthorized},
+		{"e-mail verified as the string true", with(func(c map[string]any) { c["email_verified"] = "true" }), http.StatusOK},
 		{"signed by a key the issuer never published", is.sign("k9", is.claims("alice@example.test")), http.StatusUnauthorized},
 		{"HS256 with a guessed secret", hs256(), http.StatusUnauthorized},
 		{"signature of another token", alice[:strings.LastIndex(alice, ".")] + is.sign("k1", auditor)[strings.LastIndex(is.sign("k1", auditor), "."):], http.StatusUnauthorized},

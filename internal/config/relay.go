@@ -200,6 +200,7 @@ func (r Relay) Validate() error {
 		}
 	}
 	names := map[string]bool{}
+	digests := map[string]string{} // lower-case digest → the token that has it
 	for i, t := range r.Tokens {
 		at := fmt.Sprintf("relay.tokens.%d", i)
 		if strings.TrimSpace(t.Name) == "" {
@@ -215,6 +216,11 @@ func (r Relay) Validate() error {
 		if _, err := hex.DecodeString(t.SHA256); err != nil || len(t.SHA256) != relayTokenSHA256HexSize {
 			return fmt.Errorf("%s.sha256: must be the 64-hex-digit SHA-256 of the token, never the token itself", at)
 		}
+		// One secret with two roles would silently take the last one.
+		if first, dup := digests[strings.ToLower(t.SHA256)]; dup {
+			return fmt.Errorf("%s.sha256: the same token digest as %s's: each token must be its own secret", at, first)
+		}
+		digests[strings.ToLower(t.SHA256)] = t.Name
 	}
 	return nil
 }
