@@ -6,6 +6,7 @@ package config
 import (
 	"bytes"
 	_ "embed"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -108,6 +109,17 @@ type Approval struct {
 type People struct {
 	Approvers []string `yaml:"approvers" json:"approvers"` // may approve removal plans
 	Security  []string `yaml:"security" json:"security"`   // may waive exceptions and release quarantines
+	// DecisionKeys are the public keys a run accepts signed decisions from:
+	// the operator API's (relay.decisionKey) and any break-glass key. A run
+	// keeps the keys it started with.
+	DecisionKeys []DecisionKey `yaml:"decisionKeys" json:"decisionKeys,omitempty"`
+}
+
+// DecisionKey is one Ed25519 public key (base64 of 32 bytes); it is not a secret.
+type DecisionKey struct {
+	Name       string `yaml:"name" json:"name,omitempty"`
+	PublicKey  string `yaml:"publicKey" json:"publicKey"`
+	BreakGlass bool   `yaml:"breakGlass" json:"breakGlass,omitempty"` // held outside the API; its decisions are marked
 }
 
 // RoleGroups maps target name → group names a role grants.
@@ -344,6 +356,11 @@ func (c *Config) validate(root *yaml.Node) error {
 	if err := c.validateEvidenceS3(root); err != nil {
 		return err
 	}
+	for i, k := range c.People.DecisionKeys {
+		if b, err := base64.StdEncoding.DecodeString(k.PublicKey); err != nil || len(b) != 32 {
+			return c.fieldError(root, []string{"people", "decisionKeys", fmt.Sprint(i), "publicKey"}, "must be the base64 of an Ed25519 public key (32 bytes)")
+		}
+	}
 	if !c.Sandbox {
 		for _, s := range c.outsideTargetSecrets() {
 			if s.secret.value != "" {
@@ -520,6 +537,7 @@ func (c *Config) outsideTargetSecrets() []namedSecret {
 		{[]string{"temporal", "apiKey"}, c.Temporal.APIKey},
 		{[]string{"notify", "webhookURL"}, c.Notify.WebhookURL},
 		{[]string{"evidence", "signingKey"}, c.Evidence.SigningKey},
+		{[]string{"relay", "decisionKey"}, c.Relay.DecisionKey},
 	}
 	if e := c.Evidence.S3; e != nil {
 		out = append(out, namedSecret{[]string{"evidence", "s3", "accessKeyID"}, e.AccessKeyID},

@@ -16,6 +16,10 @@ type Relay struct {
 	BlastRadius BlastRadius  `yaml:"blastRadius"`
 	// MaxSkew is how far a signed webhook's timestamp may be from our clock.
 	MaxSkew Duration `yaml:"maxSkew"`
+	// DecisionKey is the Ed25519 private key (base64 of the 32-byte seed)
+	// the operator API signs people's decisions with; its public half must be
+	// in people.decisionKeys. Without it the API refuses decisions.
+	DecisionKey Secret `yaml:"decisionKey"`
 }
 
 // RelaySources lists the HR systems allowed to call; a nil source's endpoint answers 404.
@@ -62,15 +66,29 @@ type GenericSource struct {
 
 // Token is one operator API bearer token. Only its SHA-256 (hex) is stored.
 type Token struct {
-	Name   string `yaml:"name"` // the identity signals carry as approver/by
-	Role   string `yaml:"role"` // hr, security or auditor
-	SHA256 string `yaml:"sha256"`
+	Name   string   `yaml:"name"`  // the person the API signs decisions as
+	Role   string   `yaml:"role"`  // hr, security, approver or auditor
+	Roles  []string `yaml:"roles"` // more roles the same person holds
+	SHA256 string   `yaml:"sha256"`
 }
 
-// Operator roles.
+// AllRoles is Role and Roles together, without repeats.
+func (t Token) AllRoles() []string {
+	var out []string
+	for _, r := range append([]string{t.Role}, t.Roles...) {
+		if r != "" && !slices.Contains(out, r) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// Operator roles. An approver may approve removal plans; the role is
+// proven by the token, and the workflow checks it in the signed decision.
 const (
 	RoleHR       = "hr"
 	RoleSecurity = "security"
+	RoleApprover = "approver"
 	RoleAuditor  = "auditor"
 )
 
@@ -199,6 +217,9 @@ func (r Relay) Validate() error {
 			return err
 		}
 	}
+	if err := r.DecisionKey.check(); err != nil {
+		return fmt.Errorf("relay.decisionKey: %v", err)
+	}
 	names := map[string]bool{}
 	digests := map[string]string{} // lower-case digest → the token that has it
 	for i, t := range r.Tokens {
@@ -210,8 +231,13 @@ func (r Relay) Validate() error {
 			return fmt.Errorf("%s.name: %q is used twice", at, t.Name)
 		}
 		names[t.Name] = true
-		if !slices.Contains([]string{RoleHR, RoleSecurity, RoleAuditor}, t.Role) {
-			return fmt.Errorf("%s.role: %q is not hr, security or auditor", at, t.Role)
+		if len(t.AllRoles()) == 0 {
+			return fmt.Errorf("%s.role: is required (hr, security, approver or auditor)", at)
+		}
+		for _, r := range t.AllRoles() {
+			if !slices.Contains([]string{RoleHR, RoleSecurity, RoleApprover, RoleAuditor}, r) {
+				return fmt.Errorf("%s.role: %q is not hr, security, approver or auditor", at, r)
+			}
 		}
 		if _, err := hex.DecodeString(t.SHA256); err != nil || len(t.SHA256) != relayTokenSHA256HexSize {
 			return fmt.Errorf("%s.sha256: must be the 64-hex-digit SHA-256 of the token, never the token itself", at)
