@@ -51,10 +51,14 @@ type Config struct {
 // Client is one Okta org as a control.Target.
 type Client struct {
 	name string
+	org  string // the org URL, for errors that must name it
 	sdk  *oktasdk.Client
 }
 
-var _ control.Target = (*Client)(nil)
+var (
+	_ control.Target = (*Client)(nil)
+	_ control.Prober = (*Client)(nil)
+)
 
 // New builds the client. Every setting that matters is set explicitly, so an
 // ~/.okta/okta.yaml, ./.okta.yaml or OKTA_CLIENT_* variable cannot change
@@ -91,7 +95,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		// The SDK's messages name the URL, never the token.
 		return nil, fmt.Errorf("%s: %w", cfg.Name, err)
 	}
-	return &Client{name: cfg.Name, sdk: sdk}, nil
+	return &Client{name: cfg.Name, org: org.Redacted(), sdk: sdk}, nil
 }
 
 // Name is the configured target name.
@@ -121,48 +125,77 @@ func (c *Client) Controls(phase control.Phase) []string {
 // failure into a *control.Error.
 func (c *Client) call(ctx context.Context, op, scope string, fn func(ctx context.Context) error) (control.Response, error) {
 	rctx, ex := withExchange(ctx)
-	if err := fn(rctx); err != nil {
-		return ex.response(), classify(ctx, op, scope, ex, err)
+	err := fn(rctx)
+	var cerr *control.Error
+	switch {
+	case err == nil:
+		return ex.response(), nil
+	case errors.As(err, &cerr):
+		// Already classified (a list whose paging cannot be trusted).
+		resp := ex.response()
+		cerr.RequestID, cerr.Digest = resp.RequestID, resp.Digest
+		return resp, cerr
 	}
-	return ex.response(), nil
+	return ex.response(), classify(ctx, op, scope, ex, err)
 }
 
 func (c *Client) op(action, subject string) string {
 	return fmt.Sprintf("%s: %s %s", c.name, action, subject)
 }
 
-// Resolve finds the person's user: by the hint for this target (an id or a
-// login), else by profile.email or profile.login equal to the email.
+// Resolve finds the person's user. With a hint for this target (an id or a
+// login) that reads back, that is the user. Otherwise two lookups that must
+// agree: list-users `filter` on profile.email / profile.login (Okta's
+// up-to-date index; `search` is another index that may lag) and a direct
+// GET /api/v1/users/{email} (the email as login). "No account" is claimed
+// only when every lookup answered with Okta's own "none", and the error
+// then says what was searched (control.Error.Searched).
 func (c *Client) Resolve(ctx context.Context, p control.Person) (control.Account, error) {
-	if hint := p.Hints[c.name]; hint != "" {
-		u, _, err := c.getUser(ctx, "resolve", hint)
-		if err != nil {
+	var searched []string
+	hint := p.Hints[c.name]
+	if hint != "" {
+		u, resp, err := c.getUser(ctx, "resolve", hint)
+		if err == nil {
+			return c.resolved(ctx, u)
+		}
+		if !errors.Is(err, control.ErrNotFound) {
 			return control.Account{}, err
 		}
-		return c.account(u), nil
+		searched = append(searched, fmt.Sprintf("GET /api/v1/users/%s (the okta hint): %s", hint, answer(resp, err)))
 	}
 	if p.Email == "" {
+		if hint != "" {
+			return control.Account{}, c.noAccount(c.op("resolve", hint), searched)
+		}
 		return control.Account{}, &control.Error{Kind: control.ErrPermanent, Op: c.op("resolve", p.EmployeeID),
 			Err: errors.New("the person has no email and no okta hint")}
 	}
 	op := c.op("resolve", p.Email)
 	lit := strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(p.Email)
-	search := fmt.Sprintf(`profile.email eq "%s" or profile.login eq "%s"`, lit, lit)
+	filter := fmt.Sprintf(`profile.email eq "%s" or profile.login eq "%s"`, lit, lit)
 	var users []*oktasdk.User
 	resp, err := c.call(ctx, op, scopeUsersRead, func(ctx context.Context) error {
-		first, r, err := c.sdk.User.ListUsers(ctx, query.NewQueryParams(query.WithSearch(search), query.WithLimit(200)))
-		users = first
-		for pages := 1; err == nil && r.HasNextPage() && pages < maxPages; pages++ {
-			var more []*oktasdk.User
-			if r, err = r.Next(ctx, &more); err == nil {
-				users = append(users, more...)
-			}
-		}
+		first, r, err := c.sdk.User.ListUsers(ctx, query.NewQueryParams(query.WithFilter(filter), query.WithLimit(200)))
+		users, err = listAll(ctx, op, first, r, err, func(u *oktasdk.User) string { return u.Id })
 		return err
 	})
 	if err != nil {
 		return control.Account{}, err
 	}
+	searched = append(searched, fmt.Sprintf("GET /api/v1/users?filter=%s: %s", filter, userList(users, resp)))
+
+	byLogin, resp, err := c.getUser(ctx, "resolve", p.Email)
+	switch {
+	case err == nil:
+		if !slices.ContainsFunc(users, func(u *oktasdk.User) bool { return u.Id == byLogin.Id }) {
+			users = append(users, byLogin)
+		}
+	case errors.Is(err, control.ErrNotFound):
+	default:
+		return control.Account{}, err
+	}
+	searched = append(searched, fmt.Sprintf("GET /api/v1/users/%s: %s", p.Email, answer(resp, err)))
+
 	// A rehired person can have an old DEPROVISIONED user beside the live one.
 	if len(users) > 1 {
 		live := slices.DeleteFunc(slices.Clone(users), func(u *oktasdk.User) bool { return u.Status == statusDeprovisioned })
@@ -170,20 +203,93 @@ func (c *Client) Resolve(ctx context.Context, p control.Person) (control.Account
 			users = live
 		}
 	}
-	switch len(users) {
-	case 0:
-		return control.Account{}, &control.Error{Kind: control.ErrNotFound, Op: op, HTTPStatus: resp.HTTPStatus,
-			RequestID: resp.RequestID, Digest: resp.Digest, Err: errors.New("no user with that email or login")}
-	case 1:
-		return c.account(users[0]), nil
-	}
 	ids := make([]string, 0, len(users))
 	for _, u := range users {
 		ids = append(ids, u.Id)
 	}
-	return control.Account{}, &control.Error{Kind: control.ErrPermanent, Op: op, HTTPStatus: resp.HTTPStatus,
-		RequestID: resp.RequestID, Digest: resp.Digest,
+	switch {
+	case len(users) == 0:
+		return control.Account{}, c.noAccount(op, searched)
+	case hint != "":
+		// The hint names nobody, yet the email finds someone: which one is
+		// the leaver is for a person to say.
+		return control.Account{}, &control.Error{Kind: control.ErrPermanent, Op: op, Searched: searched,
+			Err: fmt.Errorf("the okta hint %q names no user, but the email finds %s; correct the hint", hint, strings.Join(ids, ", "))}
+	case len(users) == 1:
+		return c.resolved(ctx, users[0])
+	}
+	return control.Account{}, &control.Error{Kind: control.ErrPermanent, Op: op, Searched: searched,
 		Err: fmt.Errorf("%d users match (%s); set an okta hint", len(users), strings.Join(ids, ", "))}
+}
+
+func (c *Client) noAccount(op string, searched []string) error {
+	return &control.Error{Kind: control.ErrNotFound, Op: op, Searched: searched,
+		Err: errors.New("no user: " + strings.Join(searched, "; "))}
+}
+
+// answer says for a Searched line what one call answered.
+func answer(resp control.Response, err error) string {
+	s := fmt.Sprintf("HTTP %d", resp.HTTPStatus)
+	var oe *oktasdk.Error
+	switch {
+	case err == nil:
+		s += ", a user"
+	case errors.As(err, &oe):
+		s += ", " + oktaErr{oe}.Error()
+	default:
+		s += ", " + err.Error()
+	}
+	if resp.RequestID != "" {
+		s += ", request " + resp.RequestID
+	}
+	return s
+}
+
+func userList(users []*oktasdk.User, resp control.Response) string {
+	ids := make([]string, 0, len(users))
+	for _, u := range users {
+		ids = append(ids, u.Id+" "+u.Status)
+	}
+	s := fmt.Sprintf("HTTP %d, %d users", resp.HTTPStatus, len(users))
+	if len(ids) > 0 {
+		s += " (" + strings.Join(ids, ", ") + ")"
+	}
+	if resp.RequestID != "" {
+		s += ", request " + resp.RequestID
+	}
+	return s
+}
+
+// resolved is the account of u with the admin roles Okta reports for it
+// (GET /api/v1/users/{id}/roles), so a person who is an admin is treated as
+// privileged whatever HR says. Roles that cannot be read are said too: a
+// person whose rights are unknown is treated as privileged, not as none.
+func (c *Client) resolved(ctx context.Context, u *oktasdk.User) (control.Account, error) {
+	acct := c.account(u)
+	var roles []*oktasdk.Role
+	_, err := c.call(ctx, c.op("read admin roles of", u.Id), scopeRolesRead, func(ctx context.Context) error {
+		var err error
+		roles, _, err = c.sdk.User.ListAssignedRolesForUser(ctx, url.PathEscape(u.Id), nil)
+		return err
+	})
+	switch {
+	case errors.Is(err, control.ErrRateLimited), errors.Is(err, control.ErrTransient):
+		return control.Account{}, err
+	case err != nil:
+		acct.Privileges = []string{"okta admin roles unreadable (" + err.Error() + ")"}
+		return acct, nil
+	}
+	for _, r := range roles {
+		if r.Status != "" && r.Status != "ACTIVE" {
+			continue
+		}
+		p := "okta admin role " + r.Type
+		if r.AssignmentType == "GROUP" {
+			p += " (through a group)"
+		}
+		acct.Privileges = append(acct.Privileges, p)
+	}
+	return acct, nil
 }
 
 func (c *Client) account(u *oktasdk.User) control.Account {
@@ -198,14 +304,16 @@ func profileString(u *oktasdk.User, key string) string {
 	return s
 }
 
-// Observe reads whether the control holds. A user that no longer exists
-// makes every control hold (Gone).
+// Observe reads whether the control holds. Only the user resource itself
+// answering Okta's own "no such user" makes every control hold (Gone); a
+// sub-resource (grants, groups) that answers 404 for a user that still reads
+// back is an unexpected answer naming the endpoint.
 func (c *Client) Observe(ctx context.Context, name string, acct control.Account, params control.Params) (control.Observation, error) {
 	obs, err := c.observe(ctx, name, acct, params)
 	if errors.Is(err, control.ErrNotFound) {
 		var cerr *control.Error
 		errors.As(err, &cerr)
-		return control.Observation{Holds: true, Readable: true, Gone: true, Detail: "user not found",
+		return control.Observation{Holds: true, Readable: true, Gone: true, Detail: "user not found (GET /api/v1/users/" + acct.ID + ": E0000007)",
 			Call: control.Response{RequestID: cerr.RequestID, HTTPStatus: cerr.HTTPStatus, Digest: cerr.Digest}}, nil
 	}
 	return obs, err
@@ -238,7 +346,7 @@ func (c *Client) observe(ctx context.Context, name string, acct control.Account,
 	case RevokeGrants:
 		grants, resp, err := c.listGrants(ctx, "observe "+name, acct.ID)
 		if err != nil {
-			return control.Observation{}, err
+			return control.Observation{}, c.subResource(ctx, acct.ID, err)
 		}
 		ids := make([]string, 0, len(grants))
 		for _, g := range grants {
@@ -246,17 +354,34 @@ func (c *Client) observe(ctx context.Context, name string, acct control.Account,
 		}
 		return control.Observation{Holds: len(grants) == 0, Readable: true, Detail: countDetail(len(grants), "grant", ids), Call: resp}, nil
 	case RemoveGroups:
-		left, resp, err := c.removableGroups(ctx, "observe "+name, acct.ID, params.KeepGroups)
+		gs, resp, err := c.userGroups(ctx, "observe "+name, acct.ID, params.KeepGroups)
 		if err != nil {
-			return control.Observation{}, err
+			return control.Observation{}, c.subResource(ctx, acct.ID, err)
 		}
-		names := make([]string, 0, len(left))
-		for _, g := range left {
-			names = append(names, groupName(g))
-		}
-		return control.Observation{Holds: len(left) == 0, Readable: true, Detail: countDetail(len(left), "group", names), Call: resp}, nil
+		return control.Observation{Holds: len(gs.remove) == 0, Readable: true, Detail: gs.detail(), Call: resp}, nil
 	}
 	return control.Observation{}, control.Unknown(c.name, name)
+}
+
+// subResource decides what a 404 from a sub-resource of a user means (its
+// grants, groups, sessions, lifecycle). The user resource itself is read:
+// only its own "no such user" makes the account gone (that error is
+// returned); a user that reads back makes the 404 an unexpected answer that
+// names the endpoint, and never an observation.
+func (c *Client) subResource(ctx context.Context, userID string, err error) error {
+	var cerr *control.Error
+	if !errors.As(err, &cerr) || (cerr.HTTPStatus != http.StatusNotFound && cerr.HTTPStatus != http.StatusGone) {
+		return err
+	}
+	u, _, uerr := c.getUser(ctx, "confirm the user behind a 404 of", userID)
+	switch {
+	case errors.Is(uerr, control.ErrNotFound):
+		return uerr
+	case uerr != nil:
+		return fmt.Errorf("%w (and reading the user failed too: %v)", err, uerr)
+	}
+	return &control.Error{Kind: control.ErrUnexpected, Op: cerr.Op, HTTPStatus: cerr.HTTPStatus, RequestID: cerr.RequestID,
+		Digest: cerr.Digest, Err: fmt.Errorf("the user %s exists (status=%s), so this 404 is not the account's: %w", userID, u.Status, cerr.Err)}
 }
 
 func countDetail(n int, noun string, names []string) string {
@@ -290,15 +415,17 @@ func (c *Client) Enforce(ctx context.Context, name string, acct control.Account,
 			return err
 		}, statusDeprovisioned)
 	case ClearSessions:
-		return c.call(ctx, c.op(name, acct.ID), scopeUsersManage, func(ctx context.Context) error {
+		resp, err := c.call(ctx, c.op(name, acct.ID), scopeUsersManage, func(ctx context.Context) error {
 			_, err := c.sdk.User.ClearUserSessions(ctx, id, query.NewQueryParams(query.WithOauthTokens(true)))
 			return err
 		})
+		return resp, c.subResource(ctx, acct.ID, err)
 	case RevokeGrants:
-		return c.call(ctx, c.op(name, acct.ID), scopeUsersManage, func(ctx context.Context) error {
+		resp, err := c.call(ctx, c.op(name, acct.ID), scopeUsersManage, func(ctx context.Context) error {
 			_, err := c.sdk.User.RevokeUserGrants(ctx, id)
 			return err
 		})
+		return resp, c.subResource(ctx, acct.ID, err)
 	case RemoveGroups:
 		return c.removeGroups(ctx, acct.ID, params.KeepGroups)
 	case Delete:
@@ -312,6 +439,9 @@ func (c *Client) Enforce(ctx context.Context, name string, acct control.Account,
 // where we want it, the read-back proves it and the call counts as done.
 func (c *Client) lifecycle(ctx context.Context, name, userID string, post func(context.Context) error, done ...string) (control.Response, error) {
 	resp, err := c.call(ctx, c.op(name, userID), scopeUsersManage, post)
+	if err != nil && resp.HTTPStatus == http.StatusNotFound {
+		return resp, c.subResource(ctx, userID, err)
+	}
 	var oe *oktasdk.Error
 	if err == nil || resp.HTTPStatus != http.StatusBadRequest || !errors.As(err, &oe) || oe.ErrorCode != "E0000001" {
 		return resp, err
@@ -356,44 +486,106 @@ func (c *Client) delete(ctx context.Context, userID string) (control.Response, e
 // removeGroups takes the user out of every group it may leave; the response
 // is that of the last removal (or of the listing when nothing was left).
 func (c *Client) removeGroups(ctx context.Context, userID string, keep []string) (control.Response, error) {
-	groups, resp, err := c.removableGroups(ctx, RemoveGroups, userID, keep)
+	gs, resp, err := c.userGroups(ctx, RemoveGroups, userID, keep)
 	if err != nil {
-		return resp, err
+		return resp, c.subResource(ctx, userID, err)
 	}
-	for _, g := range groups {
+	for _, g := range gs.remove {
 		resp, err = c.call(ctx, c.op(RemoveGroups, userID+" from "+groupName(g)), scopeGroupsManage, func(ctx context.Context) error {
 			_, err := c.sdk.Group.RemoveUserFromGroup(ctx, url.PathEscape(g.Id), url.PathEscape(userID))
 			return err
 		})
 		if err != nil {
-			return resp, err
+			return resp, c.subResource(ctx, userID, err)
 		}
 	}
 	return resp, nil
 }
 
-// removableGroups lists the user's groups minus BUILT_IN ones (Everyone;
-// Okta manages those) and the ones to keep.
-func (c *Client) removableGroups(ctx context.Context, action, userID string, keep []string) ([]*oktasdk.Group, control.Response, error) {
-	var groups []*oktasdk.Group
-	resp, err := c.call(ctx, c.op(action, userID), scopeUsersRead, func(ctx context.Context) error {
+// groups is a user's group memberships as read back, sorted three ways.
+type groups struct {
+	remove  []*oktasdk.Group // the ones the user must leave
+	kept    []string         // names the new role still grants
+	builtIn []string         // BUILT_IN (Everyone): Okta manages them
+}
+
+// detail says all that was read, so a receipt never hides what stays.
+func (gs groups) detail() string {
+	names := make([]string, 0, len(gs.remove))
+	for _, g := range gs.remove {
+		names = append(names, groupName(g))
+	}
+	d := countDetail(len(names), "group", names)
+	if len(names) == 0 {
+		d = "no groups left to remove"
+	}
+	switch len(gs.kept) {
+	case 0:
+	case 1:
+		d += "; kept 1 group the new role grants: " + gs.kept[0]
+	default:
+		d += fmt.Sprintf("; kept %d groups the new role grants: %s", len(gs.kept), strings.Join(gs.kept, ", "))
+	}
+	if len(gs.builtIn) > 0 {
+		d += "; " + strings.Join(gs.builtIn, ", ") + " stays (Okta's built-in group, not removable)"
+	}
+	return d
+}
+
+// userGroups reads every group of the user, to the last page.
+func (c *Client) userGroups(ctx context.Context, action, userID string, keep []string) (groups, control.Response, error) {
+	var all []*oktasdk.Group
+	op := c.op(action, userID)
+	resp, err := c.call(ctx, op, scopeUsersRead, func(ctx context.Context) error {
 		first, r, err := c.sdk.User.ListUserGroups(ctx, url.PathEscape(userID))
-		groups = first
-		for pages := 1; err == nil && r.HasNextPage() && pages < maxPages; pages++ {
-			var more []*oktasdk.Group
-			if r, err = r.Next(ctx, &more); err == nil {
-				groups = append(groups, more...)
-			}
-		}
+		all, err = listAll(ctx, op, first, r, err, func(g *oktasdk.Group) string { return g.Id })
 		return err
 	})
 	if err != nil {
-		return nil, resp, err
+		return groups{}, resp, err
 	}
-	groups = slices.DeleteFunc(groups, func(g *oktasdk.Group) bool {
-		return g.Type == "BUILT_IN" || slices.Contains(keep, groupName(g))
-	})
-	return groups, resp, nil
+	var gs groups
+	for _, g := range all {
+		switch {
+		case g.Type == "BUILT_IN":
+			gs.builtIn = append(gs.builtIn, groupName(g))
+		case slices.ContainsFunc(keep, func(k string) bool { return strings.EqualFold(k, groupName(g)) }):
+			gs.kept = append(gs.kept, groupName(g))
+		default:
+			gs.remove = append(gs.remove, g)
+		}
+	}
+	return gs, resp, nil
+}
+
+// listAll follows Link rel="next" to the end of a list. A list cut short
+// (more than maxPages) or a next page that repeats what was already read
+// (a server ignoring the cursor) is an error: a partial list must never
+// read as "nothing left".
+func listAll[T any](ctx context.Context, op string, items []T, r *oktasdk.Response, err error, id func(T) string) ([]T, error) {
+	seen := map[string]bool{}
+	for _, it := range items {
+		seen[id(it)] = true
+	}
+	for pages := 1; err == nil && r != nil && r.HasNextPage(); pages++ {
+		if pages >= maxPages {
+			return nil, &control.Error{Kind: control.ErrUnexpected, Op: op, Err: fmt.Errorf("more than %d pages; the list was not read to its end", maxPages)}
+		}
+		next := r.NextPage
+		var more []T
+		if r, err = r.Next(ctx, &more); err != nil {
+			break
+		}
+		for _, it := range more {
+			if seen[id(it)] {
+				return nil, &control.Error{Kind: control.ErrUnexpected, Op: op, HTTPStatus: r.StatusCode,
+					Err: fmt.Errorf("page %s repeats %s, already read: the server does not honour the paging cursor", next, id(it))}
+			}
+			seen[id(it)] = true
+		}
+		items = append(items, more...)
+	}
+	return items, err
 }
 
 func groupName(g *oktasdk.Group) string {
@@ -420,14 +612,35 @@ func (c *Client) listGrants(ctx context.Context, action, userID string) ([]*okta
 	var grants []*oktasdk.OAuth2ScopeConsentGrant
 	resp, err := c.call(ctx, c.op(action, userID), scopeUsersRead, func(ctx context.Context) error {
 		first, r, err := c.sdk.User.ListUserGrants(ctx, url.PathEscape(userID), query.NewQueryParams(query.WithLimit(200)))
-		grants = first
-		for pages := 1; err == nil && r.HasNextPage() && pages < maxPages; pages++ {
-			var more []*oktasdk.OAuth2ScopeConsentGrant
-			if r, err = r.Next(ctx, &more); err == nil {
-				grants = append(grants, more...)
-			}
-		}
+		grants, err = listAll(ctx, c.op(action, userID), first, r, err, func(g *oktasdk.OAuth2ScopeConsentGrant) string { return g.Id })
 		return err
 	})
 	return grants, resp, err
+}
+
+// Probe checks the org URL and the token: GET /api/v1/users/me must answer
+// 200 with an Okta user (the token's owner), and that user's admin roles say
+// what the token may do. A 401 E0000011 names the token; a 404, HTML or any
+// non-Okta answer names the org URL.
+func (c *Client) Probe(ctx context.Context) (control.Probe, error) {
+	var pr control.Probe
+	me, resp, err := c.getUser(ctx, "probe", "me")
+	if err != nil {
+		var cerr *control.Error
+		if errors.As(err, &cerr) && cerr.Kind != control.ErrUnauthorized && cerr.Kind != control.ErrRateLimited && cerr.Kind != control.ErrTransient {
+			return pr, fmt.Errorf("%s: the org URL %s does not answer with Okta's API: %w", c.name, c.org, err)
+		}
+		return pr, fmt.Errorf("%s: probe %s: %w", c.name, c.org, err)
+	}
+	pr.Checks = append(pr.Checks, fmt.Sprintf("GET /api/v1/users/me: %d, Okta user %s (%s), the token's owner", resp.HTTPStatus, profileString(me, "login"), me.Status))
+	acct, err := c.resolved(ctx, me)
+	if err != nil {
+		return pr, fmt.Errorf("%s: probe: %w", c.name, err)
+	}
+	if len(acct.Privileges) == 0 {
+		pr.Missing = append(pr.Missing, "an Okta admin role for the token's owner (it has none: it cannot suspend or deactivate users)")
+		return pr, nil
+	}
+	pr.Checks = append(pr.Checks, "GET /api/v1/users/"+me.Id+"/roles: "+strings.Join(acct.Privileges, ", "))
+	return pr, nil
 }

@@ -162,7 +162,7 @@ func TestRoleChangeKeepsGroups(t *testing.T) {
 	obs, err := e.client.Observe(t.Context(), okta.RemoveGroups, acct, keep)
 	require.NoError(t, err)
 	assert.False(t, obs.Holds)
-	assert.Equal(t, "1 group left: sales", obs.Detail)
+	assert.Equal(t, "1 group left: sales; kept 1 group the new role grants: all-staff; Everyone stays (Okta's built-in group, not removable)", obs.Detail)
 
 	_, err = e.client.Enforce(t.Context(), okta.RemoveGroups, acct, keep)
 	require.NoError(t, err)
@@ -173,6 +173,8 @@ func TestRoleChangeKeepsGroups(t *testing.T) {
 	obs, err = e.client.Observe(t.Context(), okta.RemoveGroups, acct, keep)
 	require.NoError(t, err)
 	assert.True(t, obs.Holds, obs.Detail)
+	// The receipt says what stays and why, never just "no groups left".
+	assert.Equal(t, "no groups left to remove; kept 1 group the new role grants: all-staff; Everyone stays (Okta's built-in group, not removable)", obs.Detail)
 	obs, err = e.client.Observe(t.Context(), okta.RemoveGroups, acct, control.Params{})
 	require.NoError(t, err)
 	assert.False(t, obs.Holds, "without KeepGroups all-staff must go too")
@@ -267,14 +269,17 @@ func TestResolve(t *testing.T) {
 	})
 
 	for _, tc := range []struct {
-		name   string
-		person control.Person
-		kind   error
+		name     string
+		person   control.Person
+		kind     error
+		searched int // lookups the no-account error must list
 	}{
-		{"unknown email", control.Person{Email: "nobody@example.test"}, control.ErrNotFound},
-		{"unknown hint", control.Person{Email: p.Email, Hints: map[string]string{"okta": "00uNOPE"}}, control.ErrNotFound},
-		{"nothing to go on", control.Person{EmployeeID: "E1"}, control.ErrPermanent},
-		{"quote in email", control.Person{Email: `a"b@example.test`}, control.ErrNotFound},
+		{"unknown email", control.Person{Email: "nobody@example.test"}, control.ErrNotFound, 2},
+		{"unknown hint, unknown email", control.Person{Email: "nobody@example.test", Hints: map[string]string{"okta": "00uNOPE"}}, control.ErrNotFound, 3},
+		{"unknown hint alone", control.Person{Hints: map[string]string{"okta": "00uNOPE"}}, control.ErrNotFound, 1},
+		{"unknown hint, email finds someone", control.Person{Email: p.Email, Hints: map[string]string{"okta": "00uNOPE"}}, control.ErrPermanent, 0},
+		{"nothing to go on", control.Person{EmployeeID: "E1"}, control.ErrPermanent, 0},
+		{"quote in email", control.Person{Email: `a"b@example.test`}, control.ErrNotFound, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := e.client.Resolve(ctx, tc.person)
@@ -282,8 +287,36 @@ func TestResolve(t *testing.T) {
 			var cerr *control.Error
 			require.ErrorAs(t, err, &cerr)
 			assert.True(t, strings.HasPrefix(cerr.Op, "okta: resolve"), cerr.Op)
+			if tc.kind == control.ErrNotFound {
+				require.Len(t, cerr.Searched, tc.searched, "a no-account says what it searched")
+				for _, s := range cerr.Searched {
+					assert.Regexp(t, `^GET /api/v1/users.*HTTP (200|404)`, s)
+				}
+			}
 		})
 	}
+
+	t.Run("no account names both lookups", func(t *testing.T) {
+		_, err := e.client.Resolve(ctx, control.Person{Email: "nobody@example.test"})
+		var cerr *control.Error
+		require.ErrorAs(t, err, &cerr)
+		assert.Contains(t, cerr.Searched[0], `filter=profile.email eq "nobody@example.test" or profile.login eq "nobody@example.test": HTTP 200, 0 users`)
+		assert.Contains(t, cerr.Searched[1], "GET /api/v1/users/nobody@example.test: HTTP 404, E0000007")
+	})
+}
+
+// TestResolveFindsAdminRoles: an admin in Okta is reported as such whatever
+// HR says; members of the simulator's admins group hold SUPER_ADMIN through it.
+func TestResolveFindsAdminRoles(t *testing.T) {
+	e := newEnv(t, oktasim.Options{})
+	admin := e.account(t, people[9])
+	assert.Equal(t, []string{"okta admin role SUPER_ADMIN (through a group)"}, admin.Privileges)
+	assert.Empty(t, e.account(t, people[1]).Privileges)
+
+	// Removing the admins group takes the role away, and Resolve sees it.
+	_, err := e.client.Enforce(t.Context(), okta.RemoveGroups, admin, control.Params{KeepGroups: []string{"all-staff"}})
+	require.NoError(t, err)
+	assert.Empty(t, e.account(t, people[9]).Privileges)
 }
 
 func TestUnknownControl(t *testing.T) {

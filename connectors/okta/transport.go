@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,10 +27,11 @@ const maxBody = 4 << 20
 // The SDK hides it on failures (a 429 comes back as a bare "too many
 // requests" error), so a transport under the SDK records it.
 type exchange struct {
-	mu     sync.Mutex
-	status int
-	header http.Header
-	body   []byte
+	mu       sync.Mutex
+	endpoint string // "GET /api/v1/users/00u1", for errors that must name it
+	status   int
+	header   http.Header
+	body     []byte
 }
 
 type exchangeKey struct{}
@@ -43,6 +45,12 @@ func (ex *exchange) snapshot() (int, http.Header, []byte) {
 	ex.mu.Lock()
 	defer ex.mu.Unlock()
 	return ex.status, ex.header, ex.body
+}
+
+func (ex *exchange) lastEndpoint() string {
+	ex.mu.Lock()
+	defer ex.mu.Unlock()
+	return ex.endpoint
 }
 
 func (ex *exchange) response() control.Response {
@@ -63,6 +71,7 @@ func (rt recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	if ex == nil {
 		return resp, nil
 	}
+	endpoint := req.Method + " " + req.URL.Path
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	_ = resp.Body.Close()
 	if err != nil {
@@ -70,7 +79,7 @@ func (rt recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	resp.Body = io.NopCloser(bytes.NewReader(body))
 	ex.mu.Lock()
-	ex.status, ex.header, ex.body = resp.StatusCode, resp.Header.Clone(), body
+	ex.endpoint, ex.status, ex.header, ex.body = endpoint, resp.StatusCode, resp.Header.Clone(), body
 	ex.mu.Unlock()
 	return resp, nil
 }
@@ -100,6 +109,7 @@ const (
 	scopeUsersRead    = "okta.users.read"
 	scopeUsersManage  = "okta.users.manage"
 	scopeGroupsManage = "okta.groups.manage"
+	scopeRolesRead    = "okta.roles.read"
 )
 
 // classify turns a failed SDK call into a *control.Error.
@@ -129,13 +139,25 @@ func classify(ctx context.Context, op, scope string, ex *exchange, err error) er
 	case status >= 200 && status < 300:
 		cerr.Kind = control.ErrPermanent
 		cerr.Err = fmt.Errorf("unparseable %d response (body %s, %d bytes): %w", status, cerr.Digest, len(body), err)
-	case isOkta && oe.ErrorCode == "E0000007":
+	case status == http.StatusNotFound && isOkta && userNotFound(ex.lastEndpoint(), oe):
 		cerr.Kind = control.ErrNotFound
 	default:
 		cerr.Kind = control.ClassifyStatus(status)
 	}
 	if isOkta && status >= 300 {
 		cerr.Err = oktaErr{oe}
+	}
+	if cerr.Kind == control.ErrUnexpected {
+		// A 404 that is not Okta's own "no such user" for the user resource:
+		// a route the server lacks, a wrong org URL, a proxy. Name the endpoint.
+		endpoint := ex.lastEndpoint()
+		cerr.Op += " (" + endpoint + ")"
+		what := "a body that is not an Okta error"
+		if isOkta {
+			what = "Okta error " + oktaErr{oe}.Error()
+		}
+		cerr.Err = fmt.Errorf("%s answered %d with %s (%s, %d bytes, %s), not Okta's not-found for a user: check the org URL and the API",
+			endpoint, status, what, header.Get("Content-Type"), len(body), cerr.Digest)
 	}
 	switch cerr.Kind {
 	case control.ErrRateLimited:
@@ -149,6 +171,19 @@ func classify(ctx context.Context, op, scope string, ex *exchange, err error) er
 		}
 	}
 	return cerr
+}
+
+// userResource matches the path of one user (GET/DELETE /api/v1/users/{id}),
+// whatever path the org URL has.
+var userResource = regexp.MustCompile(`/api/v1/users/[^/]+$`)
+
+// userNotFound is Okta's own answer that a user does not exist: errorCode
+// E0000007 about a User ("Not found: Resource not found: x (User)"), from
+// the user resource itself. The same code from a sub-resource or an unknown
+// endpoint ("... (Endpoint)") says nothing about the account.
+func userNotFound(endpoint string, oe *oktasdk.Error) bool {
+	return oe.ErrorCode == "E0000007" && strings.HasSuffix(strings.TrimSpace(oe.ErrorSummary), "(User)") &&
+		userResource.MatchString(endpoint) && !strings.HasSuffix(endpoint, "/users/me")
 }
 
 // oktaErr prints an *okta.Error with its code; errors.As still reaches it.

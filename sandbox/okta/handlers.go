@@ -88,7 +88,46 @@ func (s *Sim) withUser(w http.ResponseWriter, r *http.Request, fn func(u *user))
 }
 
 func (s *Sim) getUser(w http.ResponseWriter, r *http.Request) {
+	if r.PathValue("id") == "me" {
+		writeJSON(w, http.StatusOK, s.userJSON(baseURL(r), tokenOwner()))
+		return
+	}
 	s.withUser(w, r, func(u *user) { writeJSON(w, http.StatusOK, s.userJSON(baseURL(r), u)) })
+}
+
+// tokenOwner is the admin whose API token the simulator accepts: what
+// GET /api/v1/users/me answers. It is not in the directory's lists.
+func tokenOwner() *user {
+	created := time.Date(2023, 1, 2, 9, 0, 0, 0, time.UTC)
+	return &user{id: newID("00u", "offboard-api-token-owner"), status: StatusActive,
+		login: "offboard-api@sandbox.okta.test", email: "offboard-api@sandbox.okta.test", first: "Offboard", last: "API",
+		created: created, activated: created, statusChanged: created, updated: created}
+}
+
+// listUserRoles answers GET /api/v1/users/{id}/roles like Okta: the admin
+// roles assigned to the user, directly or through a group. Members of the
+// "admins" group hold SUPER_ADMIN through it; the token's owner holds it
+// directly.
+func (s *Sim) listUserRoles(w http.ResponseWriter, r *http.Request) {
+	role := func(assignment, assignee string) map[string]any {
+		created := oktaTime(time.Date(2023, 1, 2, 9, 0, 0, 0, time.UTC))
+		return map[string]any{
+			"id": newID("ra1", assignee), "label": "Super Organization Administrator", "type": "SUPER_ADMIN",
+			"status": "ACTIVE", "created": created, "lastUpdated": created, "assignmentType": assignment,
+			"_links": map[string]any{"assignee": link{Href: assignee}},
+		}
+	}
+	if owner := tokenOwner(); r.PathValue("id") == "me" || r.PathValue("id") == owner.id {
+		writeJSON(w, http.StatusOK, []map[string]any{role("USER", baseURL(r)+"/api/v1/users/"+owner.id)})
+		return
+	}
+	s.withUser(w, r, func(u *user) {
+		out := []map[string]any{}
+		if gid, ok := s.groupNames["admins"]; ok && u.groups[gid] {
+			out = append(out, role("GROUP", baseURL(r)+"/api/v1/groups/"+gid))
+		}
+		writeJSON(w, http.StatusOK, out)
+	})
 }
 
 // deleteUser is Okta's two-step delete: the first DELETE of a user that is

@@ -24,6 +24,7 @@ func (s *Sim) routes() http.Handler {
 	api.HandleFunc("GET /api/v1/users/{id}/grants/{grantId}", s.getGrant)
 	api.HandleFunc("DELETE /api/v1/users/{id}/grants/{grantId}", s.revokeGrant)
 	api.HandleFunc("GET /api/v1/users/{id}/groups", s.listUserGroups)
+	api.HandleFunc("GET /api/v1/users/{id}/roles", s.listUserRoles)
 	api.HandleFunc("GET /api/v1/groups", s.listGroups)
 	api.HandleFunc("GET /api/v1/groups/{gid}", s.getGroup)
 	api.HandleFunc("GET /api/v1/groups/{gid}/users", s.listGroupUsers)
