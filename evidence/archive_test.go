@@ -103,7 +103,7 @@ func TestHistoryIsTheCLIDialectAndReplays(t *testing.T) {
 	require.NoError(t, err)
 
 	r := worker.NewWorkflowReplayer()
-	workflows.RegisterWorkflows(r)
+	evidence.RegisterWorkflows(r)
 	require.NoError(t, r.ReplayWorkflowHistoryFromJSONFile(nil, path))
 
 	out, err := exec.CommandContext(t.Context(), temporalCLI(), "workflow", "show", "--address", f.address,

@@ -17,6 +17,7 @@ import (
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/offboard/offboard/activities"
 	"github.com/offboard/offboard/workflows"
 )
 
@@ -48,10 +49,36 @@ type Activities struct {
 	FailureConverter converter.FailureConverter
 }
 
-// Register registers the Archiver workflow and its activities.
-func Register(w worker.Registry, acts *Activities) {
-	w.RegisterWorkflowWithOptions(Archiver, workflow.RegisterOptions{Name: ArchiverWorkflowType})
-	w.RegisterActivity(acts)
+// Register registers everything a worker runs on the deprovision task
+// queue: the workflows and the Deprovision activities (acts), the Archiver
+// and its activities (archive). The worker, the integration tests and the
+// test fixtures all call it, so no worker lacks a workflow the others
+// schedule. It lives here, not in workflows, because this package imports
+// workflows. A worker without a signing key passes an archive with no Key:
+// the Archiver still runs there, and its activities refuse (noKey).
+func Register(w worker.Registry, acts *activities.Activities, archive *Activities) {
+	RegisterWorkflows(w)
+	w.RegisterActivityWithOptions(acts, activity.RegisterOptions{})
+	w.RegisterActivityWithOptions(archive, activity.RegisterOptions{})
+}
+
+// RegisterWorkflows registers every workflow a worker runs: the ones of
+// workflows.RegisterWorkflows, and the Archiver. Replayers call it.
+func RegisterWorkflows(r worker.WorkflowRegistry) {
+	workflows.RegisterWorkflows(r)
+	r.RegisterWorkflowWithOptions(Archiver, workflow.RegisterOptions{Name: ArchiverWorkflowType})
+}
+
+// noKey refuses archiving on a worker configured without a signing key. It
+// is not retried: the run fails visibly, and the next sweep may land on a
+// worker that has the key.
+func (a *Activities) noKey() error {
+	if a.Key != nil && a.Store != nil && a.Client != nil {
+		return nil
+	}
+	return temporal.NewNonRetryableApplicationError(
+		"evidence: this worker has no evidence.signingKey, so it cannot archive: give every worker on the deprovision task queue the same evidence section",
+		"NoSigningKey", nil)
 }
 
 // ArchiverInput tunes one sweep.
@@ -110,6 +137,9 @@ func Archiver(ctx workflow.Context, in ArchiverInput) (ArchiverResult, error) {
 // ListUnarchivedRuns lists closed Deprovision runs (oldest first) that have
 // no manifest in the store.
 func (a *Activities) ListUnarchivedRuns(ctx context.Context, in ListInput) ([]Run, error) {
+	if err := a.noKey(); err != nil {
+		return nil, err
+	}
 	query := fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus != 'Running' AND CloseTime > '%s'",
 		workflows.WorkflowType, in.Since.UTC().Format(time.RFC3339))
 	var closed []Run
@@ -150,6 +180,9 @@ func (a *Activities) ListUnarchivedRuns(ctx context.Context, in ListInput) ([]Ru
 
 // ArchiveRun archives one closed run.
 func (a *Activities) ArchiveRun(ctx context.Context, r Run) (Manifest, error) {
+	if err := a.noKey(); err != nil {
+		return Manifest{}, err
+	}
 	m, err := Archive(ctx, a.Client, r.WorkflowID, r.RunID, a.Store, a.Key, a.KeyID, WithConverters(a.DataConverter, a.FailureConverter))
 	if errors.Is(err, ErrNotClosed) {
 		return m, temporal.NewNonRetryableApplicationError(err.Error(), "NotClosed", err)

@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
+	"github.com/offboard/offboard/activities"
 	"github.com/offboard/offboard/evidence"
 )
 
@@ -20,7 +21,7 @@ func TestArchiverSweepsClosedRuns(t *testing.T) {
 	store := evidence.Dir{Root: t.TempDir()}
 	const queue = "archiver-test"
 	w := worker.New(f.client, queue, worker.Options{})
-	evidence.Register(w, &evidence.Activities{Client: f.client, Store: store, Key: f.priv, KeyID: f.keyID})
+	evidence.Register(w, new(activities.Activities), &evidence.Activities{Client: f.client, Store: store, Key: f.priv, KeyID: f.keyID})
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
 

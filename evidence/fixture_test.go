@@ -70,10 +70,10 @@ func TestMain(m *testing.M) {
 
 var devServer *testsuite.DevServer
 
-// repoRoot is two levels up from this package.
+// repoRoot is one level up from this package.
 func repoRoot() string {
 	_, file, _, _ := runtime.Caller(0)
-	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+	return filepath.Clean(filepath.Join(filepath.Dir(file), ".."))
 }
 
 // temporalCLI is the CLI `make` installs at bin/temporal.
@@ -131,14 +131,13 @@ func newFixture(ctx context.Context) (*fixture, error) {
 	f := &fixture{client: srv.Client(), address: srv.FrontendHostPort(), priv: priv, pub: pub, keyID: evidence.KeyID(pub), approver: "alice@example.test"}
 
 	w := worker.New(f.client, workflows.TaskQueue, worker.Options{})
-	workflows.Register(w, activities.New(cfg, []control.Target{newFakeTarget("fake")}))
 	archiveDir, err := os.MkdirTemp("", "evidence-fixture-")
 	if err != nil {
 		return nil, err
 	}
 	f.archived = evidence.Dir{Root: archiveDir}
 	f.swept = evidence.Dir{Root: filepath.Join(archiveDir, "..", filepath.Base(archiveDir)+"-swept")}
-	evidence.Register(w, &evidence.Activities{Client: f.client, Store: f.swept, Key: priv, KeyID: f.keyID})
+	evidence.Register(w, activities.New(cfg, []control.Target{newFakeTarget("fake")}), &evidence.Activities{Client: f.client, Store: f.swept, Key: priv, KeyID: f.keyID})
 	if err := w.Start(); err != nil {
 		return nil, err
 	}

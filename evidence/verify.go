@@ -19,8 +19,6 @@ import (
 	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
-
-	"github.com/offboard/offboard/workflows"
 )
 
 // The kinds of verification failure, for errors.Is.
@@ -151,7 +149,7 @@ func Replay(hist *historypb.History, workflowID, runID string, opts ...Option) e
 	if err != nil {
 		return fmt.Errorf("evidence: replayer: %w", err)
 	}
-	workflows.RegisterWorkflows(r)
+	RegisterWorkflows(r)
 	quiet := log.NewStructuredLogger(slog.New(slog.DiscardHandler))
 	err = r.ReplayWorkflowHistoryWithOptions(quiet, hist, worker.ReplayWorkflowHistoryOptions{
 		OriginalExecution: workflow.Execution{ID: workflowID, RunID: runID},

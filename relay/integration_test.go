@@ -23,6 +23,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/offboard/offboard/activities"
+	"github.com/offboard/offboard/evidence"
 	"github.com/offboard/offboard/internal/config"
 	"github.com/offboard/offboard/internal/control"
 	"github.com/offboard/offboard/workflows"
@@ -34,7 +35,7 @@ func temporalBinary(t testing.TB) string {
 	if p := os.Getenv("OFFBOARD_TEMPORAL_BIN"); p != "" {
 		return p
 	}
-	p, err := filepath.Abs(filepath.Join("..", "..", "bin", "temporal"))
+	p, err := filepath.Abs(filepath.Join("..", "bin", "temporal"))
 	require.NoError(t, err)
 	if _, err := os.Stat(p); err != nil {
 		t.Fatalf("no Temporal CLI at %s: run scripts/setup.sh (make test does) or set OFFBOARD_TEMPORAL_BIN: %v", p, err)
@@ -134,7 +135,7 @@ func integration(t *testing.T, blast config.BlastRadius) (*Relay, *suspendTarget
 	cfg.People.Approvers = []string{"sec@example.test"}
 	target := newSuspendTarget()
 	w := worker.New(c, workflows.TaskQueue, worker.Options{})
-	workflows.Register(w, activities.New(cfg, []control.Target{target}))
+	evidence.Register(w, activities.New(cfg, []control.Target{target}), &evidence.Activities{})
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
 

@@ -49,7 +49,8 @@ func (s *deprovisionSuite) newEnv() {
 	s.env = s.NewTestWorkflowEnvironment()
 	s.env.SetStartTime(s.start)
 	acts := activities.New(s.cfg, []control.Target{s.okta, s.aws})
-	Register(s.env, acts)
+	RegisterWorkflows(s.env)
+	s.env.RegisterActivity(acts)
 	// Notifications are recorded rather than posted.
 	s.env.OnActivity(acts.Notify, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, n activities.Notification) (bool, error) {

@@ -58,11 +58,11 @@ func RunWith(ctx context.Context, cfg config.Config, c client.Client, tgts []con
 		MaxConcurrentActivityTaskPollers: cfg.Worker.ActivityTaskPollers,
 	})
 	acts := activities.New(cfg, tgts)
-	workflows.Register(w, acts)
-	archiving, err := registerEvidence(ctx, cfg, c, w)
+	archive, archiving, err := archiveActivities(ctx, cfg, c)
 	if err != nil {
 		return err
 	}
+	evidence.Register(w, acts, archive)
 	limited := targetWorkers(cfg, c, acts)
 
 	names := make([]string, 0, len(tgts))
@@ -140,48 +140,50 @@ func targetWorkers(cfg config.Config, c client.Client, acts *activities.Activiti
 	return out
 }
 
-// registerEvidence archives every closed run's evidence when a signing key is
-// configured: the Archiver workflow, its activities, and the schedule that
-// sweeps for closed runs every minute. It reports where evidence goes.
-func registerEvidence(ctx context.Context, cfg config.Config, c client.Client, w worker.Worker) (string, error) {
+// archiveActivities are the Archiver's activities: with a signing key they
+// archive every closed run into the configured store, and the schedule that
+// sweeps for closed runs every minute is created. Without one they refuse
+// (the Archiver is registered on every worker all the same, so a schedule
+// another worker created never meets "unknown workflow type" here). It
+// reports where evidence goes.
+func archiveActivities(ctx context.Context, cfg config.Config, c client.Client) (*evidence.Activities, string, error) {
 	if !cfg.Evidence.SigningKey.IsSet() {
-		return "off (no evidence.signingKey)", nil
+		return &evidence.Activities{}, "off (no evidence.signingKey)", nil
 	}
 	pem, err := cfg.Evidence.SigningKey.Value()
 	if err != nil {
-		return "", fmt.Errorf("config %s: evidence.signingKey: %w", cfg.Source(), err)
+		return nil, "", fmt.Errorf("config %s: evidence.signingKey: %w", cfg.Source(), err)
 	}
 	key, err := evidence.ParsePrivateKey([]byte(pem))
 	if err != nil {
-		return "", fmt.Errorf("config %s: evidence.signingKey: %w", cfg.Source(), err)
+		return nil, "", fmt.Errorf("config %s: evidence.signingKey: %w", cfg.Source(), err)
 	}
 	// The client's own converters are not exposed by client.Client: load the
 	// same ones from the codec section (nil, the defaults, when it is off).
 	dc, fc, err := tclient.Converters(cfg)
 	if err != nil {
-		return "", err
+		return nil, "", err
 	}
 	store, where, err := evidence.Open(ctx, cfg.Evidence)
 	if err != nil {
-		return "", fmt.Errorf("config %s: %w", cfg.Source(), err)
+		return nil, "", fmt.Errorf("config %s: %w", cfg.Source(), err)
 	}
 	if s3, ok := store.(*evidence.S3); ok {
 		if err := s3.CheckLock(ctx); err != nil {
-			return "", fmt.Errorf("config %s: evidence.s3: %w", cfg.Source(), err)
+			return nil, "", fmt.Errorf("config %s: evidence.s3: %w", cfg.Source(), err)
 		}
 	}
-	evidence.Register(w, &evidence.Activities{
+	if err := evidence.EnsureSchedule(ctx, c); err != nil {
+		return nil, "", fmt.Errorf("evidence: archive schedule: %w", err)
+	}
+	return &evidence.Activities{
 		Client:           c,
 		Store:            store,
 		Key:              key,
 		KeyID:            evidence.KeyID(key.Public().(ed25519.PublicKey)),
 		DataConverter:    dc,
 		FailureConverter: fc,
-	})
-	if err := evidence.EnsureSchedule(ctx, c); err != nil {
-		return "", fmt.Errorf("evidence: archive schedule: %w", err)
-	}
-	return where, nil
+	}, where, nil
 }
 
 // serveHealth answers /healthz on the metrics address.
