@@ -23,6 +23,8 @@ type fakeTarget struct {
 	failKind map[string]error
 	params   map[string]control.Params
 	missing  bool // the person has no account here
+	// privileges are the admin rights Resolve reports for the account.
+	privileges []string
 	// acknowledgedOnly controls can't be read back.
 	acknowledgedOnly map[string]bool
 }
@@ -48,7 +50,7 @@ func (f *fakeTarget) Resolve(_ context.Context, p control.Person) (control.Accou
 	if f.missing {
 		return control.Account{}, &control.Error{Kind: control.ErrNotFound, Op: f.name + ": resolve", Searched: []string{"email " + p.Email + ": 0 users"}}
 	}
-	return control.Account{ID: "u-" + p.EmployeeID, Login: p.Email}, nil
+	return control.Account{ID: "u-" + p.EmployeeID, Login: p.Email, Privileges: f.privileges}, nil
 }
 
 func (f *fakeTarget) Controls(phase control.Phase) []string {

@@ -239,6 +239,13 @@ type Status struct {
 	Drift          []string         `json:"drift,omitempty"`
 	Log            []LogEntry       `json:"log"`
 	ApprovalNeeded bool             `json:"approvalNeeded"`
+	// Privileged is true when HR declared the person privileged or a target
+	// showed admin rights (AccountStatus.Privileges says which).
+	Privileged bool `json:"privileged,omitempty"`
+	// Corrections are the identity corrections applied to the run, in order.
+	Corrections []IdentityCorrection `json:"corrections,omitempty"`
+	// Superseded names the role-change event a termination replaced.
+	Superseded string `json:"superseded,omitempty"`
 }
 
 // AccountStatus says what was found in one target.
@@ -250,6 +257,11 @@ type AccountStatus struct {
 	NoAccount bool   `json:"noAccount,omitempty"`
 	State     string `json:"state"` // pending, resolved, no_account, exception
 	Error     string `json:"error,omitempty"`
+	// Searched is what the target was asked, when it has no account: the
+	// proof behind no_account.
+	Searched []string `json:"searched,omitempty"`
+	// Privileges are the admin rights the target showed for the account.
+	Privileges []string `json:"privileges,omitempty"`
 }
 
 // ControlStatus is one control's state, outcome and receipt.
