@@ -40,8 +40,10 @@ type Config struct {
 
 // Client is the Entra ID target. It implements control.Target.
 type Client struct {
-	name  string
-	graph *msgraphsdk.GraphServiceClient
+	name     string
+	tenantID string
+	baseURL  string // for people: where the probe looked
+	graph    *msgraphsdk.GraphServiceClient
 }
 
 var _ control.Target = (*Client)(nil)
@@ -98,7 +100,8 @@ func New(cfg Config) (*Client, error) {
 	if cfg.BaseURL != "" {
 		adapter.SetBaseUrl(strings.TrimRight(cfg.BaseURL, "/") + "/v1.0")
 	}
-	return &Client{name: cfg.Name, graph: msgraphsdk.NewGraphServiceClient(adapter)}, nil
+	return &Client{name: cfg.Name, tenantID: cfg.TenantID, baseURL: adapter.GetBaseUrl(),
+		graph: msgraphsdk.NewGraphServiceClient(adapter)}, nil
 }
 
 // Name is the configured target name.
@@ -134,56 +137,12 @@ func (c *Client) call(ctx context.Context, op, permission string, fn func(contex
 	return rec.response(), nil
 }
 
-// Resolve finds the person's user: by the hint (object id or UPN) when HR
-// carried one, else by mail or userPrincipalName.
-func (c *Client) Resolve(ctx context.Context, p control.Person) (control.Account, error) {
-	if hint := p.Hints[c.name]; hint != "" {
-		op := "entra: resolve " + hint
-		var u models.Userable
-		_, err := c.call(ctx, op, permRead, func(ctx context.Context) (err error) {
-			u, err = c.graph.Users().ByUserId(hint).Get(ctx, &users.UserItemRequestBuilderGetRequestConfiguration{
-				QueryParameters: &users.UserItemRequestBuilderGetQueryParameters{Select: []string{"id", "userPrincipalName"}},
-			})
-			return err
-		})
-		if err != nil {
-			return control.Account{}, err
-		}
-		return c.account(op, u)
-	}
-	if p.Email == "" {
-		return control.Account{}, &control.Error{Kind: control.ErrNotFound, Op: "entra: resolve employee " + p.EmployeeID, Err: errors.New("no email and no hint")}
-	}
-	op := "entra: resolve " + p.Email
-	quoted := "'" + strings.ReplaceAll(p.Email, "'", "''") + "'"
-	filter := "mail eq " + quoted + " or userPrincipalName eq " + quoted
-	var found []models.Userable
-	resp, err := c.call(ctx, op, permRead, func(ctx context.Context) error {
-		res, err := c.graph.Users().Get(ctx, &users.UsersRequestBuilderGetRequestConfiguration{
-			QueryParameters: &users.UsersRequestBuilderGetQueryParameters{Filter: &filter, Select: []string{"id", "userPrincipalName"}},
-		})
-		if err == nil {
-			found = res.GetValue()
-		}
-		return err
-	})
-	switch {
-	case err != nil:
-		return control.Account{}, err
-	case len(found) == 0:
-		return control.Account{}, &control.Error{Kind: control.ErrNotFound, Op: op, HTTPStatus: resp.HTTPStatus, RequestID: resp.RequestID, Digest: resp.Digest}
-	case len(found) > 1:
-		return control.Account{}, &control.Error{Kind: control.ErrPermanent, Op: op, HTTPStatus: resp.HTTPStatus, RequestID: resp.RequestID, Digest: resp.Digest,
-			Err: fmt.Errorf("%d users have this mail or userPrincipalName; set a hint", len(found))}
-	}
-	return c.account(op, found[0])
-}
-
-func (c *Client) account(op string, u models.Userable) (control.Account, error) {
+func (c *Client) account(ctx context.Context, op string, u models.Userable) (control.Account, error) {
 	if u == nil || deref(u.GetId()) == "" {
 		return control.Account{}, &control.Error{Kind: control.ErrPermanent, Op: op, Err: errors.New("user without an id")}
 	}
-	return control.Account{Target: c.name, ID: deref(u.GetId()), Login: deref(u.GetUserPrincipalName())}, nil
+	id := deref(u.GetId())
+	return control.Account{Target: c.name, ID: id, Login: deref(u.GetUserPrincipalName()), Privileges: c.privileges(ctx, op, id)}, nil
 }
 
 // Observe reads whether a control holds. A user that no longer exists holds every control.
@@ -194,7 +153,8 @@ func (c *Client) Observe(ctx context.Context, name string, acct control.Account,
 	case "disable", "enable", "revoke_sessions", "remove_licenses", "delete":
 		u, resp, err := c.getUser(ctx, op, id, "id", "accountEnabled", "signInSessionsValidFromDateTime", "assignedLicenses", "licenseAssignmentStates")
 		if gone(err) {
-			return control.Observation{Holds: true, Readable: true, Gone: true, Detail: "user no longer exists", Call: resp}, nil
+			// Graph's own Request_ResourceNotFound for /users/{id} itself.
+			return control.Observation{Holds: true, Readable: true, Gone: true, Detail: "GET /users/" + id + ": Request_ResourceNotFound", Call: resp}, nil
 		}
 		if err != nil {
 			return control.Observation{}, err
@@ -205,7 +165,7 @@ func (c *Client) Observe(ctx context.Context, name string, acct control.Account,
 	case "remove_groups":
 		m, resp, err := c.memberOf(ctx, op, permReadGroups, id)
 		if gone(err) {
-			return control.Observation{Holds: true, Readable: true, Gone: true, Detail: "user no longer exists", Call: resp}, nil
+			return c.goneOrUnexpected(ctx, op, id, "GET /users/"+id+"/memberOf", err)
 		}
 		if err != nil {
 			return control.Observation{}, err
@@ -224,7 +184,7 @@ func (c *Client) Observe(ctx context.Context, name string, acct control.Account,
 	case "remove_directory_roles":
 		m, resp, err := c.memberOf(ctx, op, permReadRoles, id)
 		if gone(err) {
-			return control.Observation{Holds: true, Readable: true, Gone: true, Detail: "user no longer exists", Call: resp}, nil
+			return c.goneOrUnexpected(ctx, op, id, "GET /users/"+id+"/memberOf", err)
 		}
 		if err != nil {
 			return control.Observation{}, err
@@ -286,10 +246,11 @@ func (c *Client) Enforce(ctx context.Context, name string, acct control.Account,
 			return err
 		})
 	case "revoke_sessions":
-		return c.call(ctx, op, permRevoke, func(ctx context.Context) error {
+		resp, err := c.call(ctx, op, permRevoke, func(ctx context.Context) error {
 			_, err := c.graph.Users().ByUserId(id).RevokeSignInSessions().PostAsRevokeSignInSessionsPostResponse(ctx, nil)
 			return err
 		})
+		return resp, c.subResource(ctx, op, id, "POST /users/"+id+"/revokeSignInSessions", err)
 	case "remove_groups":
 		return c.removeGroups(ctx, op, id, params.KeepGroups)
 	case "remove_directory_roles":
@@ -306,10 +267,11 @@ func (c *Client) Enforce(ctx context.Context, name string, acct control.Account,
 		body := users.NewItemAssignLicensePostRequestBody()
 		body.SetAddLicenses([]models.AssignedLicenseable{})
 		body.SetRemoveLicenses(direct)
-		return c.call(ctx, op, permLicenses, func(ctx context.Context) error {
+		resp, err = c.call(ctx, op, permLicenses, func(ctx context.Context) error {
 			_, err := c.graph.Users().ByUserId(id).AssignLicense().Post(ctx, body, nil)
 			return err
 		})
+		return resp, c.subResource(ctx, op, id, "POST /users/"+id+"/assignLicense", err)
 	case "delete":
 		return c.call(ctx, op, permDeleteUsers, func(ctx context.Context) error {
 			return c.graph.Users().ByUserId(id).Delete(ctx, nil)
@@ -321,7 +283,7 @@ func (c *Client) Enforce(ctx context.Context, name string, acct control.Account,
 func (c *Client) removeGroups(ctx context.Context, op, id string, keep []string) (control.Response, error) {
 	m, resp, err := c.memberOf(ctx, op, permReadGroups, id)
 	if err != nil {
-		return resp, err
+		return resp, c.subResource(ctx, op, id, "GET /users/"+id+"/memberOf", err)
 	}
 	remove, _ := plan(m.groups, keep)
 	for _, g := range remove {
@@ -329,7 +291,8 @@ func (c *Client) removeGroups(ctx context.Context, op, id string, keep []string)
 		resp, err = c.call(ctx, fmt.Sprintf("%s: group %s (%s)", op, deref(g.GetDisplayName()), gid), permGroups, func(ctx context.Context) error {
 			return c.graph.Groups().ByGroupId(gid).Members().ByDirectoryObjectId(id).Ref().Delete(ctx, nil)
 		})
-		// Already not a member (a concurrent or earlier removal): what we wanted.
+		// Graph's own not-found for the membership: already not a member (a
+		// concurrent or earlier removal), what we wanted; the read-back proves it.
 		if errors.Is(err, control.ErrNotFound) {
 			err = nil
 		}
@@ -345,14 +308,15 @@ func (c *Client) removeGroups(ctx context.Context, op, id string, keep []string)
 func (c *Client) removeDirectoryRoles(ctx context.Context, op, id string) (control.Response, error) {
 	m, resp, err := c.memberOf(ctx, op, permReadRoles, id)
 	if err != nil {
-		return resp, err
+		return resp, c.subResource(ctx, op, id, "GET /users/"+id+"/memberOf", err)
 	}
 	for _, r := range m.roles {
 		rid := deref(r.GetId())
 		resp, err = c.call(ctx, fmt.Sprintf("%s: role %s (%s)", op, roleName(r), rid), permRoles, func(ctx context.Context) error {
 			return c.graph.DirectoryRoles().ByDirectoryRoleId(rid).Members().ByDirectoryObjectId(id).Ref().Delete(ctx, nil)
 		})
-		// Already not a member (a concurrent or earlier removal): what we wanted.
+		// Graph's own not-found for the membership: already not a member (a
+		// concurrent or earlier removal), what we wanted; the read-back proves it.
 		if errors.Is(err, control.ErrNotFound) {
 			err = nil
 		}
@@ -398,8 +362,15 @@ func (c *Client) memberOf(ctx context.Context, op, permission, id string) (membe
 				Select: []string{"id", "displayName", "groupTypes", "onPremisesSyncEnabled"},
 			},
 		})
+		links := map[string]bool{}
+		ids := map[string]bool{}
 		for n := 0; err == nil && page != nil; n++ {
 			for _, obj := range page.GetValue() {
+				oid := deref(obj.GetId())
+				if ids[oid] {
+					return &pagingError{what: "memberOf", msg: oid + " listed twice"}
+				}
+				ids[oid] = true
 				// Administrative units are neither; they grant nothing by membership.
 				switch o := obj.(type) {
 				case models.Groupable:
@@ -412,6 +383,10 @@ func (c *Client) memberOf(ctx context.Context, op, permission, id string) (membe
 			if next == "" {
 				return nil
 			}
+			if links[next] {
+				return &pagingError{what: "memberOf", msg: "@odata.nextLink repeated"}
+			}
+			links[next] = true
 			if n == maxPages {
 				return fmt.Errorf("more than %d pages of memberOf", maxPages)
 			}

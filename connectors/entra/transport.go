@@ -153,7 +153,10 @@ func classify(ctx context.Context, op, permission string, rec *record, err error
 		e.Err = &graphError{code: code, message: message, cause: err}
 	}
 	var authErr *azidentity.AuthenticationFailedError
+	var paging *pagingError
 	switch status := e.HTTPStatus; {
+	case errors.As(err, &paging):
+		e.Kind = control.ErrUnexpected
 	case errors.As(err, &authErr):
 		// The token request failed, so no Graph call was made.
 		e.Kind = control.ErrUnauthorized
@@ -171,8 +174,15 @@ func classify(ctx context.Context, op, permission string, rec *record, err error
 		// Graph said yes but the body was not what Graph sends.
 		e.Kind = control.ErrPermanent
 		e.Err = fmt.Errorf("unreadable %d response (%s, %d bytes): %w", status, e.Digest, len(body), err)
-	case status == http.StatusNotFound || code == "Request_ResourceNotFound":
+	case code == "Request_ResourceNotFound":
+		// Graph's own not-found for the resource asked about. The caller
+		// decides whether that resource is the user.
 		e.Kind = control.ErrNotFound
+	case status == http.StatusNotFound || status == http.StatusGone:
+		// A 404 without Graph's not-found body: a wrong base URL, a proxy, a
+		// route this server lacks. Never "gone".
+		e.Kind = control.ErrUnexpected
+		e.Err = fmt.Errorf("HTTP %d without Graph's Request_ResourceNotFound (%s, %d bytes): not Graph's not-found: %w", status, e.Digest, len(body), err)
 	case status == http.StatusTooManyRequests:
 		e.Kind = control.ErrRateLimited
 		e.RetryAfter = retryAfter(header)

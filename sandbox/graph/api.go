@@ -21,6 +21,7 @@ var userDefaults = []string{"businessPhones", "displayName", "givenName", "jobTi
 
 func (s *Sim) api() http.Handler {
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /organization", s.organization)
 	mux.HandleFunc("GET /users", s.listUsers)
 	mux.HandleFunc("GET /users/{id}", s.getUser)
 	mux.HandleFunc("PATCH /users/{id}", s.patchUser)
@@ -58,7 +59,8 @@ func (s *Sim) listUsers(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	var all []map[string]any
 	for _, u := range s.sortedUsers() {
-		if f != nil && !f.match(map[string]string{"mail": u.mail, "userprincipalname": u.upn, "id": u.id, "displayname": u.displayName}) {
+		if f != nil && !f.match(map[string]string{"mail": u.mail, "userprincipalname": u.upn, "id": u.id, "displayname": u.displayName,
+			"othermails": strings.Join(u.otherMails, "\n")}) {
 			continue
 		}
 		all = append(all, project(s.userJSON(u), sel, userDefaults))
@@ -318,7 +320,7 @@ func (s *Sim) sortedUsers() []*user {
 // userProperties maps lower-case names to the spelling Graph uses.
 var userProperties = propertyNames("id", "userPrincipalName", "mail", "displayName", "givenName", "surname",
 	"jobTitle", "department", "accountEnabled", "signInSessionsValidFromDateTime", "assignedLicenses",
-	"licenseAssignmentStates", "businessPhones", "mobilePhone", "officeLocation", "preferredLanguage")
+	"licenseAssignmentStates", "businessPhones", "mobilePhone", "officeLocation", "preferredLanguage", "otherMails")
 
 var directoryObjectProperties = propertyNames("id", "displayName", "description", "groupTypes", "membershipRule",
 	"membershipRuleProcessingState", "securityEnabled", "mailEnabled", "onPremisesSyncEnabled", "roleTemplateId")
@@ -355,7 +357,7 @@ func (s *Sim) userJSON(u *user) map[string]any {
 		"givenName": u.given, "surname": u.surname, "jobTitle": nullable(u.jobTitle), "department": u.department,
 		"accountEnabled": u.enabled, "signInSessionsValidFromDateTime": u.validFrom.UTC().Format(time.RFC3339),
 		"assignedLicenses": assigned, "licenseAssignmentStates": states, "businessPhones": []string{},
-		"mobilePhone": nil, "officeLocation": nil, "preferredLanguage": nil,
+		"mobilePhone": nil, "officeLocation": nil, "preferredLanguage": nil, "otherMails": append([]string{}, u.otherMails...),
 	}
 }
 
@@ -471,4 +473,18 @@ func writePage(w http.ResponseWriter, r *http.Request, context string, items []m
 		body["@odata.nextLink"] = base(r) + r.URL.Path + "?" + strings.ReplaceAll(q.Encode(), "%24", "$")
 	}
 	writeJSON(w, http.StatusOK, body)
+}
+
+// TenantID is the simulated tenant's id, as /organization reports it.
+var TenantID = guid("tenant:offboard-sandbox")
+
+// organization answers GET /organization: the tenant the token is for.
+func (s *Sim) organization(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{
+		"@odata.context": base(r) + "/$metadata#organization",
+		"value": []map[string]any{{
+			"id": TenantID, "displayName": "Offboard Sandbox",
+			"verifiedDomains": []map[string]any{{"name": "example.test", "isDefault": true, "isInitial": false, "type": "Managed"}},
+		}},
+	})
 }

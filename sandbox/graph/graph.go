@@ -89,6 +89,7 @@ type user struct {
 	enabled                                                          bool
 	validFrom                                                        time.Time
 	licenses                                                         []string
+	otherMails                                                       []string
 }
 
 type group struct {
@@ -175,6 +176,18 @@ func (s *Sim) User(idOrUPN string) (User, bool) {
 		return User{}, false
 	}
 	return s.snapshot(u), true
+}
+
+// SetOtherMails sets a user's otherMails (addresses besides mail and the
+// UPN), as an admin would in the portal. It reports whether the user exists.
+func (s *Sim) SetOtherMails(idOrUPN string, mails ...string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u := s.lookup(idOrUPN)
+	if u != nil {
+		u.otherMails = slices.Clone(mails)
+	}
+	return u != nil
 }
 
 // Transitions lists what the simulator changed for a user (object id or UPN),

@@ -8,6 +8,8 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -172,13 +174,23 @@ func (s *Sim) throttle(next http.Handler) http.Handler {
 // filter is a parsed $filter: an or of ands of "property eq 'value'".
 type filter [][]comparison
 
-type comparison struct{ prop, value string }
+type comparison struct {
+	prop, value string
+	any         bool // prop/any(x:x eq 'value') over a collection
+}
 
 // filterable are the user properties $filter accepts here, by lower-case name.
 var filterable = map[string]bool{"mail": true, "userprincipalname": true, "id": true, "displayname": true}
 
+// filterableCollections are the collection properties $filter accepts with any().
+var filterableCollections = map[string]bool{"othermails": true}
+
+// anyLambda is the start of "otherMails/any(m:m eq 'x')" as the lexer splits it.
+var anyLambda = regexp.MustCompile(`^(\w+)/any\((\w+):(\w+)$`)
+
 // parseFilter parses the subset of OData $filter the connector uses:
-// prop eq 'value' joined by and/or; a doubled single quote inside a string is a literal quote.
+// prop eq 'value' and coll/any(x:x eq 'value'), joined by and/or; a doubled
+// single quote inside a string is a literal quote.
 func parseFilter(src string) (filter, error) {
 	toks, err := lex(src)
 	if err != nil {
@@ -190,12 +202,26 @@ func parseFilter(src string) (filter, error) {
 		if i+2 >= len(toks) || toks[i].str || !strings.EqualFold(toks[i+1].text, "eq") || toks[i+1].str || !toks[i+2].str {
 			return nil, fmt.Errorf("expected property eq 'value' at token %d", i+1)
 		}
-		prop := strings.ToLower(toks[i].text)
-		if !filterable[prop] {
-			return nil, fmt.Errorf("property '%s' is not filterable", toks[i].text)
+		if m := anyLambda.FindStringSubmatch(toks[i].text); m != nil {
+			prop := strings.ToLower(m[1])
+			switch {
+			case !filterableCollections[prop]:
+				return nil, fmt.Errorf("property '%s' is not filterable with any", m[1])
+			case m[2] != m[3]:
+				return nil, fmt.Errorf("the range variable '%s' is not defined", m[3])
+			case i+3 >= len(toks) || toks[i+3].str || toks[i+3].text != ")":
+				return nil, fmt.Errorf("expected ')' at token %d", i+4)
+			}
+			and = append(and, comparison{prop: prop, value: toks[i+2].text, any: true})
+			i += 4
+		} else {
+			prop := strings.ToLower(toks[i].text)
+			if !filterable[prop] {
+				return nil, fmt.Errorf("property '%s' is not filterable", toks[i].text)
+			}
+			and = append(and, comparison{prop: prop, value: toks[i+2].text})
+			i += 3
 		}
-		and = append(and, comparison{prop: prop, value: toks[i+2].text})
-		i += 3
 		if i == len(toks) {
 			return append(f, and), nil
 		}
@@ -222,6 +248,9 @@ func lex(src string) ([]token, error) {
 		switch c := src[i]; {
 		case c == ' ':
 			i++
+		case c == ')':
+			toks = append(toks, token{text: ")"})
+			i++
 		case c == '\'':
 			var b strings.Builder
 			i++
@@ -244,7 +273,7 @@ func lex(src string) ([]token, error) {
 			toks = append(toks, token{text: b.String(), str: true})
 		default:
 			j := i
-			for j < len(src) && src[j] != ' ' && src[j] != '\'' {
+			for j < len(src) && src[j] != ' ' && src[j] != '\'' && src[j] != ')' {
 				j++
 			}
 			toks = append(toks, token{text: src[i:j]})
@@ -258,7 +287,12 @@ func (f filter) match(props map[string]string) bool {
 	for _, and := range f {
 		ok := true
 		for _, c := range and {
-			if !strings.EqualFold(props[c.prop], c.value) {
+			hit := strings.EqualFold(props[c.prop], c.value)
+			if c.any {
+				// A collection's values are joined by newlines.
+				hit = slices.ContainsFunc(strings.Split(props[c.prop], "\n"), func(v string) bool { return strings.EqualFold(v, c.value) })
+			}
+			if !hit {
 				ok = false
 				break
 			}
