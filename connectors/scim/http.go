@@ -9,6 +9,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -76,11 +77,18 @@ func (c *Client) do(ctx context.Context, op, method, path string, body any, head
 		}
 		return raw.response(), raw, nil
 	}
-	return raw.response(), raw, c.failure(op, raw)
+	return raw.response(), raw, c.failure(op, method, path, raw)
 }
 
-// failure turns a non-2xx response into a classified error.
-func (c *Client) failure(op string, raw rawResponse) error {
+// userResource matches the path of one user, /Users/{id}, with no query.
+var userResource = regexp.MustCompile(`^/Users/[^/?]+$`)
+
+// failure turns a non-2xx response into a classified error. A 404 is "no
+// such user" only when it is the app's own SCIM error (its error schema and
+// status "404") for the user resource itself; any other 404 (a route the app
+// lacks, a wrong base path, a proxy page) is an unexpected answer naming the
+// endpoint.
+func (c *Client) failure(op, method, path string, raw rawResponse) error {
 	e := &control.Error{
 		Kind:       control.ClassifyStatus(raw.status),
 		Op:         c.op(op),
@@ -97,10 +105,19 @@ func (c *Client) failure(op string, raw rawResponse) error {
 	}
 
 	msg := http.StatusText(raw.status)
-	if se, ok := parseError(raw.body); ok {
+	se, isSCIM := parseError(raw.body)
+	if isSCIM {
 		msg = se.String()
 	} else if len(raw.body) > 0 {
-		msg += " (body is not a SCIM error, " + control.Digest(raw.body) + ")"
+		msg += fmt.Sprintf(" (body is not a SCIM error: %q, %d bytes, %s)", raw.header.Get("Content-Type"), len(raw.body), control.Digest(raw.body))
+	}
+	if raw.status == http.StatusNotFound && isSCIM && se.HasSchema && se.Status == "404" && userResource.MatchString(path) {
+		e.Kind = control.ErrNotFound
+	}
+	if e.Kind == control.ErrUnexpected {
+		endpoint := method + " " + c.base + path
+		e.Op += " (" + endpoint + ")"
+		msg = fmt.Sprintf("%s answered %d, not the app's SCIM not-found for a user; check the base URL (it ends in the SCIM root, e.g. /scim/v2): %s", endpoint, raw.status, msg)
 	}
 	if e.Kind == control.ErrUnauthorized {
 		msg += "; the credential needs SCIM provisioning rights to read and write /Users"

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -15,6 +16,9 @@ type user struct {
 	// Active is nil when the resource carries no "active" attribute.
 	Active *bool
 	Emails []string
+	// Privileges are the admin-like roles and the entitlements the resource
+	// carries, said for people ("scim role Admin").
+	Privileges []string
 	// Raw is the whole resource, for a GET + PUT round trip.
 	Raw map[string]any
 }
@@ -58,17 +62,57 @@ func userFrom(m map[string]any) (user, error) {
 			}
 			u.Active = a
 		case "emails":
-			list, _ := v.([]any)
-			for _, e := range list {
-				if em, ok := e.(map[string]any); ok {
-					if s, ok := em["value"].(string); ok {
-						u.Emails = append(u.Emails, s)
-					}
+			for _, s := range values(v) {
+				u.Emails = append(u.Emails, s)
+			}
+		case "roles":
+			// Roles are app-defined strings; only admin-like ones are
+			// reported, so an ordinary "member" role does not make everyone
+			// privileged.
+			for _, s := range values(v) {
+				if adminLike(s) {
+					u.Privileges = append(u.Privileges, "scim role "+s)
 				}
+			}
+		case "entitlements":
+			// Entitlements are rights the app granted the user by name; we
+			// cannot tell which are admin, so every one is reported.
+			for _, s := range values(v) {
+				u.Privileges = append(u.Privileges, "scim entitlement "+s)
 			}
 		}
 	}
 	return u, nil
+}
+
+// values reads a multi-valued attribute's "value"s (RFC 7643 §2.4); a role
+// given only by display or type is read by those.
+func values(v any) []string {
+	var out []string
+	list, _ := v.([]any)
+	for _, e := range list {
+		m, ok := e.(map[string]any)
+		if !ok {
+			continue
+		}
+		for _, k := range []string{"value", "display", "type"} {
+			if s, ok := m[k].(string); ok && s != "" {
+				out = append(out, s)
+				break
+			}
+		}
+	}
+	return out
+}
+
+func adminLike(s string) bool {
+	s = strings.ToLower(s)
+	for _, w := range []string{"admin", "owner", "root", "superuser", "super user"} {
+		if strings.Contains(s, w) {
+			return true
+		}
+	}
+	return false
 }
 
 // parseBool accepts a JSON boolean, and the strings "true"/"false" some apps
@@ -92,15 +136,20 @@ func parseBool(v any) (*bool, error) {
 	return nil, fmt.Errorf(`"active" is %#v, not a boolean`, v)
 }
 
-// listResponse is a ListResponse (RFC 7644 §3.4.2) of users.
+// listResponse is a ListResponse (RFC 7644 §3.4.2) of users. StartIndex and
+// ItemsPerPage are nil when the app leaves them out.
 type listResponse struct {
 	TotalResults int
+	StartIndex   *int
+	ItemsPerPage *int
 	Resources    []user
 }
 
 func parseList(body []byte) (listResponse, error) {
 	var raw struct {
 		TotalResults *int              `json:"totalResults"`
+		StartIndex   *int              `json:"startIndex"`
+		ItemsPerPage *int              `json:"itemsPerPage"`
 		Resources    []json.RawMessage `json:"Resources"`
 	}
 	if err := decodeInto(body, &raw); err != nil {
@@ -109,7 +158,7 @@ func parseList(body []byte) (listResponse, error) {
 	if raw.TotalResults == nil {
 		return listResponse{}, errors.New(`list response has no "totalResults"`)
 	}
-	out := listResponse{TotalResults: *raw.TotalResults}
+	out := listResponse{TotalResults: *raw.TotalResults, StartIndex: raw.StartIndex, ItemsPerPage: raw.ItemsPerPage}
 	for i, r := range raw.Resources {
 		u, err := parseUser(r)
 		if err != nil {
@@ -154,6 +203,9 @@ type scimError struct {
 	Status   string
 	ScimType string
 	Detail   string
+	// HasSchema is true when the body names the SCIM error schema: only
+	// then is a 404 the app's own "no such resource".
+	HasSchema bool
 }
 
 func (e scimError) String() string {
@@ -178,15 +230,12 @@ func parseError(body []byte) (scimError, bool) {
 	if err := decodeInto(body, &raw); err != nil {
 		return scimError{}, false
 	}
-	isError := len(raw.Status) > 0
-	for _, s := range raw.Schemas {
-		isError = isError || s == errorSchema
-	}
-	if !isError {
+	hasSchema := slices.Contains(raw.Schemas, errorSchema)
+	if !hasSchema && len(raw.Status) == 0 {
 		return scimError{}, false
 	}
 	status := strings.Trim(string(raw.Status), `"`)
-	return scimError{Status: status, ScimType: raw.ScimType, Detail: truncate(raw.Detail, 300)}, true
+	return scimError{Status: status, ScimType: raw.ScimType, Detail: truncate(raw.Detail, 300), HasSchema: hasSchema}, true
 }
 
 func decodeObject(body []byte) (map[string]any, error) {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -47,7 +48,10 @@ type Client struct {
 	config *providerConfig // read lazily from /ServiceProviderConfig
 }
 
-var _ control.Target = (*Client)(nil)
+var (
+	_ control.Target = (*Client)(nil)
+	_ control.Prober = (*Client)(nil)
+)
 
 // New checks cfg and returns a client; it makes no request.
 func New(cfg Config) (*Client, error) {
@@ -99,50 +103,88 @@ func (c *Client) Controls(phase control.Phase) []string {
 }
 
 // Resolve finds the person's user: by the hint for this target (a SCIM id)
-// if HR sent one, else by userName, then by email.
+// if HR sent one and it reads back, else by userName and by email, both
+// asked (or, for an app without filtering, one scan of every page matched
+// here). "No account" is claimed only when every lookup answered cleanly
+// and found no one; the error then says what was searched. A list whose
+// paging cannot be trusted (an app ignoring startIndex, a filter it did not
+// apply) is an unexpected answer, never "no account".
 func (c *Client) Resolve(ctx context.Context, p control.Person) (control.Account, error) {
-	if id := p.Hints[c.name]; id != "" {
-		u, _, err := c.getUser(ctx, "resolve "+id, id)
-		if err != nil {
+	var searched []string
+	hint := p.Hints[c.name]
+	if hint != "" {
+		u, resp, err := c.getUser(ctx, "resolve "+hint, hint)
+		if err == nil {
+			return c.account(u), nil
+		}
+		if !errors.Is(err, control.ErrNotFound) {
 			return control.Account{}, err
 		}
-		return c.account(u), nil
+		searched = append(searched, fmt.Sprintf("GET /Users/%s (the hint): HTTP %d, the app's SCIM not-found", hint, resp.HTTPStatus))
 	}
 	if p.Email == "" {
-		return control.Account{}, &control.Error{Kind: control.ErrNotFound, Op: c.op("resolve " + p.EmployeeID), Err: errors.New("no email and no hint")}
+		if hint != "" {
+			return control.Account{}, c.noAccount("resolve "+hint, searched)
+		}
+		return control.Account{}, &control.Error{Kind: control.ErrPermanent, Op: c.op("resolve " + p.EmployeeID), Err: errors.New("the person has no email and no hint for this app")}
 	}
 	op := "resolve " + p.Email
 	cfg, err := c.providerConfig(ctx)
 	if err != nil {
 		return control.Account{}, err
 	}
-	for _, f := range []string{
-		`userName eq ` + quote(p.Email),
-		`emails.value eq ` + quote(p.Email),
-	} {
-		users, err := c.findUsers(ctx, op, f, cfg.filterSupported, p.Email)
+	var found []user
+	add := func(users []user) {
+		for _, u := range users {
+			if !slices.ContainsFunc(found, func(f user) bool { return f.ID == u.ID }) {
+				found = append(found, u)
+			}
+		}
+	}
+	if cfg.filterSupported {
+		for _, f := range []string{`userName eq ` + quote(p.Email), `emails.value eq ` + quote(p.Email)} {
+			byUserName := strings.HasPrefix(f, "userName")
+			users, line, err := c.listUsers(ctx, op, f, func(u user) bool {
+				return (byUserName && strings.EqualFold(u.UserName, p.Email)) || (!byUserName && u.hasEmail(p.Email))
+			})
+			if err != nil {
+				return control.Account{}, err
+			}
+			searched = append(searched, line)
+			add(users)
+		}
+	} else {
+		users, line, err := c.listUsers(ctx, op, "", func(u user) bool { return strings.EqualFold(u.UserName, p.Email) || u.hasEmail(p.Email) })
 		if err != nil {
 			return control.Account{}, err
 		}
-		switch len(users) {
-		case 0:
-			continue
-		case 1:
-			return c.account(users[0]), nil
-		default:
-			ids := make([]string, len(users))
-			for i, u := range users {
-				ids[i] = u.ID
-			}
-			return control.Account{}, &control.Error{Kind: control.ErrPermanent, Op: c.op(op),
-				Err: fmt.Errorf("%d users match %s: %s", len(users), f, strings.Join(ids, ", "))}
-		}
+		searched = append(searched, line)
+		add(users)
 	}
-	return control.Account{}, &control.Error{Kind: control.ErrNotFound, Op: c.op(op), Err: errors.New("no user with that userName or email")}
+	ids := make([]string, len(found))
+	for i, u := range found {
+		ids[i] = u.ID
+	}
+	switch {
+	case len(found) == 0:
+		return control.Account{}, c.noAccount(op, searched)
+	case hint != "":
+		return control.Account{}, &control.Error{Kind: control.ErrPermanent, Op: c.op(op), Searched: searched,
+			Err: fmt.Errorf("the hint %q names no user, but the email finds %s; correct the hint", hint, strings.Join(ids, ", "))}
+	case len(found) == 1:
+		return c.account(found[0]), nil
+	}
+	return control.Account{}, &control.Error{Kind: control.ErrPermanent, Op: c.op(op), Searched: searched,
+		Err: fmt.Errorf("%d users match %s: %s", len(found), p.Email, strings.Join(ids, ", "))}
+}
+
+func (c *Client) noAccount(op string, searched []string) error {
+	return &control.Error{Kind: control.ErrNotFound, Op: c.op(op), Searched: searched,
+		Err: errors.New("no user: " + strings.Join(searched, "; "))}
 }
 
 func (c *Client) account(u user) control.Account {
-	return control.Account{Target: c.name, ID: u.ID, Login: u.UserName}
+	return control.Account{Target: c.name, ID: u.ID, Login: u.UserName, Privileges: u.Privileges}
 }
 
 // Observe reads the user back and says whether the control holds.
@@ -255,43 +297,81 @@ func (c *Client) getUser(ctx context.Context, op, id string) (user, control.Resp
 	return u, resp, nil
 }
 
-// findUsers lists the users matching filter. Apps without filtering are
-// scanned page by page and matched on userName and emails here.
-func (c *Client) findUsers(ctx context.Context, op, filter string, filterSupported bool, email string) ([]user, error) {
-	if filterSupported {
-		q := url.Values{"filter": {filter}, "count": {"10"}}
-		_, raw, err := c.do(ctx, op, http.MethodGet, "/Users?"+q.Encode(), nil, nil)
-		if err != nil {
-			return nil, err
-		}
-		list, err := parseList(raw.body)
-		if err != nil {
-			return nil, c.garbage(op, raw, err)
-		}
-		return list.Resources, nil
-	}
+// pageSize is how many users one list request asks for; maxPages bounds a scan.
+const (
+	pageSize = 100
+	maxPages = 1000
+)
+
+// listUsers reads every page of GET /Users (with filter, when not empty)
+// and returns the users match accepts, with a line for Searched. Each page
+// must be the page asked for: the startIndex, itemsPerPage and totalResults
+// it reports are checked, and a page that repeats a user already read means
+// the app ignores startIndex. With a filter, every user returned must match
+// it. Anything else is an unexpected answer: a partial list is never "none".
+func (c *Client) listUsers(ctx context.Context, op, filter string, match func(user) bool) ([]user, string, error) {
 	var found []user
-	for start := 1; ; {
-		q := url.Values{"startIndex": {fmt.Sprint(start)}, "count": {"100"}}
+	seen := map[string]bool{}
+	total, pages := -1, 0
+	endpoint := "GET /Users"
+	for start := 1; ; pages++ {
+		if pages == maxPages {
+			return nil, "", c.unexpected(op, endpoint, fmt.Errorf("more than %d pages; the list was not read to its end", maxPages))
+		}
+		q := url.Values{"startIndex": {fmt.Sprint(start)}, "count": {fmt.Sprint(pageSize)}}
+		if filter != "" {
+			q.Set("filter", filter)
+		}
+		endpoint = "GET /Users?" + q.Encode()
 		_, raw, err := c.do(ctx, op, http.MethodGet, "/Users?"+q.Encode(), nil, nil)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		list, err := parseList(raw.body)
 		if err != nil {
-			return nil, c.garbage(op, raw, err)
+			return nil, "", c.garbage(op, raw, err)
 		}
-		byUserName := strings.HasPrefix(filter, "userName")
+		switch {
+		case list.StartIndex != nil && *list.StartIndex != start:
+			return nil, "", c.unexpected(op, endpoint, fmt.Errorf("asked for startIndex %d, the app answered startIndex %d", start, *list.StartIndex))
+		case list.StartIndex == nil && start > 1:
+			return nil, "", c.unexpected(op, endpoint, errors.New("a second page without startIndex: the app's paging cannot be checked"))
+		case list.ItemsPerPage != nil && *list.ItemsPerPage != len(list.Resources) && *list.ItemsPerPage != pageSize:
+			return nil, "", c.unexpected(op, endpoint, fmt.Errorf("itemsPerPage %d, but %d resources came back", *list.ItemsPerPage, len(list.Resources)))
+		case total >= 0 && list.TotalResults != total:
+			return nil, "", &control.Error{Kind: control.ErrTransient, Op: c.op(op), HTTPStatus: raw.status, RequestID: raw.requestID,
+				Err: fmt.Errorf("totalResults changed from %d to %d while paging; read again", total, list.TotalResults)}
+		}
+		total = list.TotalResults
 		for _, u := range list.Resources {
-			if (byUserName && strings.EqualFold(u.UserName, email)) || (!byUserName && u.hasEmail(email)) {
+			if seen[u.ID] {
+				return nil, "", c.unexpected(op, endpoint, fmt.Errorf("the page at startIndex %d repeats user %s, already read: the app ignores startIndex", start, u.ID))
+			}
+			seen[u.ID] = true
+			switch {
+			case match(u):
 				found = append(found, u)
+			case filter != "":
+				return nil, "", c.unexpected(op, endpoint, fmt.Errorf("user %s (%s) does not match the filter: the app did not apply it", u.ID, u.UserName))
 			}
 		}
 		start += len(list.Resources)
-		if len(list.Resources) == 0 || start > list.TotalResults {
-			return found, nil
+		if start > total {
+			break
+		}
+		if len(list.Resources) == 0 {
+			return nil, "", c.unexpected(op, endpoint, fmt.Errorf("totalResults is %d but the page at startIndex %d is empty", total, start))
 		}
 	}
+	asked := "GET /Users (every page: the app cannot filter)"
+	if filter != "" {
+		asked = "GET /Users?filter=" + filter
+	}
+	return found, fmt.Sprintf("%s: %d of totalResults %d read in %d page(s), %d match", asked, len(seen), total, pages+1, len(found)), nil
+}
+
+func (c *Client) unexpected(op, endpoint string, err error) error {
+	return &control.Error{Kind: control.ErrUnexpected, Op: c.op(op) + " (" + endpoint + ")", Err: err}
 }
 
 // providerConfig reads /ServiceProviderConfig once; a failed read is retried next time.
@@ -326,4 +406,69 @@ func (c *Client) op(what string) string {
 		return c.name + ": " + what
 	}
 	return "scim " + c.name + ": " + what
+}
+
+// SCIM schema URNs the self-check expects (RFC 7643 §8.7, RFC 7644 §3.4.2).
+const (
+	schemaProviderConfig = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"
+	schemaResourceType   = "urn:ietf:params:scim:schemas:core:2.0:ResourceType"
+	schemaListResponse   = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
+)
+
+// Probe checks the base URL and the credential: /ServiceProviderConfig and
+// /ResourceTypes must answer SCIM JSON with their schema URNs (and a User
+// resource type at /Users), and GET /Users must answer a ListResponse to
+// this credential. A 404, HTML or any other body names the base URL; a 401
+// or 403 names the credential.
+func (c *Client) Probe(ctx context.Context) (control.Probe, error) {
+	var pr control.Probe
+	wrong := func(path string, err error) error {
+		var cerr *control.Error
+		if errors.As(err, &cerr) && cerr.Kind == control.ErrUnauthorized {
+			return fmt.Errorf("%s: the credential was refused at %s%s: %w", c.name, c.base, path, err)
+		}
+		return fmt.Errorf("%s: the base URL %s does not answer with a SCIM API at %s: %w", c.name, c.base, path, err)
+	}
+	get := func(path, wantSchema string) (map[string]any, error) {
+		_, raw, err := c.do(ctx, "probe", http.MethodGet, path, nil, nil)
+		if err != nil {
+			return nil, wrong(path, err)
+		}
+		m, err := decodeObject(raw.body)
+		if err != nil || !hasSchema(m, wantSchema) {
+			return nil, wrong(path, c.unexpected("probe", "GET "+path, fmt.Errorf("the answer does not carry the schema %s", wantSchema)))
+		}
+		pr.Checks = append(pr.Checks, fmt.Sprintf("GET %s: %d, SCIM %s", path, raw.status, wantSchema))
+		return m, nil
+	}
+	if _, err := get("/ServiceProviderConfig", schemaProviderConfig); err != nil {
+		return pr, err
+	}
+	types, err := get("/ResourceTypes", schemaListResponse)
+	if err != nil {
+		return pr, err
+	}
+	users := false
+	list, _ := types["Resources"].([]any)
+	for _, r := range list {
+		m, _ := r.(map[string]any)
+		users = users || (hasSchema(m, schemaResourceType) && m["endpoint"] == "/Users")
+	}
+	if !users {
+		pr.Missing = append(pr.Missing, "a User resource type at /Users (GET /ResourceTypes lists none)")
+	}
+	if _, err := get("/Users?startIndex=1&count=1", schemaListResponse); err != nil {
+		return pr, err
+	}
+	return pr, nil
+}
+
+func hasSchema(m map[string]any, urn string) bool {
+	list, _ := m["schemas"].([]any)
+	for _, s := range list {
+		if s == urn {
+			return true
+		}
+	}
+	return false
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -236,8 +237,9 @@ func TestResolve(t *testing.T) {
 		{"quote in email", control.Person{Email: `a"b@example.test`}, alsoQuoted, "quotes", nil},
 		{"not found", control.Person{Email: "nobody@example.test"}, "", "", control.ErrNotFound},
 		{"a filter-ish email finds nobody", control.Person{Email: `x" or userName pr or userName eq "y`}, "", "", control.ErrNotFound},
-		{"hint to a missing user", control.Person{Email: people[0].Email, Hints: map[string]string{"scim-crm": "nope"}}, "", "", control.ErrNotFound},
-		{"no email", control.Person{EmployeeID: "E9"}, "", "", control.ErrNotFound},
+		{"hint to a missing user, email finds another", control.Person{Email: people[0].Email, Hints: map[string]string{"scim-crm": "nope"}}, "", "", control.ErrPermanent},
+		{"hint to a missing user, email finds nobody", control.Person{Email: "nobody@example.test", Hints: map[string]string{"scim-crm": "nope"}}, "", "", control.ErrNotFound},
+		{"no email", control.Person{EmployeeID: "E9"}, "", "", control.ErrPermanent},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -246,6 +248,17 @@ func TestResolve(t *testing.T) {
 				require.ErrorIs(t, err, tt.wantErr)
 				var cerr *control.Error
 				require.ErrorAs(t, err, &cerr)
+				if tt.wantErr == control.ErrNotFound {
+					// A no-account says what it searched: userName, email (and the hint).
+					want := 2
+					if tt.p.Hints != nil {
+						want = 3
+					}
+					require.Len(t, cerr.Searched, want)
+					assert.Contains(t, cerr.Searched[len(cerr.Searched)-2], "GET /Users?filter=userName eq ")
+					assert.Contains(t, cerr.Searched[len(cerr.Searched)-1], "GET /Users?filter=emails.value eq ")
+					assert.Contains(t, cerr.Searched[len(cerr.Searched)-1], "0 match")
+				}
 				return
 			}
 			require.NoError(t, err)
@@ -254,9 +267,11 @@ func TestResolve(t *testing.T) {
 	}
 }
 
-// TestResolveWithoutFiltering scans the user list when the app cannot filter.
+// TestResolveWithoutFiltering scans the user list when the app cannot
+// filter, and trusts the scan only when every page is the one asked for.
 func TestResolveWithoutFiltering(t *testing.T) {
 	people := demo.People(150) // two pages of 100
+	omitStart := false
 	users := make([]string, len(people))
 	for i, p := range people {
 		users[i] = `{"id":"u` + p.EmployeeID + `","userName":"` + p.Login + `","emails":[{"value":"` + p.Email + `"}],"active":true}`
@@ -268,11 +283,14 @@ func TestResolveWithoutFiltering(t *testing.T) {
 			_, _ = w.Write([]byte(`{"patch":{"supported":true},"filter":{"supported":false,"maxResults":0}}`))
 		case "/scim/v2/Users":
 			assert.Empty(t, r.URL.Query().Get("filter"))
-			page := users[100:]
+			page, start := users[100:], `"startIndex":101,`
 			if r.URL.Query().Get("startIndex") == "1" {
-				page = users[:100]
+				page, start = users[:100], `"startIndex":1,`
 			}
-			_, _ = w.Write([]byte(`{"totalResults":150,"Resources":[` + strings.Join(page, ",") + `]}`))
+			if omitStart {
+				start = ""
+			}
+			_, _ = w.Write([]byte(`{"totalResults":150,` + start + `"itemsPerPage":` + strconv.Itoa(len(page)) + `,"Resources":[` + strings.Join(page, ",") + `]}`))
 		default:
 			w.WriteHeader(http.StatusNotFound)
 		}
@@ -287,6 +305,15 @@ func TestResolveWithoutFiltering(t *testing.T) {
 
 	_, err = c.Resolve(t.Context(), control.Person{Email: "nobody@example.test"})
 	assert.ErrorIs(t, err, control.ErrNotFound)
+	var cerr *control.Error
+	require.ErrorAs(t, err, &cerr)
+	assert.Equal(t, []string{"GET /Users (every page: the app cannot filter): 150 of totalResults 150 read in 2 page(s), 0 match"}, cerr.Searched)
+
+	// Paging the app does not report cannot be checked: no claim of "none".
+	omitStart = true
+	_, err = c.Resolve(t.Context(), control.Person{Email: "nobody@example.test"})
+	assert.ErrorIs(t, err, control.ErrUnexpected)
+	assert.Contains(t, err.Error(), "startIndex")
 }
 
 // TestClassification checks how every kind of failure is reported.
@@ -302,6 +329,11 @@ func TestClassification(t *testing.T) {
 		wantContain string
 	}{
 		{"404", 404, nil, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"404","detail":"Resource u1 not found."}`, control.ErrNotFound, 0, "Resource u1 not found."},
+		// Any other 404 is not the app saying "no such user": it names the endpoint.
+		{"404 html", 404, map[string]string{"Content-Type": "text/html"}, `<html><center>nginx</center></html>`, control.ErrUnexpected, 0, "GET http://"},
+		{"404 foreign json", 404, map[string]string{"Content-Type": "application/json"}, `{"status":404,"error":"Not Found","path":"/scim/v2/Users/u1"}`, control.ErrUnexpected, 0, "/scim/v2/Users/u1"},
+		{"404 scim status without the error schema", 404, nil, `{"status":"404","detail":"no route"}`, control.ErrUnexpected, 0, "check the base URL"},
+		{"404 scim error schema, other status", 404, nil, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"400"}`, control.ErrUnexpected, 0, "check the base URL"},
 		{"429 seconds", 429, map[string]string{"Retry-After": "7"}, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"429"}`, control.ErrRateLimited, 7 * time.Second, "429"},
 		{"429 date", 429, map[string]string{"Retry-After": date}, ``, control.ErrRateLimited, 80 * time.Second, "Too Many Requests"},
 		{"503", 503, map[string]string{"Retry-After": "3"}, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"503"}`, control.ErrTransient, 3 * time.Second, "503"},
@@ -334,8 +366,8 @@ func TestClassification(t *testing.T) {
 
 			// Enforce("deactivate") on the PUT path starts with a GET, which every row answers.
 			_, err := c.Observe(t.Context(), "reactivate", control.Account{ID: "u1"}, control.Params{})
-			if tt.status == 404 {
-				require.NoError(t, err, "404 on a read means gone")
+			if tt.wantKind == control.ErrNotFound {
+				require.NoError(t, err, "the app's own 404 on a read of the user means gone")
 				_, err = c.Enforce(t.Context(), "delete", control.Account{ID: "u1"}, control.Params{})
 			}
 			require.Error(t, err)
