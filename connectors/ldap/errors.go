@@ -35,6 +35,55 @@ type bindError struct{ err error }
 func (e *bindError) Error() string { return e.err.Error() }
 func (e *bindError) Unwrap() error { return e.err }
 
+// unexpected is an answer the directory should not give: a noSuchObject for
+// something other than the entry asked about, a search that did not cover
+// the base, paging that does not advance. Never "gone" or "no account".
+type unexpected struct{ msg string }
+
+func (e *unexpected) Error() string { return e.msg }
+
+// userNotFound keeps a noSuchObject for dn only when it is the directory's
+// own answer about that entry, in the directory we are configured for: its
+// matchedDN (the closest entry that exists) is the base DN or under it, or,
+// when the server gives no matchedDN (Samba), a read of the base DN succeeds.
+// Otherwise the server does not hold our directory (a wrong server or base DN).
+func (c *Client) userNotFound(conn *goldap.Conn, dn string, err error) error {
+	var le *goldap.Error
+	if !errors.As(err, &le) || le.ResultCode != goldap.LDAPResultNoSuchObject {
+		return err
+	}
+	if le.MatchedDN != "" && c.underBase(le.MatchedDN) {
+		return err
+	}
+	_, baseErr := conn.Search(goldap.NewSearchRequest(c.cfg.BaseDN, goldap.ScopeBaseObject, goldap.NeverDerefAliases, 0, 0, false,
+		"(objectClass=*)", []string{"1.1"}, nil))
+	if le.MatchedDN == "" && baseErr == nil {
+		return err
+	}
+	return &unexpected{fmt.Sprintf("noSuchObject for %s with matchedDN %q, and the base DN %s reads %v: this server does not hold the directory (%v)",
+		dn, le.MatchedDN, c.cfg.BaseDN, baseErrText(baseErr), err)}
+}
+
+func baseErrText(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	return err.Error()
+}
+
+// underBase reports whether dn is the base DN or under it.
+func (c *Client) underBase(dn string) bool {
+	base, err := goldap.ParseDN(c.cfg.BaseDN)
+	if err != nil {
+		return false
+	}
+	d, err := goldap.ParseDN(dn)
+	if err != nil {
+		return false
+	}
+	return base.EqualFold(d) || base.AncestorOfFold(d)
+}
+
 func (c *Client) fail(op string, kind, err error) *control.Error {
 	return &control.Error{Kind: kind, Op: "ldap " + c.cfg.Name + ": " + op, Err: err}
 }
@@ -56,6 +105,10 @@ func (c *Client) classify(op, need string, ctx context.Context, err error) error
 	if ctx.Err() != nil {
 		return c.fail(op, control.ErrTransient, fmt.Errorf("%w (%v)", ctx.Err(), err))
 	}
+	var un *unexpected
+	if errors.As(err, &un) {
+		return c.fail(op, control.ErrUnexpected, err)
+	}
 	var le *goldap.Error
 	if !errors.As(err, &le) {
 		if isNetwork(err) {
@@ -69,6 +122,9 @@ func (c *Client) classify(op, need string, ctx context.Context, err error) error
 	switch code := le.ResultCode; {
 	case code == goldap.LDAPResultNoSuchObject:
 		return c.fail(op, control.ErrNotFound, err)
+	case code == goldap.LDAPResultReferral || code == goldap.LDAPResultSizeLimitExceeded:
+		// The server sent us elsewhere or cut the answer short: what we asked was not answered whole.
+		return c.fail(op, control.ErrUnexpected, err)
 	case code == goldap.LDAPResultAdminLimitExceeded || strings.Contains(msg, "too many"):
 		e := c.fail(op, control.ErrRateLimited, err)
 		e.RetryAfter = rateLimitDelay

@@ -172,56 +172,7 @@ func (c *Client) Close() error {
 }
 
 // userAttrs are what Resolve and Observe read from a user entry.
-var userAttrs = []string{"sAMAccountName", "userAccountControl", "memberOf", "pwdLastSet", "mail", "userPrincipalName"}
-
-// Resolve finds the person's user entry: by the hint for this target
-// (sAMAccountName or DN), else by mail or userPrincipalName.
-func (c *Client) Resolve(ctx context.Context, p control.Person) (control.Account, error) {
-	var req *goldap.SearchRequest
-	var subject string
-	switch hint := p.Hints[c.cfg.Name]; {
-	case strings.Contains(hint, "="):
-		subject = hint
-		req = goldap.NewSearchRequest(hint, goldap.ScopeBaseObject, goldap.NeverDerefAliases, 0, 0, false,
-			"(objectClass=user)", userAttrs, nil)
-	case hint != "":
-		subject = hint
-		req = goldap.NewSearchRequest(c.cfg.BaseDN, goldap.ScopeWholeSubtree, goldap.NeverDerefAliases, 0, 0, false,
-			fmt.Sprintf("(&(objectClass=user)(!(objectClass=computer))(sAMAccountName=%s))", goldap.EscapeFilter(hint)), userAttrs, nil)
-	case p.Email != "":
-		subject = p.Email
-		e := goldap.EscapeFilter(p.Email)
-		req = goldap.NewSearchRequest(c.cfg.BaseDN, goldap.ScopeWholeSubtree, goldap.NeverDerefAliases, 0, 0, false,
-			fmt.Sprintf("(&(objectClass=user)(!(objectClass=computer))(|(mail=%s)(userPrincipalName=%s)))", e, e), userAttrs, nil)
-	default:
-		return control.Account{}, c.fail("resolve "+p.EmployeeID, control.ErrNotFound, errors.New("person has neither a hint nor an email"))
-	}
-	op := "resolve " + subject
-	var entries []*goldap.Entry
-	err := c.do(ctx, op, "read users under "+c.cfg.BaseDN, func(conn *goldap.Conn) error {
-		res, err := conn.SearchWithPaging(req, 100)
-		if err != nil {
-			return err
-		}
-		entries = res.Entries
-		return nil
-	})
-	if err != nil {
-		return control.Account{}, err
-	}
-	switch len(entries) {
-	case 0:
-		return control.Account{}, c.fail(op, control.ErrNotFound, errors.New("no user entry"))
-	case 1:
-	default:
-		dns := make([]string, len(entries))
-		for i, e := range entries {
-			dns[i] = e.DN
-		}
-		return control.Account{}, c.fail(op, control.ErrPermanent, fmt.Errorf("%d user entries match: %s", len(entries), strings.Join(dns, "; ")))
-	}
-	return control.Account{Target: c.cfg.Name, ID: entries[0].DN, Login: entries[0].GetAttributeValue("sAMAccountName")}, nil
-}
+var userAttrs = []string{"sAMAccountName", "userAccountControl", "memberOf", "pwdLastSet", "mail", "userPrincipalName", "proxyAddresses", "adminCount"}
 
 // Observe reads whether the named control holds.
 func (c *Client) Observe(ctx context.Context, name string, acct control.Account, params control.Params) (control.Observation, error) {
@@ -231,7 +182,9 @@ func (c *Client) Observe(ctx context.Context, name string, acct control.Account,
 	op := name + " " + acct.ID
 	u, err := c.readUser(ctx, op, acct.ID)
 	if errors.Is(err, control.ErrNotFound) {
-		return control.Observation{Holds: true, Readable: true, Gone: true, Detail: "no such user entry"}, nil
+		// The directory's own noSuchObject for the user's DN, under the base DN.
+		return control.Observation{Holds: true, Readable: true, Gone: true, Detail: "read " + acct.ID + ": noSuchObject",
+			Call: response("noSuchObject " + acct.ID)}, nil
 	}
 	if err != nil {
 		return control.Observation{}, err
@@ -294,6 +247,7 @@ func (c *Client) known(name string) bool {
 
 // user is what a read of the user entry showed.
 type user struct {
+	entry      *goldap.Entry
 	dn         string
 	uac        int64
 	memberOf   []string
@@ -321,13 +275,14 @@ func (c *Client) readUser(ctx context.Context, op, dn string) (user, error) {
 	err := c.do(ctx, op, "read "+dn, func(conn *goldap.Conn) error {
 		res, err := conn.Search(req)
 		if err != nil {
-			return err
+			return c.userNotFound(conn, dn, err)
 		}
 		if len(res.Entries) != 1 {
-			return goldap.NewError(goldap.LDAPResultNoSuchObject, fmt.Errorf("%s is not a user entry", dn))
+			// The entry exists (no noSuchObject) but is not one user: never "gone".
+			return &unexpected{fmt.Sprintf("a base search of %s answered %d user entries, want 1", dn, len(res.Entries))}
 		}
 		e := res.Entries[0]
-		u = user{dn: e.DN, memberOf: e.GetAttributeValues("memberOf"), pwdLastSet: e.GetAttributeValue("pwdLastSet")}
+		u = user{entry: e, dn: e.DN, memberOf: e.GetAttributeValues("memberOf"), pwdLastSet: e.GetAttributeValue("pwdLastSet")}
 		raw := e.GetAttributeValue("userAccountControl")
 		if u.uac, err = strconv.ParseInt(raw, 10, 64); err != nil {
 			return fmt.Errorf("userAccountControl %q: %w", raw, err)

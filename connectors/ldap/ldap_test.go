@@ -124,14 +124,19 @@ func testResolve(t *testing.T, p peer) {
 		{Email: "nobody@example.test"},
 		{Hints: map[string]string{"ad": "no.such.login"}},
 		{Hints: map[string]string{"ad": "CN=Nobody,CN=Users," + p.cfg.BaseDN}},
-		{EmployeeID: "E0"},
 	}
 	for _, person := range notFound {
 		_, err := c.Resolve(t.Context(), person)
 		assert.ErrorIs(t, err, control.ErrNotFound, "%+v", person)
 		var ce *control.Error
-		assert.ErrorAs(t, err, &ce)
+		if assert.ErrorAs(t, err, &ce) {
+			assert.NotEmpty(t, ce.Searched, "no account only with a record of what was searched")
+			t.Log(ce.Searched)
+		}
 	}
+	// Nothing to search by is not "no account".
+	_, err := c.Resolve(t.Context(), control.Person{EmployeeID: "E0"})
+	assert.ErrorIs(t, err, control.ErrPermanent)
 }
 
 func testDisableEnable(t *testing.T, p peer) {

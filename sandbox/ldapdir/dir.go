@@ -292,6 +292,13 @@ func seed(o Options) (*directory, error) {
 			"objectCategory", group, "description", "Offboard demo group "+name)
 	}
 	must(newGroup("Domain Users"))
+	// Every AD domain has Domain Admins; the administrator is in it, and
+	// AD's SDProp marks its members with adminCount=1.
+	domainAdmins := newGroup("Domain Admins")
+	domainAdmins.set("member", admin.dn)
+	domainAdmins.set("adminCount", "1")
+	must(domainAdmins)
+	admin.set("adminCount", "1")
 	members := map[string][]string{}
 	for _, g := range demo.Groups {
 		must(newGroup(g))
@@ -310,6 +317,11 @@ func seed(o Options) (*directory, error) {
 		u.set("mail", p.Email)
 		u.set("employeeID", p.EmployeeID)
 		u.set("department", p.Department)
+		if p.Privileged {
+			// Privileged people held a protected admin group once: AD leaves
+			// adminCount=1 behind, which is how an audit finds them.
+			u.set("adminCount", "1")
+		}
 		must(u)
 		if err != nil {
 			return nil, err
