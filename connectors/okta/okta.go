@@ -276,7 +276,9 @@ func (c *Client) resolved(ctx context.Context, u *oktasdk.User) (control.Account
 	case errors.Is(err, control.ErrRateLimited), errors.Is(err, control.ErrTransient):
 		return control.Account{}, err
 	case err != nil:
-		acct.Privileges = []string{"okta admin roles unreadable (" + err.Error() + ")"}
+		var cerr *control.Error
+		errors.As(err, &cerr)
+		acct.Privileges = []string{fmt.Sprintf("okta admin roles unreadable (GET /api/v1/users/%s/roles: %v, HTTP %d)", u.Id, cerr.Kind, cerr.HTTPStatus)}
 		return acct, nil
 	}
 	for _, r := range roles {

@@ -119,8 +119,10 @@ func classify(ctx context.Context, op, scope string, ex *exchange, err error) er
 	if header != nil {
 		cerr.RequestID = header.Get("X-Okta-Request-Id")
 	}
+	// The SDK makes an *okta.Error of any failed response; only one with
+	// an errorCode is Okta's own answer.
 	var oe *oktasdk.Error
-	isOkta := errors.As(err, &oe)
+	isOkta := errors.As(err, &oe) && oe.ErrorCode != ""
 	if !isOkta && status >= 300 {
 		// The SDK drops the body of a 429 ("too many requests"); read it ourselves.
 		var parsed oktasdk.Error
@@ -144,20 +146,18 @@ func classify(ctx context.Context, op, scope string, ex *exchange, err error) er
 	default:
 		cerr.Kind = control.ClassifyStatus(status)
 	}
-	if isOkta && status >= 300 {
+	switch {
+	case isOkta && status >= 300:
 		cerr.Err = oktaErr{oe}
+	case status >= 300:
+		cerr.Err = fmt.Errorf("the body is not an Okta error (%q, %d bytes, %s)", header.Get("Content-Type"), len(body), cerr.Digest)
 	}
 	if cerr.Kind == control.ErrUnexpected {
 		// A 404 that is not Okta's own "no such user" for the user resource:
 		// a route the server lacks, a wrong org URL, a proxy. Name the endpoint.
 		endpoint := ex.lastEndpoint()
 		cerr.Op += " (" + endpoint + ")"
-		what := "a body that is not an Okta error"
-		if isOkta {
-			what = "Okta error " + oktaErr{oe}.Error()
-		}
-		cerr.Err = fmt.Errorf("%s answered %d with %s (%s, %d bytes, %s), not Okta's not-found for a user: check the org URL and the API",
-			endpoint, status, what, header.Get("Content-Type"), len(body), cerr.Digest)
+		cerr.Err = fmt.Errorf("%s answered %d, not Okta's not-found for a user; check the org URL: %w", endpoint, status, cerr.Err)
 	}
 	switch cerr.Kind {
 	case control.ErrRateLimited:
