@@ -8,6 +8,8 @@
 package hostile
 
 import (
+	"bytes"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -185,9 +187,13 @@ func SetQuery(base http.Handler, set url.Values) http.Handler {
 	})
 }
 
-// Slow waits d (or until the client gives up) before base answers.
+// Slow waits d (or until the client gives up) before base answers. The
+// request body is read first (and handed on), so the server notices a
+// client that hangs up.
 func Slow(d time.Duration, base http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
 		t := time.NewTimer(d)
 		defer t.Stop()
 		select {
