@@ -80,8 +80,15 @@ func (c *BambooClient) Employee(ctx context.Context, id string) (BambooEmployee,
 	if err != nil {
 		return emp, fmt.Errorf("bamboohr: read employee %s: %w: %v", id, ErrLookup, err)
 	}
-	if resp.StatusCode != http.StatusOK {
-		return emp, fmt.Errorf("bamboohr: read employee %s: %w: HTTP %d %s", id, ErrLookup, resp.StatusCode, resp.Header.Get("X-BambooHR-Error-Message"))
+	msg := resp.Header.Get("X-BambooHR-Error-Message")
+	switch {
+	case resp.StatusCode == http.StatusNotFound && msg != "":
+		// BambooHR's own answer (its error header): no such employee. A bare
+		// 404 may be a wrong companyDomain or a proxy, so it stays a lookup
+		// failure that the sender delivers again.
+		return emp, fmt.Errorf("bamboohr: read employee %s: %w: HTTP 404 %s", id, ErrUnknownEmployee, msg)
+	case resp.StatusCode != http.StatusOK:
+		return emp, fmt.Errorf("bamboohr: read employee %s: %w: HTTP %d %s", id, ErrLookup, resp.StatusCode, msg)
 	}
 	var raw map[string]flexValue
 	if err := json.Unmarshal(body, &raw); err != nil {
@@ -192,9 +199,10 @@ func firstKey(v url.Values) string {
 	return ""
 }
 
-func (p BambooHR) eventBased(ctx context.Context, typ, timestamp, employeeID string, changed []string) (Result, error) {
-	if employeeID == "" {
-		return Result{}, missing(SourceBambooHR, "data.employeeId")
+func (p BambooHR) eventBased(ctx context.Context, typ, timestamp, rawID string, changed []string) (Result, error) {
+	employeeID, err := employeeID(SourceBambooHR, "data.employeeId", rawID)
+	if err != nil {
+		return Result{}, err
 	}
 	switch typ {
 	case "employee.updated", "employee_with_fields.updated":
@@ -211,26 +219,36 @@ func (p BambooHR) eventBased(ctx context.Context, typ, timestamp, employeeID str
 	if p.API == nil {
 		return Result{}, fmt.Errorf("bamboohr: employee %s: %w: no BambooHR API configured to read the employee an event-based webhook names", employeeID, ErrLookup)
 	}
-	emp, err := p.API.Employee(ctx, employeeID)
+	emp, err := p.readEmployee(ctx, employeeID)
 	if err != nil {
-		if errors.Is(err, ErrLookup) {
-			return Result{}, err
-		}
-		return Result{}, fmt.Errorf("bamboohr: employee %s: %w: %v", employeeID, ErrLookup, err)
-	}
-	if emp.ID == "" {
-		emp.ID = employeeID
+		return Result{}, err
 	}
 	return p.decide(emp, changed, p.when(timestamp), "data")
 }
 
+// readEmployee reads the employee through the API: an error is
+// ErrUnknownEmployee when BambooHR says so, ErrLookup otherwise.
+func (p BambooHR) readEmployee(ctx context.Context, id string) (BambooEmployee, error) {
+	emp, err := p.API.Employee(ctx, id)
+	switch {
+	case errors.Is(err, ErrLookup), errors.Is(err, ErrUnknownEmployee):
+		return emp, err
+	case err != nil:
+		return emp, fmt.Errorf("bamboohr: employee %s: %w: %v", id, ErrLookup, err)
+	}
+	emp.ID = id // the id we asked for, normalised
+	return emp, nil
+}
+
 func (p BambooHR) fieldBased(ctx context.Context, employees []bambooFieldEmployee) (Result, error) {
 	var res Result
+	reject := func(id string, err error) { res.Rejected = append(res.Rejected, Rejected{EmployeeID: id, Err: err}) }
 	for i, e := range employees {
 		at := fmt.Sprintf("employees[%d]", i)
-		id := e.ID.String()
-		if id == "" {
-			return Result{}, missing(SourceBambooHR, at+".id")
+		id, err := employeeID(SourceBambooHR, at+".id", e.ID.String())
+		if err != nil {
+			reject(e.ID.String(), err)
+			continue
 		}
 		switch strings.ToLower(e.Action) {
 		case "created", "deleted":
@@ -252,16 +270,17 @@ func (p BambooHR) fieldBased(ctx context.Context, employees []bambooFieldEmploye
 				res.Ignored = append(res.Ignored, Ignored{EmployeeID: id, Reason: "the webhook posts no Status field: add Status, Termination Date and Work Email to its post fields"})
 				continue
 			}
-			read, err := p.API.Employee(ctx, id)
+			read, err := p.readEmployee(ctx, id)
 			if err != nil {
-				return Result{}, fmt.Errorf("bamboohr: employee %s: %w: %v", id, ErrLookup, err)
+				reject(id, err)
+				continue
 			}
 			emp = read
-			emp.ID = id
 		}
 		r, err := p.decide(emp, changed, p.when(e.Timestamp), at+".fields")
 		if err != nil {
-			return Result{}, err
+			reject(id, err)
+			continue
 		}
 		res.Events = append(res.Events, r.Events...)
 		res.Ignored = append(res.Ignored, r.Ignored...)

@@ -19,7 +19,7 @@ const SourceGeneric = "generic"
 //	{
 //	  "eventId":     "evt-2026-0042",          // optional: derived from content when absent
 //	  "type":        "termination",            // termination | contract_end | role_change | rescind | rehire
-//	  "employeeId":  "E1001",                  // required
+//	  "employeeId":  "E1001",                  // required; normalised per the package doc (trimmed, upper case)
 //	  "email":       "ada@example.com",        // required to start, unless accounts name every account
 //	  "name":        "Ada Lovelace",
 //	  "effectiveAt": "2026-03-14T17:00:00Z",   // required to start; a date alone is the last day
@@ -30,11 +30,15 @@ const SourceGeneric = "generic"
 //	  "newRole":     "analyst",                // role_change only
 //	  "accounts":    {"okta": "00u1abc"},
 //	  "requestedBy": "hr-bot@example.com",
-//	  "legalHold":   {"by": "legal@example.com", "caseRef": "LIT-7", "reason": "..."}
+//	  "legalHold":   {"by": "legal@example.com", "caseRef": "LIT-7", "reason": "..."},
+//	  "rescinds":    "evt-2026-0042"           // rescind only: the event id of the termination it cancels
 //	}
 //
 // A date-only effectiveAt ends access at the end of that day, or at its
 // start for involuntary and for-cause leavers. Unknown fields are ignored.
+// A rescind without "rescinds" cancels the run in flight when it was sent
+// (its effectiveAt, or the delivery's time), never a later one.
+// In a batch, an event that cannot be acted on is rejected alone.
 //
 // Signing (checked by the relay): X-Offboard-Timestamp is Unix seconds and
 // X-Offboard-Signature is "sha256=" + hex HMAC-SHA256(secret, timestamp + "." + body).
@@ -59,6 +63,7 @@ type GenericEvent struct {
 	Accounts    map[string]string `json:"accounts"`
 	RequestedBy string            `json:"requestedBy"`
 	LegalHold   *workflows.Hold   `json:"legalHold"`
+	Rescinds    string            `json:"rescinds"`
 }
 
 // Parse reads one event or a batch.
@@ -92,7 +97,11 @@ func (p Generic) Parse(body []byte) (Result, error) {
 			at = fmt.Sprintf(prefix, i)
 		}
 		ev, err := p.event(e, at)
-		if err != nil {
+		switch {
+		case err != nil && prefix != "":
+			res.Rejected = append(res.Rejected, Rejected{EmployeeID: e.EmployeeID, Err: err})
+			continue
+		case err != nil:
 			return Result{}, err
 		}
 		res.Events = append(res.Events, ev)
@@ -112,9 +121,11 @@ func (p Generic) event(e GenericEvent, at string) (Event, error) {
 		}
 		loc = l
 	}
-	if strings.TrimSpace(e.EmployeeID) == "" {
-		return Event{}, missing(SourceGeneric, at+"employeeId")
+	id, err := employeeID(SourceGeneric, at+"employeeId", e.EmployeeID)
+	if err != nil {
+		return Event{}, err
 	}
+	e.EmployeeID = id
 	if e.Type == "" {
 		return Event{}, missing(SourceGeneric, at+"type")
 	}
@@ -147,7 +158,7 @@ func (p Generic) event(e GenericEvent, at string) (Event, error) {
 		if eventID == "" {
 			eventID = EventID(SourceGeneric, e.EmployeeID, e.Type, time.Time{})
 		}
-		return Event{Action: action, Reason: why, Termination: workflows.Termination{
+		return Event{Action: action, Reason: why, RefersTo: strings.TrimSpace(e.Rescinds), Termination: workflows.Termination{
 			EventID: eventID, Source: SourceGeneric, EmployeeID: e.EmployeeID, EffectiveAt: effective, RequestedBy: e.RequestedBy}}, nil
 	case string(workflows.KindTermination), string(workflows.KindContractEnd), string(workflows.KindRoleChange):
 	default:

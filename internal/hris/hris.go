@@ -4,6 +4,19 @@
 //
 // Parsers never trust the sender for more than the payload says, never fail
 // on fields they do not know, and name the field when one they need is missing.
+//
+// Employee ids follow one rule, whatever the source (NormalizeEmployeeID):
+// surrounding white space is trimmed; letters are upper-cased, so " E1001",
+// "e1001" and "E1001" are one person with one workflow; what is left must be
+// 1 to 64 ASCII letters, digits, '-', '_' or '.', starting with a letter or
+// a digit. Anything else (non-ASCII such as "Müller-7", control characters,
+// spaces inside, longer ids) is refused for that item alone, so the workflow
+// id "deprovision-<id>" is always one Temporal accepts.
+//
+// A delivery that batches several people (generic "events", BambooHR's
+// field-based "employees", several Workday workers) is judged item by item:
+// an item that cannot be acted on is in Result.Rejected and the others are
+// acted on. A single-item delivery's error is the delivery's error.
 package hris
 
 import (
@@ -11,8 +24,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/offboard/offboard/workflows"
 )
@@ -34,10 +49,15 @@ const (
 type Event struct {
 	Action Action
 	// Termination is the workflow input for ActionStart; for rescinds and
-	// rehires only EventID, Source, EmployeeID and EffectiveAt are set.
+	// rehires only EventID, Source, EmployeeID and EffectiveAt are set, and
+	// EffectiveAt is when the HR system made the change.
 	Termination workflows.Termination
 	// Reason explains a rescind or rehire, for the signal.
 	Reason string
+	// RefersTo is the event id of the termination a rescind cancels, when
+	// the source names it; otherwise a rescind refers to the run that was in
+	// flight when HR made the change (Termination.EffectiveAt).
+	RefersTo string
 }
 
 // Ignored explains why a delivery produced no event (e.g. a first-name
@@ -51,6 +71,74 @@ type Ignored struct {
 type Result struct {
 	Events  []Event
 	Ignored []Ignored
+	// Rejected are the items of a batch that cannot be acted on.
+	Rejected []Rejected
+}
+
+// Rejected is one item of a batched delivery that cannot be acted on; the
+// other items of the delivery still are.
+type Rejected struct {
+	// EmployeeID is as sent: it may be the invalid id itself.
+	EmployeeID string
+	// Err wraps ErrMalformed (a field is missing or invalid),
+	// ErrUnknownEmployee, or ErrLookup (transient: deliver again).
+	Err error
+}
+
+// ErrUnknownEmployee: the HR system's own API says it has no such
+// employee. Delivering the event again cannot help.
+var ErrUnknownEmployee = errors.New("the HR system has no such employee")
+
+// MaxEmployeeIDLen is the longest employee id accepted: longer than any HR
+// system's ids we know, and far below Temporal's limit on workflow ids.
+const MaxEmployeeIDLen = 64
+
+// NormalizeEmployeeID applies the employee-id rule of the package doc: it
+// returns the id trimmed and upper-cased, or says why it is refused.
+func NormalizeEmployeeID(s string) (string, error) {
+	id := strings.TrimSpace(s)
+	switch {
+	case id == "":
+		return "", errors.New("is empty")
+	case len(id) > MaxEmployeeIDLen:
+		return "", fmt.Errorf("is %d bytes long, over the %d allowed", len(id), MaxEmployeeIDLen)
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		alnum := c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9'
+		if i == 0 && !alnum {
+			return "", fmt.Errorf("%s must start with a letter or a digit", quoteID(id))
+		}
+		if !alnum && c != '-' && c != '_' && c != '.' {
+			return "", fmt.Errorf("%s has %s at byte %d: only ASCII letters, digits, '-', '_' and '.' are allowed", quoteID(id), quoteRune(id[i:]), i)
+		}
+	}
+	return strings.ToUpper(id), nil
+}
+
+// quoteID shows an id that was refused, shortened: it may be anything.
+func quoteID(id string) string {
+	if len(id) > 40 {
+		return strconv.Quote(id[:40]) + "..."
+	}
+	return strconv.Quote(id)
+}
+
+func quoteRune(s string) string {
+	r, _ := utf8.DecodeRuneInString(s)
+	return strconv.QuoteRune(r)
+}
+
+// employeeID normalises the id read at field, as a FieldError when refused.
+func employeeID(source, field, raw string) (string, error) {
+	id, err := NormalizeEmployeeID(raw)
+	if err != nil {
+		if strings.TrimSpace(raw) == "" {
+			return "", missing(source, field)
+		}
+		return "", invalid(source, field, "%v", err)
+	}
+	return id, nil
 }
 
 // ErrMalformed wraps every error caused by the payload itself (bad syntax,

@@ -3,10 +3,12 @@ package hris
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -192,10 +194,35 @@ func TestBambooHRMalformed(t *testing.T) {
 	require.ErrorIs(t, err, ErrMalformed)
 	assert.Contains(t, err.Error(), "neither an event-based payload")
 
-	// An inactive employee without a work e-mail cannot be deprovisioned: say which field.
-	_, err = BambooHR{}.Parse(t.Context(), []byte(`{"employees":[{"id":"9","changedFields":["Status"],"fields":{"Status":"Inactive"}}]}`))
-	require.ErrorAs(t, err, &fe)
+	// An inactive employee without a work e-mail cannot be deprovisioned:
+	// that item is rejected naming the field.
+	res, err := BambooHR{}.Parse(t.Context(), []byte(`{"employees":[{"id":"9","changedFields":["Status"],"fields":{"Status":"Inactive"}}]}`))
+	require.NoError(t, err)
+	require.Len(t, res.Rejected, 1)
+	require.ErrorAs(t, res.Rejected[0].Err, &fe)
 	assert.Equal(t, "employees[0].fields.workEmail", fe.Field)
+}
+
+// One bad item of a batch is rejected alone; the others go on.
+func TestBambooHRFieldBasedRejectsItemsAlone(t *testing.T) {
+	api := newFakeBamboo()
+	api.emps["1010"] = BambooEmployee{ID: "1010", Status: "Inactive", TerminationDate: "2026-03-14", WorkEmail: "x1010@example.test"}
+	body := `{"employees":[
+		{"id":"Müller-7","changedFields":["Status"],"fields":{"Status":"Inactive","Work Email":"m@example.test"}},
+		{"id":"1010","changedFields":["Status"]},
+		{"id":"1011","changedFields":["Status"]},
+		{"id":" 1005 ","changedFields":["Status"],"fields":{"Status":"Inactive","Work Email":"b@example.test","Termination Date":"2026-03-14"}}]}`
+	res, err := BambooHR{API: api}.Parse(t.Context(), []byte(body))
+	require.NoError(t, err)
+	require.Len(t, res.Events, 2)
+	assert.Equal(t, "1010", res.Events[0].Termination.EmployeeID, "read through the API")
+	assert.Equal(t, "1005", res.Events[1].Termination.EmployeeID, "trimmed")
+	require.Len(t, res.Rejected, 2)
+	assert.Equal(t, "Müller-7", res.Rejected[0].EmployeeID)
+	assert.ErrorIs(t, res.Rejected[0].Err, ErrMalformed)
+	assert.ErrorContains(t, res.Rejected[0].Err, "employees[0].id")
+	assert.Equal(t, "1011", res.Rejected[1].EmployeeID)
+	assert.ErrorIs(t, res.Rejected[1].Err, ErrLookup, "the fake's bare 404 is not BambooHR saying no such employee")
 }
 
 func TestBambooClient(t *testing.T) {
@@ -204,6 +231,11 @@ func TestBambooClient(t *testing.T) {
 		gotPath, gotQuery = r.URL.Path, r.URL.Query().Get("fields")
 		gotUser, gotPass, _ = r.BasicAuth()
 		if r.URL.Path == "/api/gateway.php/acme/v1/employees/404" {
+			http.Error(w, "", http.StatusNotFound)
+			return
+		}
+		if r.URL.Path == "/api/gateway.php/acme/v1/employees/40404" {
+			w.Header().Set("X-BambooHR-Error-Message", "Employee not found")
 			http.Error(w, "", http.StatusNotFound)
 			return
 		}
@@ -221,9 +253,22 @@ func TestBambooClient(t *testing.T) {
 	assert.Equal(t, BambooEmployee{ID: "1001", Status: "Inactive", TerminationDate: "2026-03-14", WorkEmail: "ada.lovelace1001@example.test", DisplayName: "Ada Lovelace"}, emp)
 
 	_, err = c.Employee(t.Context(), "404")
-	require.ErrorIs(t, err, ErrLookup)
+	require.ErrorIs(t, err, ErrLookup, "a bare 404 may be a wrong companyDomain or a proxy: ask again later")
+	assert.NotErrorIs(t, err, ErrUnknownEmployee)
 	assert.Contains(t, err.Error(), "HTTP 404")
 	assert.NotContains(t, err.Error(), "key-123", "the API key never appears in errors")
+
+	_, err = c.Employee(t.Context(), "40404")
+	require.ErrorIs(t, err, ErrUnknownEmployee, "BambooHR's own 404 is final")
+	assert.NotErrorIs(t, err, ErrLookup)
+}
+
+func TestBambooHRUnknownEmployeeIsFinal(t *testing.T) {
+	api := newFakeBamboo()
+	api.err = fmt.Errorf("bamboohr: read employee 77: %w: HTTP 404 Employee not found", ErrUnknownEmployee)
+	_, err := BambooHR{API: api}.Parse(t.Context(), fixture(t, "bamboohr", "event_updated_status.json"))
+	require.ErrorIs(t, err, ErrUnknownEmployee)
+	assert.NotErrorIs(t, err, ErrLookup)
 }
 
 func TestWorkdaySOAP(t *testing.T) {
@@ -378,7 +423,7 @@ func TestGenericErrors(t *testing.T) {
 		{"bad date", `{"type":"termination","employeeId":"E1","email":"a@b","effectiveAt":"next tuesday"}`, "effectiveAt"},
 		{"bad zone", `{"type":"termination","employeeId":"E1","email":"a@b","effectiveAt":"2026-03-14","timeZone":"Mars/Olympus"}`, "timeZone"},
 		{"role change without role", `{"type":"role_change","employeeId":"E1","email":"a@b","effectiveAt":"2026-03-14"}`, "newRole"},
-		{"batch item", `{"events":[{"type":"termination","employeeId":"E1","email":"a@b","effectiveAt":"2026-03-14"},{"type":"termination","email":"a@b","effectiveAt":"2026-03-14"}]}`, "events[1].employeeId"},
+		{"non-ASCII employee", `{"type":"termination","employeeId":"Müller-7","email":"a@b","effectiveAt":"2026-03-14"}`, "employeeId"},
 		{"empty batch", `{"events":[]}`, "events"},
 	}
 	for _, tt := range tests {
@@ -393,6 +438,46 @@ func TestGenericErrors(t *testing.T) {
 	for _, body := range []string{string(fixture(t, "generic", "malformed.json")), `[]`, `"x"`, ``, `{"employeeId": 7}`, `{} {}`} {
 		_, err := Generic{}.Parse([]byte(body))
 		assert.ErrorIs(t, err, ErrMalformed, body)
+	}
+}
+
+func TestGenericBatchRejectsItemsAlone(t *testing.T) {
+	long := strings.Repeat("E", MaxEmployeeIDLen+1)
+	body := `{"events":[
+		{"type":"termination","employeeId":"e1001","email":"a@b","effectiveAt":"2026-03-14"},
+		{"type":"termination","employeeId":"Müller-7","email":"m@b","effectiveAt":"2026-03-14"},
+		{"type":"termination","employeeId":"E\u00071","email":"c@b","effectiveAt":"2026-03-14"},
+		{"type":"termination","employeeId":"` + long + `","email":"l@b","effectiveAt":"2026-03-14"},
+		{"type":"termination","email":"a@b","effectiveAt":"2026-03-14"},
+		{"type":"rescind","employeeId":" E1002","rescinds":"evt-9"}]}`
+	res, err := Generic{}.Parse([]byte(body))
+	require.NoError(t, err)
+	require.Len(t, res.Events, 2)
+	assert.Equal(t, "E1001", res.Events[0].Termination.EmployeeID)
+	assert.Equal(t, "E1002", res.Events[1].Termination.EmployeeID)
+	assert.Equal(t, "evt-9", res.Events[1].RefersTo)
+	require.Len(t, res.Rejected, 4)
+	for i, field := range []string{"events[1].employeeId", "events[2].employeeId", "events[3].employeeId", "events[4].employeeId"} {
+		var fe *FieldError
+		require.ErrorAs(t, res.Rejected[i].Err, &fe)
+		assert.Equal(t, field, fe.Field)
+	}
+	assert.Equal(t, "Müller-7", res.Rejected[0].EmployeeID)
+}
+
+func TestNormalizeEmployeeID(t *testing.T) {
+	for in, want := range map[string]string{
+		"E1001": "E1001", "e1001": "E1001", " E1001": "E1001", "E1001\n": "E1001", "\u00a0e1001\t": "E1001",
+		"1005": "1005", "C-1234": "C-1234", "ab_c.d": "AB_C.D", strings.Repeat("9", MaxEmployeeIDLen): strings.Repeat("9", MaxEmployeeIDLen),
+	} {
+		got, err := NormalizeEmployeeID(in)
+		require.NoError(t, err, "%q", in)
+		assert.Equal(t, want, got, "%q", in)
+	}
+	for _, in := range []string{"", "   ", "Müller-7", "E\x001", "E\u00071", "E 1001", "-E1", ".E1", "../E1", "E1/2", "E1001\u200b",
+		strings.Repeat("9", MaxEmployeeIDLen+1), strings.Repeat("x", 1001)} {
+		_, err := NormalizeEmployeeID(in)
+		assert.Error(t, err, "%q", in)
 	}
 }
 

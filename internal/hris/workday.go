@@ -370,7 +370,11 @@ func (p Workday) decideAll(facts []wdFacts) (Result, error) {
 	var res Result
 	for _, f := range facts {
 		r, err := p.decide(f)
-		if err != nil {
+		switch {
+		case err != nil && len(facts) > 1:
+			res.Rejected = append(res.Rejected, Rejected{EmployeeID: f.EmployeeID, Err: err})
+			continue
+		case err != nil:
 			return Result{}, err
 		}
 		res.Events = append(res.Events, r.Events...)
@@ -391,9 +395,11 @@ func (p Workday) decide(f wdFacts) (Result, error) {
 	if p.Now != nil {
 		now = p.Now
 	}
-	if f.EmployeeID == "" {
-		return Result{}, missing(SourceWorkday, f.where+".Worker_Reference/ID[@wd:type=Employee_ID]")
+	employee, err := employeeID(SourceWorkday, f.where+".Worker_Reference/ID[@wd:type=Employee_ID]", f.EmployeeID)
+	if err != nil {
+		return Result{}, err
 	}
+	f.EmployeeID = employee
 	id := func(kind string, effective time.Time) string {
 		if f.EventID != "" {
 			return SourceWorkday + "-" + f.EventID
@@ -403,7 +409,12 @@ func (p Workday) decide(f wdFacts) (Result, error) {
 	proc := processKind(f.Process)
 	switch {
 	case proc == "termination" && truthy(f.Rescinded) && !truthy(f.Terminated):
-		return Result{Events: []Event{{Action: ActionRescind, Reason: "Workday rescinded " + f.Process, Termination: workflows.Termination{
+		// The rescinded business process has the WID of the termination it cancels.
+		refers := ""
+		if f.EventID != "" {
+			refers = id(string(workflows.KindTermination), time.Time{})
+		}
+		return Result{Events: []Event{{Action: ActionRescind, Reason: "Workday rescinded " + f.Process, RefersTo: refers, Termination: workflows.Termination{
 			EventID: id("rescind", time.Time{}), Source: SourceWorkday, EmployeeID: f.EmployeeID, EffectiveAt: now()}}}}, nil
 	case truthy(f.HireRescinded):
 		// The hire will not happen: accounts provisioned ahead of day one must go now.
