@@ -143,7 +143,29 @@ func TestApplyControlGoneAccountIsObserved(t *testing.T) {
 	r, err := f.apply(in)
 	require.NoError(t, err)
 	require.Equal(t, control.Observed, r.Outcome)
-	require.True(t, r.Gone, "404 on a target = already gone, recorded as such")
+	require.True(t, r.Gone, "Okta's own E0000007 for the user, confirmed by a second lookup = gone")
+	require.Contains(t, r.Detail, "a second lookup agrees")
+	require.Len(t, r.Calls, 2, "observe, confirm-gone")
+	require.Equal(t, "confirm-gone", r.Calls[1].Step)
+	require.Equal(t, 404, r.HTTPStatus)
+}
+
+// TestApplyControlRouteNotFoundIsNotGone: a 404 from a route the server
+// lacks, for a user that exists, was once recorded "already gone"; it is an
+// exception naming the endpoint.
+func TestApplyControlRouteNotFoundIsNotGone(t *testing.T) {
+	f := newOktaFixture(t, "good-token")
+	f.sim.Faults().Add(fault.Rule{PathPrefix: "/api/v1/users/", Status: 404, Method: "DELETE"})
+	for _, name := range []string{"clear_sessions", "revoke_grants"} {
+		_, err := f.apply(f.input(t, name))
+		appErr := appError(t, err)
+		require.Equal(t, ErrTypePermanent, appErr.Type(), name)
+		require.True(t, appErr.NonRetryable())
+		require.Contains(t, appErr.Error(), "DELETE /api/v1/users/", "the endpoint is named")
+		require.Contains(t, appErr.Error(), "exists")
+	}
+	u, _ := f.sim.User(f.person.Email)
+	require.Equal(t, 2, u.Sessions, "nothing was cleared, and nothing said so")
 }
 
 func TestResolveAccountNoAccount(t *testing.T) {
@@ -153,6 +175,9 @@ func TestResolveAccountNoAccount(t *testing.T) {
 	var res Resolution
 	require.NoError(t, v.Get(&res))
 	require.True(t, res.NoAccount)
+	require.Len(t, res.Searched, 2, "filter and direct GET, each with its answer")
+	require.Contains(t, res.Searched[0], "filter=profile.email eq")
+	require.Contains(t, res.Searched[1], "GET /api/v1/users/nobody@example.test: HTTP 404, E0000007")
 
 	v, err = f.env.ExecuteActivity(f.acts.ResolveAccount, ResolveInput{Target: "okta", Person: control.Person{EmployeeID: f.person.EmployeeID, Email: f.person.Email}})
 	require.NoError(t, err)
@@ -160,6 +185,57 @@ func TestResolveAccountNoAccount(t *testing.T) {
 	require.NoError(t, v.Get(&found))
 	require.False(t, found.NoAccount)
 	require.Equal(t, f.person.Email, found.Account.Login)
+}
+
+// notFoundTarget answers every Resolve with a not-found and no record of
+// what it searched.
+type notFoundTarget struct{ control.Target }
+
+func (notFoundTarget) Name() string { return "bare" }
+func (notFoundTarget) Resolve(context.Context, control.Person) (control.Account, error) {
+	return control.Account{}, &control.Error{Kind: control.ErrNotFound, Op: "bare: resolve"}
+}
+
+func TestResolveAccountNotFoundWithoutSearchedIsAnException(t *testing.T) {
+	cfg, err := config.Default()
+	require.NoError(t, err)
+	var suite testsuite.WorkflowTestSuite
+	env := suite.NewTestActivityEnvironment()
+	acts := New(cfg, []control.Target{notFoundTarget{}})
+	env.RegisterActivity(acts)
+	_, err = env.ExecuteActivity(acts.ResolveAccount, ResolveInput{Target: "bare", Person: control.Person{EmployeeID: "E9", Email: "x@example.test"}})
+	appErr := appError(t, err)
+	require.Equal(t, ErrTypePermanent, appErr.Type())
+	require.True(t, appErr.NonRetryable())
+	require.Contains(t, appErr.Error(), "does not say what it searched")
+}
+
+func TestResolveAccountReportsAdminRoles(t *testing.T) {
+	people := demo.People(10)
+	sim := oktasim.New(oktasim.Options{Token: "good-token", People: people})
+	srv := httptest.NewServer(sim.Handler())
+	t.Cleanup(srv.Close)
+	tgt, err := okta.New(t.Context(), okta.Config{Name: "okta", OrgURL: srv.URL, Token: "good-token", AllowHTTP: true})
+	require.NoError(t, err)
+	cfg, err := config.Default()
+	require.NoError(t, err)
+	var suite testsuite.WorkflowTestSuite
+	env := suite.NewTestActivityEnvironment()
+	acts := New(cfg, []control.Target{tgt})
+	env.RegisterActivity(acts)
+	for _, tc := range []struct {
+		p    demo.Person
+		want []string
+	}{
+		{people[9], []string{"okta admin role SUPER_ADMIN (through a group)"}}, // HR says privileged, and Okta agrees
+		{people[1], nil},
+	} {
+		v, err := env.ExecuteActivity(acts.ResolveAccount, ResolveInput{Target: "okta", Person: control.Person{EmployeeID: tc.p.EmployeeID, Email: tc.p.Email}})
+		require.NoError(t, err)
+		var res Resolution
+		require.NoError(t, v.Get(&res))
+		require.Equal(t, tc.want, res.Account.Privileges, tc.p.Email)
+	}
 }
 
 func TestUnknownTargetIsNotRetried(t *testing.T) {
