@@ -21,6 +21,7 @@ import (
 
 	"github.com/offboard/offboard/connectors/awsiam"
 	"github.com/offboard/offboard/internal/control"
+	"github.com/offboard/offboard/internal/testenv/hostile"
 	"github.com/offboard/offboard/sandbox/demo"
 	"github.com/offboard/offboard/sandbox/fault"
 	iamsim "github.com/offboard/offboard/sandbox/iam"
@@ -595,4 +596,74 @@ func keys(m map[string]string) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+func TestResolveReadsPrivileges(t *testing.T) {
+	e := newEnv(t)
+	admin, err := e.client.Resolve(t.Context(), control.Person{Email: people[9].Email})
+	require.NoError(t, err)
+	assert.Contains(t, admin.Privileges, "aws: AdministratorAccess attached to user "+people[9].Login)
+	assert.Contains(t, admin.Privileges, "aws: AdministratorAccess attached to group admins")
+
+	plain, err := e.client.Resolve(t.Context(), control.Person{Email: people[0].Email})
+	require.NoError(t, err)
+	assert.Empty(t, plain.Privileges, "ReadOnlyAccess and an s3 scratch policy are not admin rights")
+
+	// An inline policy granting *:* is an admin right too.
+	_, err = e.sdk().PutUserPolicy(t.Context(), &iam.PutUserPolicyInput{UserName: aws.String(people[0].Login), PolicyName: aws.String("break-glass"),
+		PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":["*"],"Resource":"*"}}`)})
+	require.NoError(t, err)
+	plain, err = e.client.Resolve(t.Context(), control.Person{Email: people[0].Email})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"aws: inline policy break-glass of user " + people[0].Login + " allows *:*"}, plain.Privileges)
+}
+
+func TestProbe(t *testing.T) {
+	e := newEnv(t)
+	p, err := e.client.Probe(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, []string{"sts:GetCallerIdentity: arn:aws:iam::123456789012:user/offboard in account 123456789012", "iam:ListUsers: answered as IAM"}, p.Checks)
+	assert.Empty(t, p.Missing)
+
+	cases := []struct {
+		name     string
+		cfg      func(c *awsiam.Config)
+		rule     *fault.Rule
+		kind     error
+		contains string
+	}{
+		{"wrong secret", func(c *awsiam.Config) {
+			c.Credentials = credentials.NewStaticCredentialsProvider(testKey, "not-the-secret", "")
+		}, nil, control.ErrUnauthorized, "the credentials were refused"},
+		{"another account", func(c *awsiam.Config) { c.AccountID = "999999999999" }, nil, control.ErrPermanent, "configured for account 999999999999"},
+		{"endpoint is a proxy's HTML 404", func(c *awsiam.Config) { c.Endpoint = httptestHTML404(t) }, nil, control.ErrUnexpected, "did not answer as AWS IAM/STS"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := awsiam.Config{Name: target, AccountID: "123456789012", Endpoint: e.srv.URL, Credentials: credentials.NewStaticCredentialsProvider(testKey, testSecret, "")}
+			tc.cfg(&cfg)
+			c, err := awsiam.New(t.Context(), cfg)
+			require.NoError(t, err)
+			_, err = c.Probe(t.Context())
+			require.ErrorIs(t, err, tc.kind)
+			assert.Contains(t, err.Error(), tc.contains)
+			assert.Contains(t, err.Error(), target)
+			assert.NotContains(t, err.Error(), "not-the-secret")
+		})
+	}
+	t.Run("ListUsers refused: reported missing", func(t *testing.T) {
+		srv := hostile.New(t, e.sim.Handler(), hostile.Rule{Match: action("ListUsers"), Handler: hostile.Body(403, "text/xml", accessDeniedXML)})
+		c, err := awsiam.New(t.Context(), awsiam.Config{Name: target, AccountID: "123456789012", Endpoint: srv.URL,
+			Credentials: credentials.NewStaticCredentialsProvider(testKey, testSecret, "")})
+		require.NoError(t, err)
+		p, err := c.Probe(t.Context())
+		require.NoError(t, err, "the credentials work; a permission is missing")
+		assert.Equal(t, []string{"iam:ListUsers"}, p.Missing)
+	})
+}
+
+func httptestHTML404(t *testing.T) string {
+	srv := httptest.NewServer(garbage(404))
+	t.Cleanup(srv.Close)
+	return srv.URL
 }

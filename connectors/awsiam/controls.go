@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/iam/types"
+	"github.com/aws/smithy-go"
 
 	"github.com/offboard/offboard/internal/control"
 )
@@ -357,7 +358,7 @@ func observeInactive(kinds ...credKind) observer {
 			parts = append(parts, fmt.Sprintf("%s: %d of %d active %v", k.plural, n, len(lists[i]), active(lists[i])))
 		}
 		if failed == len(kinds) {
-			return control.Observation{}, errs[0]
+			return control.Observation{}, fmt.Errorf("%s could not be listed: %w", kinds[0].plural, errs[0])
 		}
 		// A kind that cannot be listed is not known to be inactive: the
 		// control does not hold, and enforcing contains the others and fails naming it.
@@ -470,7 +471,7 @@ func observeDeleted(kinds ...credKind) observer {
 			parts = append(parts, fmt.Sprintf("%s: %d left %v", k.plural, len(lists[i]), ids(lists[i])))
 		}
 		if failed == len(kinds) {
-			return control.Observation{}, errs[0]
+			return control.Observation{}, fmt.Errorf("%s could not be listed: %w", kinds[0].plural, errs[0])
 		}
 		return control.Observation{Holds: total == 0 && failed == 0, Detail: strings.Join(parts, "; ")}, nil
 	}
@@ -514,6 +515,9 @@ func deleteKinds(r *run, kinds []credKind) (failed []string, first error, delete
 
 func observeLoginProfile(r *run) (control.Observation, error) {
 	_, err := r.c.iam.GetLoginProfile(r.ctx, &iam.GetLoginProfileInput{UserName: aws.String(r.user)})
+	if isNoSuchEntity(err) && !aboutLoginProfile(err) {
+		return control.Observation{}, err // about the user, not its password: Observe proves which
+	}
 	if isNoSuchEntity(err) {
 		if err := r.checkUser(); err != nil {
 			return control.Observation{}, err
@@ -524,6 +528,14 @@ func observeLoginProfile(r *run) (control.Observation, error) {
 		return control.Observation{}, err
 	}
 	return control.Observation{Holds: false, Detail: "console password set"}, nil
+}
+
+// aboutLoginProfile reports whether a NoSuchEntity is IAM's answer that the
+// user has no console password ("Login Profile for User x cannot be found."),
+// rather than one about the user.
+func aboutLoginProfile(err error) bool {
+	var apiErr smithy.APIError
+	return errors.As(err, &apiErr) && strings.Contains(strings.ToLower(apiErr.ErrorMessage()), "login profile")
 }
 
 func enforceLoginProfile(r *run) error {
@@ -538,17 +550,21 @@ func enforceLoginProfile(r *run) error {
 
 func (r *run) mfaSerials() ([]string, error) {
 	var serials []string
-	p := iam.NewListMFADevicesPaginator(r.c.iam, &iam.ListMFADevicesInput{UserName: aws.String(r.user)})
-	for p.HasMorePages() {
-		pg, err := p.NextPage(r.ctx)
+	in := &iam.ListMFADevicesInput{UserName: aws.String(r.user)}
+	err := walk("ListMFADevices", func(marker *string) ([]string, bool, *string, error) {
+		in.Marker = marker
+		pg, err := r.c.iam.ListMFADevices(r.ctx, in)
 		if err != nil {
-			return nil, err
+			return nil, false, nil, err
 		}
+		var page []string
 		for _, d := range pg.MFADevices {
-			serials = append(serials, aws.ToString(d.SerialNumber))
+			page = append(page, aws.ToString(d.SerialNumber))
 		}
-	}
-	return serials, nil
+		serials = append(serials, page...)
+		return page, pg.IsTruncated, pg.Marker, nil
+	})
+	return serials, err
 }
 
 func observeMFA(r *run) (control.Observation, error) {
@@ -585,17 +601,21 @@ func enforceMFA(r *run) error {
 
 func (r *run) groups() ([]string, error) {
 	var names []string
-	p := iam.NewListGroupsForUserPaginator(r.c.iam, &iam.ListGroupsForUserInput{UserName: aws.String(r.user)})
-	for p.HasMorePages() {
-		pg, err := p.NextPage(r.ctx)
+	in := &iam.ListGroupsForUserInput{UserName: aws.String(r.user)}
+	err := walk("ListGroupsForUser", func(marker *string) ([]string, bool, *string, error) {
+		in.Marker = marker
+		pg, err := r.c.iam.ListGroupsForUser(r.ctx, in)
 		if err != nil {
-			return nil, err
+			return nil, false, nil, err
 		}
+		var page []string
 		for _, g := range pg.Groups {
-			names = append(names, aws.ToString(g.GroupName))
+			page = append(page, aws.ToString(g.GroupName))
 		}
-	}
-	return names, nil
+		names = append(names, page...)
+		return page, pg.IsTruncated, pg.Marker, nil
+	})
+	return names, err
 }
 
 func (r *run) kept(group string) bool {
@@ -639,23 +659,35 @@ func enforceGroups(r *run) error {
 // --- policies
 
 func (r *run) policies() (attached, inline []string, err error) {
-	ap := iam.NewListAttachedUserPoliciesPaginator(r.c.iam, &iam.ListAttachedUserPoliciesInput{UserName: aws.String(r.user)})
-	for ap.HasMorePages() {
-		pg, err := ap.NextPage(r.ctx)
+	ain := &iam.ListAttachedUserPoliciesInput{UserName: aws.String(r.user)}
+	err = walk("ListAttachedUserPolicies", func(marker *string) ([]string, bool, *string, error) {
+		ain.Marker = marker
+		pg, err := r.c.iam.ListAttachedUserPolicies(r.ctx, ain)
 		if err != nil {
-			return nil, nil, err
+			return nil, false, nil, err
 		}
+		var page []string
 		for _, p := range pg.AttachedPolicies {
-			attached = append(attached, aws.ToString(p.PolicyArn))
+			page = append(page, aws.ToString(p.PolicyArn))
 		}
+		attached = append(attached, page...)
+		return page, pg.IsTruncated, pg.Marker, nil
+	})
+	if err != nil {
+		return nil, nil, err
 	}
-	ip := iam.NewListUserPoliciesPaginator(r.c.iam, &iam.ListUserPoliciesInput{UserName: aws.String(r.user)})
-	for ip.HasMorePages() {
-		pg, err := ip.NextPage(r.ctx)
+	iin := &iam.ListUserPoliciesInput{UserName: aws.String(r.user)}
+	err = walk("ListUserPolicies", func(marker *string) ([]string, bool, *string, error) {
+		iin.Marker = marker
+		pg, err := r.c.iam.ListUserPolicies(r.ctx, iin)
 		if err != nil {
-			return nil, nil, err
+			return nil, false, nil, err
 		}
 		inline = append(inline, pg.PolicyNames...)
+		return pg.PolicyNames, pg.IsTruncated, pg.Marker, nil
+	})
+	if err != nil {
+		return nil, nil, err
 	}
 	return attached, inline, nil
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/offboard/offboard/internal/control"
 )
@@ -334,10 +335,17 @@ func kindOf(err error) string {
 		return ce.Kind.Error()
 	}
 	var apiErr interface{ ErrorCode() string }
-	if errors.As(err, &apiErr) {
+	if errors.As(err, &apiErr) && apiErr.ErrorCode() != "" {
 		return apiErr.ErrorCode()
 	}
-	return err.Error()
+	var respErr *smithyhttp.ResponseError
+	if errors.As(err, &respErr) {
+		return fmt.Sprintf("HTTP %d, not an IAM answer", respErr.HTTPStatusCode())
+	}
+	if isPagingError(err) {
+		return err.Error()
+	}
+	return "no answer"
 }
 
 // Probe checks the target's configuration: STS GetCallerIdentity proves the
