@@ -386,4 +386,3 @@ func resolveNobody(t *testing.T, h *hostileEnv) (hostile.Verdict, string) {
 	}
 	return hostile.FalseClaim, "found an account for a person who has none"
 }
-
