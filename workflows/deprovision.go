@@ -24,6 +24,8 @@ const (
 	versionPooledControl = "pooled-controls"
 	versionTargetQueues  = "target-queues"
 	versionWatchRefused  = "watch-after-refusal"
+	// Decisions are signed Workflow Updates (updates.go); older runs took signals.
+	versionSignedDecisions = "signed-decisions"
 )
 
 // a is how the workflow names activities: methods on a nil pointer, so there
@@ -388,5 +390,6 @@ func (wf *deprovision) planDigest() string {
 		Items      []item `json:"items"`
 	}{wf.t.EmployeeID, items})
 	sum := sha256.Sum256(b)
+	wf.status.Plan = wf.plan() // what the digest covers, for the approver to read
 	return "sha256:" + hex.EncodeToString(sum[:])
 }

@@ -28,6 +28,9 @@ type deprovisionSuite struct {
 	cfg   config.Config
 	start time.Time
 	sent  []activities.Notification
+	// decisions (decide_test.go)
+	verdicts []verdict
+	nonce    int
 }
 
 func TestDeprovision(t *testing.T) { suite.Run(t, new(deprovisionSuite)) }
@@ -40,6 +43,7 @@ func (s *deprovisionSuite) SetupTest() {
 	s.okta, s.aws = newFake("okta"), newFake("aws")
 	s.start = time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
 	s.sent = nil
+	s.verdicts, s.nonce = nil, 0
 	s.newEnv()
 }
 
@@ -84,8 +88,6 @@ func (s *deprovisionSuite) status() Status {
 }
 
 func (s *deprovisionSuite) at(d time.Duration, fn func()) { s.env.RegisterDelayedCallback(fn, d) }
-
-func (s *deprovisionSuite) signal(name string, v any) { s.env.SignalWorkflow(name, v) }
 
 func controlByID(st Status, id string) ControlStatus {
 	for _, c := range st.Controls {
@@ -217,12 +219,7 @@ func (s *deprovisionSuite) TestApprovalBoundToPlanDigestAndApproverRole() {
 	s.Equal(1, s.okta.count("remove_groups"))
 	s.Require().Len(res.Status.Approvals, 1)
 	s.Equal("alice@example.test", res.Status.Approvals[0].Approver)
-	var rejected []string
-	for _, l := range res.Status.Log {
-		if l.Kind == SignalApprove && !l.Accepted {
-			rejected = append(rejected, l.Detail)
-		}
-	}
+	rejected := s.refused(UpdateApprove)
 	s.Require().Len(rejected, 3)
 	s.Contains(rejected[0], "does not match the current plan")
 	s.Contains(rejected[1], "does not hold the approver role")
@@ -239,18 +236,9 @@ func (s *deprovisionSuite) TestRequesterMayNotApprove() {
 	})
 	res := s.run(t)
 	s.Equal(PhaseCompleted, res.Phase)
-	s.Contains(lastLog(res.Status, SignalApprove).Detail, "approved")
+	s.Contains(lastLog(res.Status, UpdateApprove).Detail, "approved")
 	s.Equal("bob@example.test", res.Status.Approvals[0].Approver)
-	s.Contains(res.Status.Log[len(res.Status.Log)-2].Detail+lastRejected(res.Status), "requested this deprovisioning")
-}
-
-func lastRejected(st Status) string {
-	for i := len(st.Log) - 1; i >= 0; i-- {
-		if !st.Log[i].Accepted {
-			return st.Log[i].Detail
-		}
-	}
-	return ""
+	s.Contains(s.lastRefused(), "requested this deprovisioning")
 }
 
 func (s *deprovisionSuite) TestRejectedPlanKeepsAccessContained() {
@@ -377,12 +365,7 @@ func (s *deprovisionSuite) TestExceptionWaitsForWaiverOthersGoOn() {
 	c := controlByID(res.Status, "aws/suspend")
 	s.Equal(StateDone, c.State, "the expired waiver re-opened the control, which then held")
 	s.Equal(1, s.aws.count("suspend"))
-	var rejected []string
-	for _, l := range res.Status.Log {
-		if l.Kind == SignalWaive && !l.Accepted {
-			rejected = append(rejected, l.Detail)
-		}
-	}
+	rejected := s.refused(UpdateWaive)
 	s.Require().Len(rejected, 3)
 	s.Contains(rejected[0], "security role")
 	s.Contains(rejected[1], "already expired")
@@ -408,7 +391,7 @@ func (s *deprovisionSuite) TestExceptionRetriedBySignal() {
 	s.Equal(PhaseCompleted, res.Phase)
 	s.Equal(StateDone, controlByID(res.Status, "okta/deactivate").State)
 	s.Equal(1, s.okta.count("deactivate"))
-	s.Contains(lastRejected(res.Status), "not in exception")
+	s.Contains(s.lastRefused(), "not in exception")
 	s.False(res.Status.Deadlines[0].Breached, "containment was on time")
 }
 
@@ -456,7 +439,7 @@ func (s *deprovisionSuite) TestRescindAfterRemovalStartedIsRefused() {
 	res := s.run(s.termination())
 	s.Equal(PhaseCompleted, res.Phase)
 	s.Equal(0, s.okta.count("unsuspend"))
-	s.Contains(lastRejected(res.Status), "too late to rescind")
+	s.Contains(s.lastRefused(), "too late to rescind")
 }
 
 func (s *deprovisionSuite) TestRoleChangeRemovesOnlyUngrantedGroups() {
@@ -469,26 +452,24 @@ func (s *deprovisionSuite) TestRoleChangeRemovesOnlyUngrantedGroups() {
 	s.Empty(s.aws.params["remove_groups"].KeepGroups, "a target the role grants nothing in keeps nothing")
 }
 
-func (s *deprovisionSuite) TestBadSignalsAreRejectedAndLogged() {
+func (s *deprovisionSuite) TestBadDecisionsAreRefused() {
 	s.at(time.Minute, func() {
-		s.env.SignalWorkflow(SignalRetry, map[string]any{"by": "x", "control": "okta/suspend", "extra": 1})
-		s.env.SignalWorkflow(SignalRetry, Retry{By: "x", Control: "nope/nope"})
-		s.env.SignalWorkflow(SignalApprove, Approve{Approver: "alice@example.test", Decision: "maybe"})
-		s.env.SignalWorkflow(SignalReleaseHold, Release{By: "x", CaseRef: "none"})
+		s.decide(UpdateRetry, "alice@example.test", "", map[string]any{"control": "okta/suspend", "extra": 1})
+		s.decide(UpdateRetry, "alice@example.test", "", Retry{Control: "nope/nope"})
+		s.decide(UpdateApprove, "alice@example.test", "", ApproveRequest{Decision: "maybe"})
+		s.decide(UpdateReleaseHold, "hr@example.test", "", Release{CaseRef: "none"})
 	})
 	res := s.run(s.termination())
 	s.Equal(PhaseCompleted, res.Phase)
-	var rejected []string
-	for _, l := range res.Status.Log {
-		if !l.Accepted {
-			rejected = append(rejected, l.Detail)
-		}
-	}
-	s.Require().Len(rejected, 4)
+	rejected := s.refused(UpdateRetry)
+	s.Require().Len(rejected, 2)
 	s.Contains(rejected[0], "unknown field")
 	s.Contains(rejected[1], "unknown control")
-	s.Contains(rejected[2], "not approve or reject")
-	s.Contains(rejected[3], "no legal hold")
+	s.Contains(s.refused(UpdateApprove)[0], "not approve or reject")
+	s.Contains(s.refused(UpdateReleaseHold)[0], "no legal hold")
+	for _, l := range res.Status.Log {
+		s.True(l.Accepted, "a refused decision leaves no trace in the run: %+v", l)
+	}
 }
 
 func (s *deprovisionSuite) TestQuarantineWaitsForSecurity() {
@@ -504,7 +485,7 @@ func (s *deprovisionSuite) TestQuarantineWaitsForSecurity() {
 	res := s.run(t)
 	s.Equal(PhaseCompleted, res.Phase)
 	s.Equal(s.start.Add(time.Hour), res.Status.ContainedAt)
-	s.Contains(lastRejected(res.Status), "security role")
+	s.Contains(s.lastRefused(), "security role")
 }
 
 func (s *deprovisionSuite) TestNoAccountIsRecordedNotAnError() {

@@ -9,13 +9,12 @@ import (
 	"go.temporal.io/sdk/workflow"
 )
 
-// listen registers the status query and starts the one coroutine that
-// receives every signal. Each signal is checked; a bad one is rejected and
-// recorded in the log, and never fails the workflow.
-func (wf *deprovision) listen(ctx workflow.Context) error {
-	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (Status, error) { return wf.status, nil }); err != nil {
-		return fmt.Errorf("status query: %w", err)
-	}
+// listenSignals is how runs recorded before versionSignedDecisions took
+// decisions: as unsigned signals, checked against the names of the plan's
+// people. It stays only so those histories replay; new runs take signed
+// Updates (updates.go). One coroutine receives every signal; a bad one is
+// rejected and recorded in the log, and never fails the workflow.
+func (wf *deprovision) listenSignals(ctx workflow.Context) error {
 	type handler struct {
 		name string
 		fn   func(workflow.Context, json.RawMessage) error

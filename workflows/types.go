@@ -6,6 +6,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/offboard/offboard/internal/control"
+	"github.com/offboard/offboard/internal/decision"
 )
 
 // Names other tools rely on (design.md, "Messages and names").
@@ -26,6 +27,20 @@ const (
 	SignalHREvent = "hr-event"
 
 	QueryStatus = "status"
+
+	// Human decisions are Workflow Updates (updates.go). Each takes a
+	// decision.Signed whose body names the same kind, signed by the operator
+	// API (or a break-glass key), and returns a DecisionResult; a refusal is
+	// an error and never enters the history. The payload of each kind:
+	UpdateApprove            = decision.KindApprove            // ApproveRequest; the plan digest is the decision's own field
+	UpdateQuarantineRelease  = decision.KindQuarantineRelease  // ApproveRequest (approve releases, reject rescinds)
+	UpdateLegalHold          = decision.KindLegalHold          // Hold
+	UpdateReleaseHold        = decision.KindReleaseHold        // Release
+	UpdateRescind            = decision.KindRescind            // Rescind, naming eventId or effectiveAt
+	UpdateReschedule         = decision.KindReschedule         // Reschedule, naming eventId or from
+	UpdateRetry              = decision.KindRetry              // Retry
+	UpdateWaive              = decision.KindWaive              // Waive
+	UpdateIdentityCorrection = decision.KindIdentityCorrection // IdentityCorrection
 
 	// QuarantineDigest is the plan digest an approval names to release a
 	// quarantined termination (the blast-radius guard).
@@ -148,15 +163,22 @@ type (
 		CaseRef string `json:"caseRef"`
 	}
 	// Rescind cancels the termination: nothing is touched before the
-	// effective time; containment is undone before removal.
+	// effective time; containment is undone before removal. A signed rescind
+	// names the run's event or its effective time, so it cannot reach a
+	// newer run for another event.
 	Rescind struct {
-		By     string `json:"by"`
-		Reason string `json:"reason,omitempty"`
+		By          string    `json:"by"`
+		Reason      string    `json:"reason,omitempty"`
+		EventID     string    `json:"eventId,omitempty"`
+		EffectiveAt time.Time `json:"effectiveAt,omitzero"`
 	}
-	// Reschedule moves the effective time while it is still in the future.
+	// Reschedule moves the effective time while it is still in the future;
+	// a signed one names the run's event or the effective time it moves (From).
 	Reschedule struct {
 		By          string    `json:"by"`
 		EffectiveAt time.Time `json:"effectiveAt"`
+		EventID     string    `json:"eventId,omitempty"`
+		From        time.Time `json:"from,omitzero"`
 	}
 	// Retry runs a control in exception again.
 	Retry struct {
@@ -171,6 +193,31 @@ type (
 		ExpiresAt time.Time `json:"expiresAt"`
 	}
 )
+
+// ApproveRequest is the payload of an approve or quarantine-release decision.
+type ApproveRequest struct {
+	Decision string `json:"decision"` // approve | reject
+	Reason   string `json:"reason,omitempty"`
+}
+
+// DecisionResult is what an accepted decision did.
+type DecisionResult struct {
+	Kind       string `json:"kind"`
+	By         string `json:"by"`
+	Detail     string `json:"detail"`
+	BreakGlass bool   `json:"breakGlass,omitempty"`
+}
+
+// PlanItem is one destructive step of the plan an approver approves: the
+// plan digest covers exactly these, in this order.
+type PlanItem struct {
+	Control    string         `json:"control"` // "okta/remove_groups"
+	Phase      control.Phase  `json:"phase"`
+	Account    string         `json:"account"`
+	Login      string         `json:"login,omitempty"`
+	Privileges []string       `json:"privileges,omitempty"`
+	Params     control.Params `json:"params,omitzero"`
+}
 
 // HREvent is a later HR event for a run in flight (SignalHREvent).
 type HREvent struct {
@@ -239,6 +286,11 @@ type Status struct {
 	Drift          []string         `json:"drift,omitempty"`
 	Log            []LogEntry       `json:"log"`
 	ApprovalNeeded bool             `json:"approvalNeeded"`
+	// EventID and RunID say which event and run a decision refers to.
+	EventID string `json:"eventId,omitempty"`
+	RunID   string `json:"runId,omitempty"`
+	// Plan is the removal plan PlanDigest names, for the approver to read.
+	Plan []PlanItem `json:"plan,omitempty"`
 	// Privileged is true when HR declared the person privileged or a target
 	// showed admin rights (AccountStatus.Privileges says which).
 	Privileged bool `json:"privileged,omitempty"`
@@ -302,19 +354,24 @@ type HoldRecord struct {
 	ReleasedAt time.Time `json:"releasedAt,omitzero"`
 }
 
-// ApprovalRecord is one accepted approve signal.
+// ApprovalRecord is one accepted approval or rejection.
 type ApprovalRecord struct {
 	Approve
-	At time.Time `json:"at"`
+	At         time.Time `json:"at"`
+	BreakGlass bool      `json:"breakGlass,omitempty"`
 }
 
-// LogEntry records every signal, accepted or not, and notable events.
+// LogEntry records every decision the run applied, every signal it
+// refused, and notable events. A decision's entry names the key that signed
+// it; BreakGlass marks one signed outside the operator API.
 type LogEntry struct {
-	At       time.Time `json:"at"`
-	Kind     string    `json:"kind"`
-	By       string    `json:"by,omitempty"`
-	Detail   string    `json:"detail"`
-	Accepted bool      `json:"accepted"`
+	At         time.Time `json:"at"`
+	Kind       string    `json:"kind"`
+	By         string    `json:"by,omitempty"`
+	Detail     string    `json:"detail"`
+	Accepted   bool      `json:"accepted"`
+	KeyID      string    `json:"keyId,omitempty"`
+	BreakGlass bool      `json:"breakGlass,omitempty"`
 }
 
 // Result is what the workflow returns when it closes.
