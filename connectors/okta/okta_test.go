@@ -16,6 +16,7 @@ import (
 
 	"github.com/offboard/offboard/connectors/okta"
 	"github.com/offboard/offboard/internal/control"
+	"github.com/offboard/offboard/internal/testenv/hostile"
 	"github.com/offboard/offboard/sandbox/demo"
 	"github.com/offboard/offboard/sandbox/fault"
 	oktasim "github.com/offboard/offboard/sandbox/okta"
@@ -606,5 +607,53 @@ func BenchmarkTermination(b *testing.B) {
 				require.NoError(b, err, "%s %s", step, name)
 			}
 		}
+	}
+}
+
+// TestProbe: the self-check proves the org URL and the token, and names
+// whichever is wrong.
+func TestProbe(t *testing.T) {
+	e := newEnv(t, oktasim.Options{})
+	pr, err := e.client.Probe(t.Context())
+	require.NoError(t, err)
+	require.Len(t, pr.Checks, 2)
+	assert.Equal(t, "GET /api/v1/users/me: 200, Okta user offboard-api@sandbox.okta.test (ACTIVE), the token's owner", pr.Checks[0])
+	assert.Regexp(t, `^GET /api/v1/users/00u\w+/roles: okta admin role SUPER_ADMIN$`, pr.Checks[1])
+	assert.Empty(t, pr.Missing)
+
+	t.Run("token owner without an admin role", func(t *testing.T) {
+		srv := hostile.New(t, e.sim.Handler(), hostile.Rule{Match: hostile.Path(`/api/v1/users/[^/]+/roles`), Handler: hostile.Body(200, "application/json", "[]")})
+		pr, err := newClient(t, srv.URL, token).Probe(t.Context())
+		require.NoError(t, err)
+		assert.Len(t, pr.Checks, 1)
+		assert.Equal(t, []string{"an Okta admin role for the token's owner (it has none: it cannot suspend or deactivate users)"}, pr.Missing)
+	})
+
+	t.Run("wrong token", func(t *testing.T) {
+		_, err := newClient(t, e.srv.URL, "not-the-token").Probe(t.Context())
+		require.ErrorIs(t, err, control.ErrUnauthorized)
+		assert.Contains(t, err.Error(), "E0000011")
+		assert.Contains(t, err.Error(), "token rejected")
+		assert.NotContains(t, err.Error(), "not-the-token")
+	})
+	t.Run("wrong path", func(t *testing.T) {
+		_, err := newClient(t, e.srv.URL+"/admin", token).Probe(t.Context())
+		require.ErrorIs(t, err, control.ErrUnexpected)
+		assert.Contains(t, err.Error(), "the org URL "+e.srv.URL+"/admin does not answer with Okta's API")
+	})
+	for _, tc := range []struct{ name, ctype, body string }{
+		{"a proxy's HTML page", "text/html", "<html>sign in</html>"},
+		{"JSON that is not an Okta user", "application/json", `{"status":"ok"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", tc.ctype)
+				fmt.Fprint(w, tc.body)
+			}))
+			t.Cleanup(srv.Close)
+			_, err := newClient(t, srv.URL, token).Probe(t.Context())
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), "does not answer with Okta's API")
+		})
 	}
 }

@@ -45,6 +45,7 @@ func parseUser(body []byte) (user, error) {
 func userFrom(m map[string]any) (user, error) {
 	u := user{Raw: m}
 	var ok bool
+	var roles, entitlements []string // roles first, whatever the map order
 	if u.ID, ok = m["id"].(string); !ok || u.ID == "" {
 		return user{}, errors.New(`resource has no "id"`)
 	}
@@ -71,17 +72,18 @@ func userFrom(m map[string]any) (user, error) {
 			// privileged.
 			for _, s := range values(v) {
 				if adminLike(s) {
-					u.Privileges = append(u.Privileges, "scim role "+s)
+					roles = append(roles, "scim role "+s)
 				}
 			}
 		case "entitlements":
 			// Entitlements are rights the app granted the user by name; we
 			// cannot tell which are admin, so every one is reported.
 			for _, s := range values(v) {
-				u.Privileges = append(u.Privileges, "scim entitlement "+s)
+				entitlements = append(entitlements, "scim entitlement "+s)
 			}
 		}
 	}
+	u.Privileges = append(roles, entitlements...)
 	return u, nil
 }
 

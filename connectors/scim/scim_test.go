@@ -526,3 +526,55 @@ func TestBasicAuth(t *testing.T) {
 		assert.True(t, obs.Holds, "application/json is accepted as well as application/scim+json")
 	}
 }
+
+// TestProbe: the self-check proves the base URL answers SCIM and the token
+// reads /Users, and names whichever is wrong.
+func TestProbe(t *testing.T) {
+	s := startApp(t, scimapp.Options{Name: "crm", PatchSupported: true})
+	pr, err := s.client.Probe(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, []string{
+		"GET /ServiceProviderConfig: 200, SCIM urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig",
+		"GET /ResourceTypes: 200, SCIM urn:ietf:params:scim:api:messages:2.0:ListResponse",
+		"GET /Users?startIndex=1&count=1: 200, SCIM urn:ietf:params:scim:api:messages:2.0:ListResponse",
+	}, pr.Checks)
+	assert.Empty(t, pr.Missing)
+
+	t.Run("wrong token", func(t *testing.T) {
+		_, err := newClient(t, "scim-crm", s.srv.URL+"/scim/v2", "wrong-token").Probe(t.Context())
+		require.ErrorIs(t, err, control.ErrUnauthorized)
+		assert.Contains(t, err.Error(), "the credential was refused")
+		assert.NotContains(t, err.Error(), "wrong-token")
+	})
+	t.Run("wrong base path", func(t *testing.T) {
+		_, err := newClient(t, "scim-crm", s.srv.URL+"/scim", token).Probe(t.Context())
+		require.ErrorIs(t, err, control.ErrUnexpected)
+		assert.Contains(t, err.Error(), "the base URL "+s.srv.URL+"/scim does not answer with a SCIM API")
+	})
+	t.Run("JSON without the SCIM schemas", func(t *testing.T) {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"patch":{"supported":true},"filter":{"supported":true}}`))
+		}))
+		t.Cleanup(srv.Close)
+		_, err := newClient(t, "scim-x", srv.URL, token).Probe(t.Context())
+		require.ErrorIs(t, err, control.ErrUnexpected)
+		assert.Contains(t, err.Error(), "does not carry the schema urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig")
+	})
+}
+
+// TestResolveReportsPrivileges: admin-like roles and every entitlement the
+// user resource carries come back as Privileges; ordinary roles do not.
+func TestResolveReportsPrivileges(t *testing.T) {
+	s := startApp(t, scimapp.Options{Name: "crm", PatchSupported: true})
+	createUser(t, s, `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"root@example.test",
+		"roles":[{"value":"Org Admin"},{"value":"member"}],"entitlements":[{"value":"billing:write"}]}`)
+	createUser(t, s, `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"plain@example.test","roles":[{"value":"member"}]}`)
+
+	acct, err := s.client.Resolve(t.Context(), control.Person{Email: "root@example.test"})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"scim role Org Admin", "scim entitlement billing:write"}, acct.Privileges)
+	acct, err = s.client.Resolve(t.Context(), control.Person{Email: "plain@example.test"})
+	require.NoError(t, err)
+	assert.Empty(t, acct.Privileges)
+}
