@@ -283,6 +283,7 @@ func TestAuthAndHeaders(t *testing.T) {
 		{"wrong token", "nope", "/api/v1/users/" + u.ID, 401, "E0000011"},
 		{"missing user", token, "/api/v1/users/00uNOPE", 404, "E0000007"},
 		{"unknown endpoint", token, "/api/v1/nothing", 404, "E0000007"},
+		{"roles of a missing user", token, "/api/v1/users/00uNOPE/roles", 404, "E0000007"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := e.do("GET", tc.path, tc.tok)
@@ -298,6 +299,14 @@ func TestAuthAndHeaders(t *testing.T) {
 				assert.Equal(t, tc.code, oe.ErrorLink)
 				assert.True(t, strings.HasPrefix(oe.ErrorID, "oae"))
 				assert.NotNil(t, oe.ErrorCauses)
+			}
+			// Okta says what was not found: a User, or an Endpoint. Clients
+			// tell "no such user" from "no such route" by it.
+			switch tc.name {
+			case "missing user", "roles of a missing user":
+				assert.Equal(t, "Not found: Resource not found: 00uNOPE (User)", r.oktaError(t).ErrorSummary)
+			case "unknown endpoint":
+				assert.Equal(t, "Not found: Resource not found: /api/v1/nothing (Endpoint)", r.oktaError(t).ErrorSummary)
 			}
 		})
 	}
@@ -440,4 +449,48 @@ func TestParseExpr(t *testing.T) {
 			assert.Equal(t, tc.want, e.matches(u))
 		})
 	}
+}
+
+// TestMeAndRoles: /users/me is the token's owner; /users/{id}/roles lists
+// admin roles as Okta does, the admins group's members holding SUPER_ADMIN
+// through it, so removing the group takes the role away.
+func TestMeAndRoles(t *testing.T) {
+	e := newEnv(t, Options{})
+	me := e.api("GET", "/api/v1/users/me")
+	require.Equal(t, 200, me.status)
+	var owner map[string]any
+	require.NoError(t, json.Unmarshal(me.body, &owner))
+	assert.Equal(t, "ACTIVE", owner["status"])
+	assert.Equal(t, "offboard-api@sandbox.okta.test", owner["profile"].(map[string]any)["login"])
+	id := owner["id"].(string)
+	assert.Regexp(t, `^00u\w{17}$`, id)
+
+	roles := func(path string) []map[string]any {
+		r := e.api("GET", path)
+		require.Equal(t, 200, r.status, string(r.body))
+		var out []map[string]any
+		require.NoError(t, json.Unmarshal(r.body, &out))
+		return out
+	}
+	for _, path := range []string{"/api/v1/users/me/roles", "/api/v1/users/" + id + "/roles"} {
+		got := roles(path)
+		require.Len(t, got, 1, path)
+		assert.Equal(t, "SUPER_ADMIN", got[0]["type"])
+		assert.Equal(t, "USER", got[0]["assignmentType"])
+		assert.Equal(t, "ACTIVE", got[0]["status"])
+	}
+
+	people := demo.People(20)
+	admin, _ := e.sim.User(people[9].Email)
+	got := roles("/api/v1/users/" + admin.ID + "/roles")
+	require.Len(t, got, 1)
+	assert.Equal(t, "SUPER_ADMIN", got[0]["type"])
+	assert.Equal(t, "GROUP", got[0]["assignmentType"])
+	assert.Equal(t, "Super Organization Administrator", got[0]["label"])
+	plain, _ := e.sim.User(people[1].Email)
+	assert.Empty(t, roles("/api/v1/users/"+plain.ID+"/roles"))
+
+	gid := e.sim.groupNames["admins"]
+	require.Equal(t, 204, e.api("DELETE", "/api/v1/groups/"+gid+"/users/"+admin.ID).status)
+	assert.Empty(t, roles("/api/v1/users/"+admin.ID+"/roles"))
 }

@@ -256,3 +256,32 @@ func TestFaultsAndAdmin(t *testing.T) {
 	assert.True(t, u.Active)
 	assert.Empty(t, u.Transitions)
 }
+
+// TestNotFoundAndPagingShapes pins what clients rely on to tell "no such
+// user" from "no such route", and to check paging: the app's own SCIM error
+// (error schema, status "404") for a missing user, a plain 404 outside the
+// SCIM root, and list responses that report startIndex, itemsPerPage and
+// totalResults for the page asked.
+func TestNotFoundAndPagingShapes(t *testing.T) {
+	h := start(t, scimapp.Options{People: demo.People(5)})
+	status, hdr, body := h.call(t, http.MethodGet, "/scim/v2/Users/nope", "")
+	require.Equal(t, http.StatusNotFound, status)
+	assert.Equal(t, "application/scim+json", hdr.Get("Content-Type"))
+	assert.Equal(t, "404", body["status"])
+	assert.Equal(t, []any{"urn:ietf:params:scim:api:messages:2.0:Error"}, body["schemas"])
+
+	status, hdr, body = h.call(t, http.MethodGet, "/scim/Users/nope", "")
+	assert.Equal(t, http.StatusNotFound, status, "outside /scim/v2 there is no SCIM API")
+	assert.NotContains(t, hdr.Get("Content-Type"), "scim")
+	assert.Nil(t, body)
+
+	status, _, body = h.call(t, http.MethodGet, "/scim/v2/Users?startIndex=3&count=2", "")
+	require.Equal(t, http.StatusOK, status)
+	assert.Equal(t, float64(3), body["startIndex"])
+	assert.Equal(t, float64(5), body["totalResults"])
+	assert.Len(t, body["Resources"], 2)
+	assert.Contains(t, body["schemas"], "urn:ietf:params:scim:api:messages:2.0:ListResponse")
+	// elimity reports the count asked as itemsPerPage (RFC 7644 says the
+	// number returned); on a full page the two agree.
+	assert.Equal(t, float64(2), body["itemsPerPage"])
+}
