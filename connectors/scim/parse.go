@@ -63,14 +63,12 @@ func userFrom(m map[string]any) (user, error) {
 			}
 			u.Active = a
 		case "emails":
-			for _, s := range values(v) {
-				u.Emails = append(u.Emails, s)
-			}
+			u.Emails = append(u.Emails, values(v, "value")...)
 		case "roles":
 			// Roles are app-defined strings; only admin-like ones are
 			// reported, so an ordinary "member" role does not make everyone
 			// privileged.
-			for _, s := range values(v) {
+			for _, s := range values(v, "value", "display", "type") {
 				if adminLike(s) {
 					roles = append(roles, "scim role "+s)
 				}
@@ -78,7 +76,7 @@ func userFrom(m map[string]any) (user, error) {
 		case "entitlements":
 			// Entitlements are rights the app granted the user by name; we
 			// cannot tell which are admin, so every one is reported.
-			for _, s := range values(v) {
+			for _, s := range values(v, "value", "display") {
 				entitlements = append(entitlements, "scim entitlement "+s)
 			}
 		}
@@ -87,9 +85,9 @@ func userFrom(m map[string]any) (user, error) {
 	return u, nil
 }
 
-// values reads a multi-valued attribute's "value"s (RFC 7643 §2.4); a role
-// given only by display or type is read by those.
-func values(v any) []string {
+// values reads a multi-valued attribute (RFC 7643 §2.4): of each item, the
+// first of keys it has as a non-empty string.
+func values(v any, keys ...string) []string {
 	var out []string
 	list, _ := v.([]any)
 	for _, e := range list {
@@ -97,7 +95,7 @@ func values(v any) []string {
 		if !ok {
 			continue
 		}
-		for _, k := range []string{"value", "display", "type"} {
+		for _, k := range keys {
 			if s, ok := m[k].(string); ok && s != "" {
 				out = append(out, s)
 				break
