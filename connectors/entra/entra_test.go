@@ -495,3 +495,52 @@ func TestRequestsLookLikeTheSDKs(t *testing.T) {
 	assert.NotEmpty(t, patch.Get("client-request-id"))
 	assert.Empty(t, patch.Get("Authorization"), "the simulator is reached without credentials")
 }
+
+func TestResolveReadsDirectoryRoles(t *testing.T) {
+	e := setup(t, 10000)
+	admin := e.account(t, people[9])
+	assert.Equal(t, []string{"entra directory role " + graph.GlobalReader}, admin.Privileges)
+	assert.Empty(t, e.account(t, people[0]).Privileges)
+
+	_, err := e.client.Resolve(t.Context(), control.Person{Email: "nobody@example.test"})
+	var cerr *control.Error
+	require.ErrorAs(t, err, &cerr)
+	require.ErrorIs(t, err, control.ErrNotFound)
+	assert.Len(t, cerr.Searched, 2, "the search and the direct GET: %v", cerr.Searched)
+}
+
+func TestProbe(t *testing.T) {
+	sim := graph.New(graph.Options{People: people})
+	srv := httptest.NewServer(sim.Handler())
+	t.Cleanup(srv.Close)
+	c, err := entra.New(entra.Config{Name: "entra", BaseURL: srv.URL})
+	require.NoError(t, err)
+	p, err := c.Probe(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, []string{"GET /organization: 200, tenant " + graph.TenantID + " (Offboard Sandbox)", "GET /users?$top=1: 200, users readable"}, p.Checks)
+
+	t.Run("users not readable", func(t *testing.T) {
+		sim.Faults().Add(fault.Rule{PathPrefix: "/v1.0/users", Status: 403})
+		t.Cleanup(sim.Faults().Clear)
+		p, err := c.Probe(t.Context())
+		require.NoError(t, err)
+		assert.Equal(t, []string{"User.Read.All"}, p.Missing)
+	})
+	t.Run("token refused", func(t *testing.T) {
+		sim.Faults().Add(fault.Rule{PathPrefix: "/v1.0/", Status: 401})
+		t.Cleanup(sim.Faults().Clear)
+		_, err := c.Probe(t.Context())
+		require.ErrorIs(t, err, control.ErrUnauthorized)
+		assert.Contains(t, err.Error(), "credentials were refused")
+	})
+	t.Run("wrong base URL", func(t *testing.T) {
+		other := httptest.NewServer(http.NotFoundHandler())
+		t.Cleanup(other.Close)
+		c, err := entra.New(entra.Config{Name: "entra-x", BaseURL: other.URL})
+		require.NoError(t, err)
+		_, err = c.Probe(t.Context())
+		require.ErrorIs(t, err, control.ErrUnexpected)
+		assert.Contains(t, err.Error(), "did not answer as Microsoft Graph")
+		assert.Contains(t, err.Error(), "entra entra-x")
+	})
+}

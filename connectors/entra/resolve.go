@@ -165,7 +165,8 @@ func (c *Client) subResource(ctx context.Context, op, id, endpoint string, err e
 		return uerr // the user's own not-found, or why it could not be read
 	}
 	return &control.Error{Kind: control.ErrUnexpected, Op: op, HTTPStatus: resp.HTTPStatus, RequestID: resp.RequestID, Digest: resp.Digest,
-		Err: fmt.Errorf("%s answered not found, but GET /users/%s reads the user: %w", endpoint, id, err)}
+		// %v, not %w: this answer must not pass for the not-found it contradicts.
+		Err: fmt.Errorf("%s answered not found, but GET /users/%s reads the user: %v", endpoint, id, err)}
 }
 
 // Probe checks the target's configuration: GET /organization proves the
