@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -155,11 +156,18 @@ func basicAuthOK(users []basicUser, r *http.Request) bool {
 }
 
 // token is one operator identity; only the SHA-256 of its secret is known.
+// Its name is the person the API signs decisions as, its roles are what the
+// signed decision carries.
 type token struct {
-	name string
-	role string
-	sum  []byte
+	name  string
+	roles []string
+	sum   []byte
 }
+
+func (t token) has(role string) bool { return slices.Contains(t.roles, role) }
+
+// role names the token's roles for logs and metrics.
+func (t token) role() string { return strings.Join(t.roles, "+") }
 
 func parseTokens(ts []config.Token) ([]token, error) {
 	var out []token
@@ -168,7 +176,7 @@ func parseTokens(ts []config.Token) ([]token, error) {
 		if err != nil || len(sum) != sha256.Size {
 			return nil, fmt.Errorf("relay: token %d (%s): sha256 is not a SHA-256 hex digest", i, t.Name)
 		}
-		out = append(out, token{name: t.Name, role: t.Role, sum: sum})
+		out = append(out, token{name: t.Name, roles: t.AllRoles(), sum: sum})
 	}
 	return out, nil
 }
@@ -208,7 +216,8 @@ func roleSet(roles ...string) map[string]bool {
 	return m
 }
 
-// operator authenticates the bearer token and checks its role.
+// operator authenticates the bearer token and checks that it holds one of
+// the allowed roles.
 func (rl *Relay) operator(allowed map[string]bool, next func(http.ResponseWriter, *http.Request, token)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		tok, ok := rl.identify(r)
@@ -217,11 +226,20 @@ func (rl *Relay) operator(allowed map[string]bool, next func(http.ResponseWriter
 			writeError(w, http.StatusUnauthorized, "a valid bearer token is required")
 			return
 		}
-		if !allowed[tok.role] {
-			rl.log.Warn("operator refused", "identity", tok.name, "role", tok.role, "path", r.URL.Path)
-			writeError(w, http.StatusForbidden, fmt.Sprintf("%s holds the %s role, which may not do this", tok.name, tok.role))
+		if !slices.ContainsFunc(tok.roles, func(r string) bool { return allowed[r] }) {
+			rl.log.Warn("operator refused", "identity", tok.name, "role", tok.role(), "path", r.URL.Path)
+			writeError(w, http.StatusForbidden, fmt.Sprintf("%s holds the %s role, which may not do this (needs %s)", tok.name, tok.role(), roleList(allowed)))
 			return
 		}
 		next(w, r, tok)
 	}
+}
+
+func roleList(allowed map[string]bool) string {
+	var names []string
+	for r := range allowed {
+		names = append(names, r)
+	}
+	slices.Sort(names)
+	return strings.Join(names, " or ")
 }

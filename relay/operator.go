@@ -2,6 +2,8 @@ package relay
 
 import (
 	"bytes"
+	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +17,8 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 
 	"github.com/offboard/offboard/internal/config"
+	"github.com/offboard/offboard/internal/decision"
+	"github.com/offboard/offboard/internal/hris"
 	"github.com/offboard/offboard/internal/runs"
 	"github.com/offboard/offboard/workflows"
 )
@@ -22,27 +26,35 @@ import (
 // QuarantineQuery lists the runs the blast-radius guard is holding.
 const QuarantineQuery = `DeprovisionStatus = "quarantined" AND ExecutionStatus = "Running"`
 
-// signalRequest is every field an operator may send; identity fields
-// ("by", "approver") are not among them: the bearer token says who.
-type signalRequest struct {
-	Decision    string    `json:"decision"`
-	PlanDigest  string    `json:"planDigest"`
-	Reason      string    `json:"reason"`
-	CaseRef     string    `json:"caseRef"`
-	EffectiveAt time.Time `json:"effectiveAt"`
-	Control     string    `json:"control"`
-	ExpiresAt   time.Time `json:"expiresAt"`
+// decisionRequest is every field an operator may send. Identity fields
+// ("by", "approver") are not among them and are refused: the bearer token
+// says who, and the API signs that.
+type decisionRequest struct {
+	RunID       string            `json:"runId"` // the run decided on; default: the person's running run
+	Decision    string            `json:"decision"`
+	PlanDigest  string            `json:"planDigest"`
+	Reason      string            `json:"reason"`
+	CaseRef     string            `json:"caseRef"`
+	EventID     string            `json:"eventId"`
+	EffectiveAt time.Time         `json:"effectiveAt"`
+	From        time.Time         `json:"from"`
+	Control     string            `json:"control"`
+	ExpiresAt   time.Time         `json:"expiresAt"`
+	Email       string            `json:"email"`
+	Name        string            `json:"name"`
+	Accounts    map[string]string `json:"accounts"`
 }
 
-// operatorAction is one POST /deprovisions/{employeeId}/{action}.
+// operatorAction is one POST /deprovisions/{employeeId}/{action}: the
+// Update it becomes, the roles that may ask for it, and its payload.
 type operatorAction struct {
-	signal string
-	roles  map[string]bool
-	build  func(by string, r signalRequest) (any, error)
+	kind  string
+	roles map[string]bool
+	build func(r decisionRequest) (any, error)
 }
 
 var operatorActions = map[string]operatorAction{
-	"approve": {workflows.SignalApprove, roleSet(config.RoleSecurity), func(by string, r signalRequest) (any, error) {
+	"approve": {workflows.UpdateApprove, roleSet(config.RoleApprover), func(r decisionRequest) (any, error) {
 		if r.Decision == "" {
 			r.Decision = "approve"
 		}
@@ -50,38 +62,44 @@ var operatorActions = map[string]operatorAction{
 			return nil, fmt.Errorf("decision %q is not approve or reject", r.Decision)
 		}
 		if r.PlanDigest == "" {
-			return nil, errors.New("planDigest is required: an approval is bound to the plan it approves")
+			return nil, errors.New("planDigest is required: an approval is bound to the plan it approves (GET /deprovisions/{employeeId} shows the plan and its digest)")
 		}
-		return workflows.Approve{Approver: by, Decision: r.Decision, PlanDigest: r.PlanDigest, Reason: r.Reason}, nil
+		return workflows.ApproveRequest{Decision: r.Decision, Reason: r.Reason}, nil
 	}},
-	"hold": {workflows.SignalLegalHold, roleSet(config.RoleHR), func(by string, r signalRequest) (any, error) {
+	"hold": {workflows.UpdateLegalHold, roleSet(config.RoleHR), func(r decisionRequest) (any, error) {
 		if r.CaseRef == "" {
 			return nil, errors.New("caseRef is required")
 		}
-		return workflows.Hold{By: by, CaseRef: r.CaseRef, Reason: r.Reason}, nil
+		return workflows.Hold{CaseRef: r.CaseRef, Reason: r.Reason}, nil
 	}},
-	"release": {workflows.SignalReleaseHold, roleSet(config.RoleHR), func(by string, r signalRequest) (any, error) {
+	"release": {workflows.UpdateReleaseHold, roleSet(config.RoleHR), func(r decisionRequest) (any, error) {
 		if r.CaseRef == "" {
 			return nil, errors.New("caseRef is required")
 		}
-		return workflows.Release{By: by, CaseRef: r.CaseRef}, nil
+		return workflows.Release{CaseRef: r.CaseRef}, nil
 	}},
-	"rescind": {workflows.SignalRescind, roleSet(config.RoleHR), func(by string, r signalRequest) (any, error) {
-		return workflows.Rescind{By: by, Reason: r.Reason}, nil
+	"rescind": {workflows.UpdateRescind, roleSet(config.RoleHR), func(r decisionRequest) (any, error) {
+		if r.EventID == "" && r.EffectiveAt.IsZero() {
+			return nil, errors.New("name the event (eventId) or the effective time (effectiveAt, RFC 3339) the rescind refers to")
+		}
+		return workflows.Rescind{Reason: r.Reason, EventID: r.EventID, EffectiveAt: r.EffectiveAt}, nil
 	}},
-	"reschedule": {workflows.SignalReschedule, roleSet(config.RoleHR), func(by string, r signalRequest) (any, error) {
+	"reschedule": {workflows.UpdateReschedule, roleSet(config.RoleHR), func(r decisionRequest) (any, error) {
 		if r.EffectiveAt.IsZero() {
 			return nil, errors.New("effectiveAt is required (RFC 3339)")
 		}
-		return workflows.Reschedule{By: by, EffectiveAt: r.EffectiveAt}, nil
+		if r.EventID == "" && r.From.IsZero() {
+			return nil, errors.New("name the event (eventId) or the effective time it moves (from, RFC 3339)")
+		}
+		return workflows.Reschedule{EffectiveAt: r.EffectiveAt, EventID: r.EventID, From: r.From}, nil
 	}},
-	"retry": {workflows.SignalRetry, roleSet(config.RoleSecurity), func(by string, r signalRequest) (any, error) {
+	"retry": {workflows.UpdateRetry, roleSet(config.RoleSecurity), func(r decisionRequest) (any, error) {
 		if r.Control == "" {
 			return nil, errors.New(`control is required (e.g. "okta/suspend")`)
 		}
-		return workflows.Retry{By: by, Control: r.Control}, nil
+		return workflows.Retry{Control: r.Control}, nil
 	}},
-	"waive": {workflows.SignalWaive, roleSet(config.RoleSecurity), func(by string, r signalRequest) (any, error) {
+	"waive": {workflows.UpdateWaive, roleSet(config.RoleSecurity), func(r decisionRequest) (any, error) {
 		switch {
 		case r.Control == "":
 			return nil, errors.New("control is required")
@@ -90,11 +108,20 @@ var operatorActions = map[string]operatorAction{
 		case r.ExpiresAt.IsZero():
 			return nil, errors.New("expiresAt is required (RFC 3339)")
 		}
-		return workflows.Waive{By: by, Control: r.Control, Reason: r.Reason, ExpiresAt: r.ExpiresAt}, nil
+		return workflows.Waive{Control: r.Control, Reason: r.Reason, ExpiresAt: r.ExpiresAt}, nil
+	}},
+	"correct-identity": {workflows.UpdateIdentityCorrection, roleSet(config.RoleHR, config.RoleSecurity), func(r decisionRequest) (any, error) {
+		if r.Email == "" && r.Name == "" && len(r.Accounts) == 0 {
+			return nil, errors.New("name the corrected email, name or accounts")
+		}
+		return workflows.IdentityCorrection{Email: r.Email, Name: r.Name, Accounts: r.Accounts, Reason: r.Reason}, nil
 	}},
 }
 
-func (rl *Relay) handleSignal(w http.ResponseWriter, r *http.Request) {
+// maxIdempotencyKey bounds the Idempotency-Key header.
+const maxIdempotencyKey = 200
+
+func (rl *Relay) handleDecision(w http.ResponseWriter, r *http.Request) {
 	action, ok := operatorActions[r.PathValue("action")]
 	if !ok {
 		names := make([]string, 0, len(operatorActions))
@@ -107,43 +134,112 @@ func (rl *Relay) handleSignal(w http.ResponseWriter, r *http.Request) {
 	}
 	rl.operator(action.roles, func(w http.ResponseWriter, r *http.Request, tok token) {
 		employee := r.PathValue("employeeId")
-		var req signalRequest
-		if !decodeOperatorBody(w, r, &req) {
+		var req decisionRequest
+		if !decodeStrict(w, r, &req) {
 			return
 		}
-		payload, err := action.build(tok.name, req)
+		key := strings.TrimSpace(r.Header.Get("Idempotency-Key"))
+		if len(key) > maxIdempotencyKey {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("Idempotency-Key is over %d characters", maxIdempotencyKey))
+			return
+		}
+		payload, err := action.build(req)
 		if err != nil {
 			writeError(w, http.StatusBadRequest, err.Error())
 			return
 		}
-		v, err := runs.SignalAndWait(r.Context(), rl.c, employee, action.signal, tok.name, payload, rl.signalWait)
-		if err != nil {
-			if errors.Is(err, runs.ErrUnavailable) {
-				w.Header().Set("Retry-After", "5")
-				writeError(w, http.StatusServiceUnavailable, err.Error())
-				return
-			}
-			writeError(w, http.StatusNotFound, err.Error())
-			return
-		}
-		rl.metrics.signals.WithLabelValues(action.signal, tok.role).Inc()
-		rl.log.Info("operator signal", "signal", action.signal, "employee", employee, "by", tok.name, "role", tok.role,
-			"processed", v.Processed, "accepted", v.Accepted)
-		reply := map[string]string{"signal": action.signal, "workflowId": workflows.WorkflowID(employee), "by": tok.name}
-		switch {
-		case !v.Processed:
-			// Delivered and durable; the workflow will check it when a worker runs it.
-			reply["status"] = "signalled"
-			reply["note"] = "the workflow has not processed the signal yet; GET /deprovisions/" + employee + " shows whether it was accepted"
-			writeJSON(w, http.StatusAccepted, reply)
-		case !v.Accepted:
-			reply["status"], reply["reason"] = "refused", v.Detail
-			writeJSON(w, http.StatusConflict, reply)
-		default:
-			reply["status"], reply["detail"] = "accepted", v.Detail
-			writeJSON(w, http.StatusOK, reply)
-		}
+		rl.decide(w, r, tok, runs.Request{EmployeeID: employee, RunID: req.RunID, Kind: action.kind, PlanDigest: req.PlanDigest,
+			Payload: payload, IdempotencyKey: key})
 	})(w, r)
+}
+
+// decide signs the request as the token's person and roles, sends it, and
+// answers with the run's verdict: 200 accepted, 409 refused with the reason,
+// 404 no such run running, 503 no answer (retry with the same Idempotency-Key).
+func (rl *Relay) decide(w http.ResponseWriter, r *http.Request, tok token, req runs.Request) {
+	if rl.decisionKey == nil {
+		writeError(w, http.StatusServiceUnavailable, "the operator API has no decision signing key (relay.decisionKey): it cannot sign decisions")
+		return
+	}
+	req.Person, req.Roles = tok.name, tok.roles
+	v, err := runs.Decide(r.Context(), rl.c, rl.decisionKey, req, rl.now(), rl.signalWait)
+	switch {
+	case errors.Is(err, runs.ErrNotFound):
+		writeError(w, http.StatusNotFound, err.Error())
+		return
+	case err != nil:
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	rl.metrics.signals.WithLabelValues(req.Kind, tok.role()).Inc()
+	rl.log.Info("operator decision", "kind", req.Kind, "employee", req.EmployeeID, "run", v.RunID, "by", tok.name, "role", tok.role(),
+		"accepted", v.Accepted, "reason", v.Reason, "update", v.UpdateID)
+	if !v.Accepted {
+		writeJSON(w, http.StatusConflict, decisionReply{Status: "refused", Kind: req.Kind, Verdict: v})
+		return
+	}
+	writeJSON(w, http.StatusOK, decisionReply{Status: "accepted", Kind: req.Kind, Verdict: v})
+}
+
+// decisionReply is the API's typed verdict.
+type decisionReply struct {
+	Status string `json:"status"` // accepted | refused
+	Kind   string `json:"kind"`
+	runs.Verdict
+}
+
+// hrDecide sends an HR system's decision (a rescind, a reschedule) signed as
+// "hris:<source>" with the hr role: the webhook's signature authenticated it.
+func (rl *Relay) hrDecide(ctx context.Context, source string, req runs.Request) (runs.Verdict, error) {
+	if rl.decisionKey == nil {
+		return runs.Verdict{}, fmt.Errorf("no decision signing key (relay.decisionKey): %w", runs.ErrUnavailable)
+	}
+	req.Person, req.Roles = "hris:"+source, []string{config.RoleHR}
+	return runs.Decide(ctx, rl.c, rl.decisionKey, req, rl.now(), rl.signalWait)
+}
+
+// hrRescind rescinds the run an HR rescind or rehire refers to: the event
+// it names, or else the run that was in flight when HR made the change,
+// never a run started after it.
+func (rl *Relay) hrRescind(ctx context.Context, source string, ev hris.Event) (runs.Verdict, error) {
+	t := ev.Termination
+	run, err := runs.InFlight(ctx, rl.c, t.EmployeeID)
+	if err != nil {
+		return runs.Verdict{}, err
+	}
+	p := workflows.Rescind{Reason: ev.Reason, EventID: ev.RefersTo}
+	if p.EventID == "" {
+		refused := runs.Verdict{By: "hris:" + source, WorkflowID: run.WorkflowID, RunID: run.RunID}
+		switch {
+		case !t.EffectiveAt.IsZero() && run.StartedAt.After(t.EffectiveAt.Add(rl.cfg.MaxSkew.D())):
+			refused.Reason = fmt.Sprintf("the run in flight (event %s) started at %s, after HR's change at %s: it is not the one rescinded",
+				run.EventID, run.StartedAt.UTC().Format(time.RFC3339), t.EffectiveAt.UTC().Format(time.RFC3339))
+			return refused, nil
+		case run.EventID == "":
+			refused.Reason = "the run in flight does not say which event started it, and the rescind names none"
+			return refused, nil
+		}
+		p.EventID = run.EventID
+	}
+	return rl.hrDecide(ctx, source, runs.Request{EmployeeID: t.EmployeeID, RunID: run.RunID, Kind: workflows.UpdateRescind,
+		Payload: p, IdempotencyKey: t.EventID})
+}
+
+// loadDecisionKey reads the operator API's signing key, when configured.
+func loadDecisionKey(s config.Secret) (ed25519.PrivateKey, error) {
+	if !s.IsSet() {
+		return nil, nil
+	}
+	v, err := s.Value()
+	if err != nil {
+		return nil, fmt.Errorf("relay: decisionKey (%s): %w", s, err)
+	}
+	k, err := decision.ParsePrivateKey(v)
+	if err != nil {
+		return nil, fmt.Errorf("relay: decisionKey (%s): %w", s, err)
+	}
+	return k, nil
 }
 
 func (rl *Relay) handleStatus(w http.ResponseWriter, r *http.Request, _ token) {
@@ -187,7 +283,12 @@ func (rl *Relay) handleReleaseQuarantine(w http.ResponseWriter, r *http.Request,
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("decision %q is not approve or reject", req.Decision))
 		return
 	}
-	payload := workflows.Approve{Approver: tok.name, Decision: req.Decision, PlanDigest: workflows.QuarantineDigest, Reason: req.Reason}
+	if rl.decisionKey == nil {
+		writeError(w, http.StatusServiceUnavailable, "the operator API has no decision signing key (relay.decisionKey): it cannot sign decisions")
+		return
+	}
+	key := strings.TrimSpace(r.Header.Get("Idempotency-Key"))
+	payload := workflows.ApproveRequest{Decision: req.Decision, Reason: req.Reason}
 	released, failed := []Released{}, []Released{}
 	var page []byte
 	for {
@@ -204,8 +305,15 @@ func (rl *Relay) handleReleaseQuarantine(w http.ResponseWriter, r *http.Request,
 				continue
 			}
 			rel := Released{EmployeeID: employee, WorkflowID: id, RunID: run}
-			if err := rl.c.SignalWorkflow(r.Context(), id, run, workflows.SignalApprove, payload); err != nil {
+			v, err := runs.Decide(r.Context(), rl.c, rl.decisionKey, runs.Request{EmployeeID: employee, RunID: run,
+				Kind: workflows.UpdateQuarantineRelease, Person: tok.name, Roles: tok.roles, Payload: payload, IdempotencyKey: key}, rl.now(), rl.signalWait)
+			switch {
+			case err != nil:
 				rel.Error = err.Error()
+			case !v.Accepted:
+				rel.Error = "refused: " + v.Reason
+			}
+			if rel.Error != "" {
 				failed = append(failed, rel)
 				continue
 			}
@@ -216,13 +324,37 @@ func (rl *Relay) handleReleaseQuarantine(w http.ResponseWriter, r *http.Request,
 			break
 		}
 	}
-	rl.metrics.signals.WithLabelValues("release-quarantine", tok.role).Add(float64(len(released)))
+	rl.metrics.signals.WithLabelValues("release-quarantine", tok.role()).Add(float64(len(released)))
 	rl.log.Warn("quarantine released", "by", tok.name, "decision", req.Decision, "released", len(released), "failed", len(failed))
 	code := http.StatusOK
 	if len(failed) > 0 {
 		code = http.StatusMultiStatus
 	}
 	writeJSON(w, code, map[string]any{"status": req.Decision + "d", "by": tok.name, "released": released, "failed": failed})
+}
+
+// decodeStrict reads an optional JSON body; an unknown field (such as "by")
+// is refused, so nobody believes it was used.
+func decodeStrict(w http.ResponseWriter, r *http.Request, v any) bool {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
+	if err != nil {
+		writeError(w, http.StatusRequestEntityTooLarge, "body is over the 64 KiB limit")
+		return false
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return true
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		writeError(w, http.StatusUnsupportedMediaType, "send application/json")
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid JSON: "+err.Error()+" (who decides is the bearer token's person, never a field)")
+		return false
+	}
+	return true
 }
 
 // decodeOperatorBody reads an optional JSON body; unknown fields are ignored.

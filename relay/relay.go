@@ -6,6 +6,7 @@ package relay
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -67,8 +68,10 @@ type Relay struct {
 	guard   *blastGuard
 	metrics *metrics
 	handler http.Handler
-	// signalWait bounds the wait for a signal's verdict.
+	// signalWait bounds the wait for a decision's verdict.
 	signalWait time.Duration
+	// decisionKey signs people's decisions (operator.go); nil: none configured.
+	decisionKey ed25519.PrivateKey
 }
 
 // New reads every secret once (a missing one fails here, not on the first
@@ -148,6 +151,9 @@ func New(cfg Config, c client.Client, logger *slog.Logger) (*Relay, error) {
 	if rl.tokens, err = parseTokens(rc.Tokens); err != nil {
 		return nil, err
 	}
+	if rl.decisionKey, err = loadDecisionKey(rc.DecisionKey); err != nil {
+		return nil, err
+	}
 	rl.handler = rl.routes()
 	return rl, nil
 }
@@ -161,7 +167,7 @@ func (rl *Relay) routes() http.Handler {
 	mux.HandleFunc("POST /hris/workday", rl.handleWorkday)
 	mux.HandleFunc("POST /hris/generic", rl.handleGeneric)
 	mux.HandleFunc("POST /deprovisions/release-quarantine", rl.operator(roleSet(config.RoleSecurity), rl.handleReleaseQuarantine))
-	mux.HandleFunc("POST /deprovisions/{employeeId}/{action}", rl.handleSignal)
+	mux.HandleFunc("POST /deprovisions/{employeeId}/{action}", rl.handleDecision)
 	mux.HandleFunc("GET /deprovisions/{employeeId}", rl.operator(roleSet(config.RoleAuditor, config.RoleHR, config.RoleSecurity), rl.handleStatus))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

@@ -230,19 +230,15 @@ func (rl *Relay) apply(ctx context.Context, source string, ev hris.Event) (Outco
 	o := Outcome{EmployeeID: t.EmployeeID, EventID: t.EventID, WorkflowID: workflows.WorkflowID(t.EmployeeID)}
 	switch ev.Action {
 	case hris.ActionRescind, hris.ActionRehire:
-		by := "hris:" + source
-		v, err := runs.SignalAndWait(ctx, rl.c, t.EmployeeID, workflows.SignalRescind, by, workflows.Rescind{By: by, Reason: ev.Reason}, rl.signalWait)
+		v, err := rl.hrRescind(ctx, source, ev) // a signed Update (operator.go)
 		switch {
 		case errors.Is(err, runs.ErrUnavailable):
 			return o, err
 		case err != nil:
 			o.Status, o.Note = "ignored", "no deprovisioning in flight for "+t.EmployeeID
-		case !v.Processed:
-			// Durable: the run checks it when a worker gets to it.
-			o.Status, o.Note = "signalled", "rescind delivered; the run has not processed it yet (GET /deprovisions/"+t.EmployeeID+")"
 		case !v.Accepted:
 			// Answered 200 all the same: delivering it again changes nothing.
-			o.Status, o.Note = "refused", v.Detail
+			o.Status, o.Note = "refused", v.Reason
 		default:
 			o.Status, o.Note = "rescinded", ev.Reason
 		}
@@ -301,9 +297,11 @@ func (rl *Relay) reschedule(ctx context.Context, source string, t workflows.Term
 	if err != nil || st.Phase != workflows.PhaseScheduled || st.Kind != t.Kind || st.EffectiveAt.Equal(t.EffectiveAt) {
 		return false
 	}
-	err = runs.Signal(ctx, rl.c, t.EmployeeID, workflows.SignalReschedule, workflows.Reschedule{By: "hris:" + source, EffectiveAt: t.EffectiveAt})
-	if err != nil {
-		rl.log.Warn("reschedule not sent", "employee", t.EmployeeID, "error", err.Error())
+	// A signed Update (operator.go) for the run just read, moving the time it showed.
+	v, err := rl.hrDecide(ctx, source, runs.Request{EmployeeID: t.EmployeeID, RunID: st.RunID, Kind: workflows.UpdateReschedule,
+		Payload: workflows.Reschedule{EffectiveAt: t.EffectiveAt, From: st.EffectiveAt}, IdempotencyKey: t.EventID})
+	if err != nil || !v.Accepted {
+		rl.log.Warn("reschedule not applied", "employee", t.EmployeeID, "error", fmt.Sprint(err), "reason", v.Reason)
 		return false
 	}
 	return true

@@ -1,13 +1,25 @@
 #!/usr/bin/env bash
 # `make run`: the whole service on the embedded default, on this machine.
 # Temporal dev server (file-backed under .offboard/, Web UI on :8233), the
-# sandbox simulators, the worker and the starter. Ctrl-C stops everything it
-# started; the next run resumes the workflows that were in flight.
+# sandbox simulators, the worker and the starter, all on loopback. Ctrl-C
+# stops everything it started; the next run resumes the workflows that were
+# in flight.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STATE=$PWD/.offboard
 mkdir -p "$STATE/logs"
 pids=()
+declare -A names # pid → component, so a failure names what failed
+
+# Every port make run opens (the README's table lists the same ones).
+declare -A ports=(
+	[7233]="Temporal dev server (gRPC)" [8233]="Temporal Web UI"
+	[8101]="sandbox: Okta" [8102]="sandbox: Microsoft Graph" [8103]="sandbox: AWS IAM"
+	[8104]="sandbox: SCIM app crm" [8105]="sandbox: SCIM app wiki"
+	[8106]="sandbox: AD admin view" [8636]="sandbox: AD (LDAPS)"
+	[9090]="worker health and metrics" [8080]="starter (HRIS relay, operator API)"
+	[8081]="starter (codec server for the Web UI)"
+)
 
 stop() {
 	trap - INT TERM EXIT
@@ -16,17 +28,67 @@ stop() {
 	for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
 	wait 2>/dev/null || true
 	echo "stopped. State is kept in .offboard/: the next 'make run' resumes in-flight workflows."
-	exit 0
+	exit "${1:-0}"
 }
 trap stop INT TERM EXIT
 
-wait_port() { # port name
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# who_listens PORT: "pid 123 (temporal)" when ss can tell, else nothing.
+who_listens() {
+	command -v ss >/dev/null || return 0
+	ss -Hltnp "sport = :$1" 2>/dev/null |
+		sed -n 's/.*users:(("\([^"]*\)",pid=\([0-9]*\).*/pid \2 (\1)/p' | head -n 1
+}
+
+# A port taken by something else would make a component fail after the
+# banner, or worse, make the script believe it came up: look first.
+busy=0
+for port in $(printf '%s\n' "${!ports[@]}" | sort -n); do
+	listening "$port" || continue
+	busy=1
+	who=$(who_listens "$port")
+	echo "make run: port $port (${ports[$port]}) is already in use${who:+ by $who}." >&2
+done
+if [ "$busy" = 1 ]; then
+	cat >&2 <<'MSG'
+Nothing was started. If an earlier `make run` is still running, stop it with Ctrl-C
+in its terminal (or kill the pid above); otherwise stop whatever holds the port.
+`ss -ltnp` lists every listener.
+MSG
+	trap - EXIT
+	exit 1
+fi
+
+# start NAME CMD…: runs a component in the background, logging to .offboard/logs/NAME.log.
+start() {
+	local name=$1
+	shift
+	"$@" >"$STATE/logs/$name.log" 2>&1 &
+	pids+=($!)
+	names[$!]=$name
+}
+
+# died NAME STATUS: names the component that failed and shows the end of its log.
+died() {
+	echo "make run: $1 exited (status $2). The end of .offboard/logs/$1.log:" >&2
+	tail -n 15 "$STATE/logs/$1.log" | sed 's/^/  | /' >&2
+}
+
+wait_port() { # port component
+	local pid=${pids[-1]}
 	for _ in $(seq 1 300); do
-		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+		if listening "$1"; then return 0; fi
+		if ! kill -0 "$pid" 2>/dev/null; then
+			local status=0
+			wait "$pid" || status=$?
+			died "$2" "$status"
+			stop 1
+		fi
 		sleep 0.1
 	done
-	echo "$2 did not come up on port $1; see .offboard/logs/$2.log" >&2
-	exit 1
+	echo "make run: $2 did not open port $1 within 30 s; see .offboard/logs/$2.log" >&2
+	stop 1
 }
 
 # The evidence signing key of the embedded default (evidence.signingKey).
@@ -39,57 +101,65 @@ sa=()
 for a in EmployeeId=Keyword DeprovisionStatus=Keyword Privileged=Bool LegalHold=Bool SLABreached=Bool; do
 	sa+=(--search-attribute "$a")
 done
-bin/temporal server start-dev \
-	--ip 127.0.0.1 --port 7233 --ui-port 8233 \
+# --ip binds the frontend, the Web UI and the server's own HTTP API and
+# metrics ports (random free ones) to loopback.
+start temporal bin/temporal server start-dev \
+	--ip 127.0.0.1 --ui-ip 127.0.0.1 --port 7233 --ui-port 8233 \
 	--ui-codec-endpoint http://localhost:8081 \
 	--db-filename "$STATE/temporal.db" \
 	--sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=normal \
-	"${sa[@]}" --log-level warn >"$STATE/logs/temporal.log" 2>&1 &
-pids+=($!)
+	"${sa[@]}" --log-level warn
 wait_port 7233 temporal
-wait_port 8233 temporal-ui
+wait_port 8233 temporal
 
-bin/sandbox -people 200 >"$STATE/logs/sandbox.log" 2>&1 &
-pids+=($!)
+start sandbox bin/sandbox -people 200
 wait_port 8101 sandbox
+wait_port 8636 sandbox
 
-bin/worker >"$STATE/logs/worker.log" 2>&1 &
-pids+=($!)
+start worker bin/worker
 wait_port 9090 worker
 
-bin/starter serve >"$STATE/logs/starter.log" 2>&1 &
-pids+=($!)
+start starter bin/starter serve
 wait_port 8080 starter
+wait_port 8081 starter
 
 cat <<MSG
 
   Offboard is running on the embedded default (every target is a local simulator).
+  Everything listens on 127.0.0.1 only.
 
   Temporal Web UI   http://localhost:8233   (payloads encrypted; decrypted via the codec server on :8081)
   HRIS relay / API  http://localhost:8080   (starter serve)
   Worker health     http://localhost:9090/healthz
   Logs              .offboard/logs/
 
-  Deprovision a sandbox user now:
+  Deprovision a sandbox user now (a termination: contained in seconds, its accounts
+  deleted after the 30-day retention, when the run closes):
     bin/starter terminate -employee E1001 -email ada.lovelace1001@example.test
     bin/starter status -employee E1001
   A privileged one, which waits for an approver:
     bin/starter terminate -employee E1010 -email dennis.lovelace1010@example.test -privileged
     bin/starter status -employee E1010      # shows the plan digest
     bin/starter approve -employee E1010 -by alice@example.test -digest <plan digest>
+  A role change, which closes in seconds; its evidence is archived when it closes:
+    bin/starter terminate -employee E1003 -email grace.lovelace1003@example.test -kind role_change -new-role sales-engineer
+    bin/starter evidence verify .offboard/evidence/deprovision-E1003 --public-key <(bin/starter evidence public-key)
+    bin/starter evidence summary
   What the simulator now shows:
     curl -s localhost:8101/_sandbox/users/ada.lovelace1001@example.test
   The operator API (sandbox tokens are sandbox-<name>-token):
     curl -s -H 'Authorization: Bearer sandbox-auditor-token' localhost:8080/deprovisions/E1001
-  Evidence of closed runs (archived every minute): .offboard/evidence/
 
   Ctrl-C stops everything.
 MSG
 status=0
-wait -n "${pids[@]}" || status=$?
+dead=
+wait -n -p dead "${pids[@]}" || status=$?
 # Ctrl-C reaches every component too: they stop cleanly (0) or by SIGINT
-# or SIGTERM (130, 143). Anything else (1, a SIGKILL's 137 …) is a failure.
+# or SIGTERM (130, 143). Anything else (1, a SIGKILL's 137 …) is a failure,
+# and so is a component that stops on its own while the others run.
 case $status in
-0 | 130 | 143) ;;
-*) echo "a component failed (exit status $status); see .offboard/logs/" >&2 ;;
+130 | 143) ;;
+*) died "${names[$dead]:-a component}" "$status" ;;
 esac
+stop 1

@@ -292,8 +292,8 @@ func Parse(b []byte, source string) (Config, error) {
 func defaults() Config {
 	return Config{
 		Temporal: Temporal{Address: "localhost:7233", Namespace: "default"},
-		Worker:   Worker{MetricsAddr: ":9090", MaxConcurrentActivities: 500, MaxConcurrentWorkflows: 500, WorkflowTaskPollers: 8, ActivityTaskPollers: 8, WorkflowCacheSize: 200},
-		Starter:  Starter{Listen: ":8080"},
+		Worker:   Worker{MetricsAddr: "127.0.0.1:9090", MaxConcurrentActivities: 500, MaxConcurrentWorkflows: 500, WorkflowTaskPollers: 8, ActivityTaskPollers: 8, WorkflowCacheSize: 200},
+		Starter:  Starter{Listen: "127.0.0.1:8080"}, // loopback unless configured: deploy/offboard.yaml opens them
 		Policy: Policy{
 			ContainmentSLA:  Duration(15 * time.Minute),
 			CredentialsSLA:  Duration(24 * time.Hour),

@@ -1,14 +1,13 @@
-// Package runs starts, signals and reads Deprovision workflows for the
+// Package runs starts, decides on and reads Deprovision workflows for the
 // operator CLI and the HRIS relay alike, so both keep the same promises:
-// one workflow per person, and the same HR event never starts a second run.
+// one workflow per person, the same HR event never starts a second run, and
+// a decision reaches the run it was signed for (decide.go).
 package runs
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
-	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
@@ -26,8 +25,11 @@ const memoEventID = "eventId"
 type Started struct {
 	WorkflowID string `json:"workflowId"`
 	RunID      string `json:"runId"`
+	// Outcome is OutcomeStarted, OutcomeDuplicate, OutcomeSuperseded or
+	// OutcomeCorrected.
+	Outcome string `json:"outcome"`
 	// Duplicate is true when a run for this event (or a run still in flight
-	// for this person) already existed: nothing new was started.
+	// for this person) already existed and nothing was started or changed.
 	Duplicate bool `json:"duplicate"`
 	// SameEvent is true when the existing run was started by this very event
 	// (a redelivery); false for a run in flight for another event.
@@ -42,13 +44,17 @@ var (
 	ErrNotFound = errors.New("no deprovisioning")
 )
 
-// Start starts the person's Deprovision workflow for this event, or returns
-// the run that already exists for it.
+// Start starts the person's Deprovision workflow for this event, or says
+// what it did with the run that already exists for the person.
 //
 // The common case, a person with no run yet, is one call: the start refuses
-// any existing run (running or closed). Only then is the existing run read,
-// to tell a redelivery of the same event from a new event, and a closed run
-// for an earlier event (rehired, leaving again) gives way to a new run.
+// any existing run (running or closed). Only then is the existing run read:
+// a redelivery of the same event is a duplicate, unless it corrects who the
+// person is (e-mail, name, accounts), which the run in flight takes as a
+// correction; a termination while a role change is in flight supersedes it;
+// a closed run for an earlier event (rehired, leaving again) gives way to a
+// new run. Corrections and supersessions reach that exact run (by run id)
+// as workflows.SignalHREvent.
 func Start(ctx context.Context, c client.Client, t workflows.Termination) (Started, error) {
 	if t.EventID == "" {
 		return Started{}, fmt.Errorf("start: event id is required")
@@ -64,22 +70,25 @@ func Start(ctx context.Context, c client.Client, t workflows.Termination) (Start
 		return Started{}, fmt.Errorf("start %s: describe: %w: %w", id, ErrUnavailable, err)
 	}
 	info := desc.RawResponse.GetWorkflowExecutionInfo()
-	existing := Started{WorkflowID: id, RunID: info.GetExecution().GetRunId(), Duplicate: true}
-	event := memoString(desc)
-	switch {
-	case event == t.EventID:
-		existing.SameEvent = true
-		existing.Note = "this event already started this run"
-		return existing, nil
-	case info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
-		existing.Note = "a deprovisioning for this person is already in flight (event " + event + ")"
-		return existing, nil
+	run := existingRun{
+		runID:    info.GetExecution().GetRunId(),
+		event:    memoString(desc),
+		kind:     workflows.Kind(memoValue(desc, memoKind)),
+		identity: memoValue(desc, memoIdentity),
+		running:  info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING,
+	}
+	if run.running && run.kind == "" {
+		// A run started before the kind was in the memo: ask it.
+		run.kind = queryKind(ctx, c, id, run.runID)
+	}
+	if run.running || run.event == t.EventID {
+		return answerExisting(ctx, c, t, run)
 	}
 	// A closed run for an earlier event: this event starts a new one. If
 	// another delivery wins the race, it is reported as a duplicate.
 	started, err = start(ctx, c, t, enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE)
 	if errors.As(err, &exists) {
-		return Started{WorkflowID: id, RunID: exists.RunId, Duplicate: true, Note: "another delivery started it a moment ago"}, nil
+		return Started{WorkflowID: id, RunID: exists.RunId, Outcome: OutcomeDuplicate, Duplicate: true, Note: "another delivery started it a moment ago"}, nil
 	}
 	return started, err
 }
@@ -93,7 +102,7 @@ func start(ctx context.Context, c client.Client, t workflows.Termination, reuse 
 		WorkflowIDReusePolicy:    reuse,
 		// Tell us when a run exists rather than silently handing it back.
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
-		Memo:                                     map[string]any{memoEventID: t.EventID},
+		Memo:                                     map[string]any{memoEventID: t.EventID, memoKind: string(t.Kind), memoIdentity: IdentityDigest(t)},
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			workflows.SAEmployeeID.ValueSet(t.EmployeeID),
 			workflows.SAStatus.ValueSet(string(workflows.PhaseScheduled)),
@@ -110,7 +119,7 @@ func start(ctx context.Context, c client.Client, t workflows.Termination, reuse 
 	case err != nil:
 		return Started{}, fmt.Errorf("start %s: %w: %w", id, ErrUnavailable, err)
 	}
-	return Started{WorkflowID: id, RunID: run.GetRunID()}, nil
+	return Started{WorkflowID: id, RunID: run.GetRunID(), Outcome: OutcomeStarted}, nil
 }
 
 // memoString reads the run's event id from its memo. The client encoded the
@@ -134,69 +143,6 @@ func memoString(desc *client.WorkflowExecutionDescription) string {
 		return ""
 	}
 	return s
-}
-
-// Signal sends one of the contract's signals to the person's running workflow.
-func Signal(ctx context.Context, c client.Client, employeeID, name string, payload any) error {
-	id := workflows.WorkflowID(employeeID)
-	if err := c.SignalWorkflow(ctx, id, "", name, payload); err != nil {
-		var notFound *serviceerror.NotFound
-		if errors.As(err, &notFound) {
-			return fmt.Errorf("signal %s to %s: %w running for %s", name, id, ErrNotFound, employeeID)
-		}
-		return fmt.Errorf("signal %s to %s: %w: %w", name, id, ErrUnavailable, err)
-	}
-	return nil
-}
-
-// Verdict is what a run made of a signal, read from the log entry the
-// workflow adds for every signal it checks.
-type Verdict struct {
-	Processed bool   `json:"processed"` // false: not seen in the log within the wait
-	Accepted  bool   `json:"accepted"`
-	Detail    string `json:"detail,omitempty"` // what it did, or why it refused
-}
-
-// SignalAndWait sends a signal and watches the run's log, for at most wait,
-// for the entry the signal adds (of kind name, by by). The signal itself is
-// durable: when no worker answers within the wait, the verdict is
-// unprocessed and the workflow still checks the signal later.
-func SignalAndWait(ctx context.Context, c client.Client, employeeID, name, by string, payload any, wait time.Duration) (Verdict, error) {
-	deadline := time.Now().Add(wait)
-	before := -1
-	qctx, cancel := context.WithDeadline(ctx, deadline)
-	if st, err := Status(qctx, c, employeeID); err == nil {
-		before = len(st.Log)
-	}
-	cancel()
-	if err := Signal(ctx, c, employeeID, name, payload); err != nil {
-		return Verdict{}, err
-	}
-	if before < 0 { // the run could not be read: a worker is missing or slow
-		return Verdict{}, nil
-	}
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		qctx, cancel := context.WithDeadline(ctx, deadline)
-		st, err := Status(qctx, c, employeeID)
-		cancel()
-		if err == nil && len(st.Log) > before {
-			for _, l := range st.Log[before:] {
-				if l.Kind == name && (by == "" || l.By == by) {
-					return Verdict{Processed: true, Accepted: l.Accepted, Detail: strings.TrimPrefix(l.Detail, "rejected: ")}, nil
-				}
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return Verdict{}, ctx.Err()
-		case <-tick.C:
-		}
-		if !time.Now().Before(deadline) {
-			return Verdict{}, nil
-		}
-	}
 }
 
 // Status queries the person's latest run.
