@@ -65,6 +65,7 @@ type Config struct {
 	// ScramblePassword makes containment also set a random unicodePwd.
 	ScramblePassword bool
 	Timeout          time.Duration // per connection attempt and per request; 15 s when zero
+	PageSize         int           // entries per page of a paged search; 200 when zero
 }
 
 // Client is an AD target. It is safe for concurrent use: it keeps a few
@@ -90,6 +91,9 @@ func New(cfg Config) (*Client, error) {
 	}
 	if cfg.BaseDN == "" {
 		return nil, fmt.Errorf("ldap %s: BaseDN is required", cfg.Name)
+	}
+	if cfg.PageSize <= 0 {
+		cfg.PageSize = 200
 	}
 	u, err := url.Parse(cfg.URL)
 	if err != nil {

@@ -14,9 +14,6 @@ import (
 
 var _ control.Prober = (*Client)(nil)
 
-// pageSize is how many entries a paged search asks for at a time.
-const pageSize = 200
-
 // adminGroups are AD's built-in groups whose members administer the domain
 // or the forest. AD's SDProp also marks their members (nested ones too)
 // with adminCount=1, which Resolve reads as well.
@@ -155,7 +152,7 @@ func (c *Client) searchUsers(ctx context.Context, op, filter string) ([]*goldap.
 	pages := 0
 	err := c.do(ctx, op, "read users under "+c.cfg.BaseDN, func(conn *goldap.Conn) error {
 		entries, referrals, pages = nil, nil, 0
-		paging := goldap.NewControlPaging(pageSize)
+		paging := goldap.NewControlPaging(uint32(c.cfg.PageSize))
 		cookies, dns := map[string]bool{}, map[string]bool{}
 		for {
 			req := goldap.NewSearchRequest(c.cfg.BaseDN, goldap.ScopeWholeSubtree, goldap.NeverDerefAliases, 0, 0, false,

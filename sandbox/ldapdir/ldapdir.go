@@ -37,6 +37,7 @@ import (
 	"sync"
 
 	ber "github.com/go-asn1-ber/asn1-ber"
+	goldap "github.com/go-ldap/ldap/v3"
 
 	"github.com/offboard/offboard/sandbox/demo"
 )
@@ -64,12 +65,19 @@ type Options struct {
 
 // Fault is an injected failure: the next matching requests get Code (and
 // Message) instead of being served, or no answer at all when Hang is set.
+// The other answers stand for directories that behave unlike AD: a
+// referral instead of entries, an empty success, paging that ignores the cookie.
 type Fault struct {
 	Op      string `json:"op,omitempty"`      // "bind", "search", "modify", "delete"; "" matches every request
+	DN      string `json:"dn,omitempty"`      // only requests on this DN (a search's base), any case; "" = any
 	Code    int    `json:"code,omitempty"`    // LDAP result code, e.g. 51 busy, 52 unavailable, 11 adminLimitExceeded
 	Message string `json:"message,omitempty"` // diagnostic message
 	Hang    bool   `json:"hang,omitempty"`    // never answer; the client has to time out
 	Count   int    `json:"count,omitempty"`   // how many requests it hits; 0 = until ClearFaults
+
+	Referral     string `json:"referral,omitempty"`     // a search answers this continuation reference and success, no entries
+	Empty        bool   `json:"empty,omitempty"`        // a search answers success with no entries
+	IgnoreCookie bool   `json:"ignoreCookie,omitempty"` // a paged search serves the first page whatever the cookie says
 }
 
 // Server is a running directory.
@@ -287,12 +295,12 @@ func (s *Server) snapshot(e *entry) Entry {
 	return out
 }
 
-// fault returns the fault to apply to op, if any, counting it down.
-func (s *Server) fault(op string) *Fault {
+// fault returns the fault to apply to op on dn, if any, counting it down.
+func (s *Server) fault(op, dn string) *Fault {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i, f := range s.faults {
-		if f.Op != "" && f.Op != op {
+		if (f.Op != "" && f.Op != op) || (f.DN != "" && !strings.EqualFold(f.DN, dn)) {
 			continue
 		}
 		hit := *f
@@ -343,11 +351,27 @@ func (s *Server) serveConn(c net.Conn, implicitTLS bool) {
 		if op.Tag == appAbandon {
 			continue
 		}
-		if f := s.fault(opName(op.Tag)); f != nil {
-			if f.Hang {
-				io.Copy(io.Discard, sess.conn) // until the client gives up
+		f := s.fault(opName(op.Tag), requestDN(op))
+		switch {
+		case f == nil:
+		case f.Hang:
+			io.Copy(io.Discard, sess.conn) // until the client gives up
+			return
+		case op.Tag == appSearch && f.Referral != "":
+			ref := ber.Encode(ber.ClassApplication, ber.TypeConstructed, appSearchReference, nil, "SearchResultReference")
+			ref.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, f.Referral, "URI"))
+			if !s.write(sess, id, ref) || !s.write(sess, id, result(appSearchDone, resultSuccess, "", "")) {
 				return
 			}
+			continue
+		case op.Tag == appSearch && f.Empty:
+			if !s.write(sess, id, result(appSearchDone, resultSuccess, "", "")) {
+				return
+			}
+			continue
+		case op.Tag == appSearch && f.IgnoreCookie:
+			controls = withoutCookie(controls)
+		default:
 			if !s.write(sess, id, result(responseTag(op.Tag), f.Code, "", f.Message)) {
 				return
 			}
@@ -382,6 +406,37 @@ func (s *Server) serveConn(c net.Conn, implicitTLS bool) {
 			}
 		}
 	}
+}
+
+// requestDN is the DN a request is about: a search's base, the entry a
+// modify or delete names.
+func requestDN(op *ber.Packet) string {
+	switch op.Tag {
+	case appSearch, appModify:
+		if len(op.Children) > 0 {
+			return str(op.Children[0])
+		}
+	case appDelete:
+		if b, ok := op.Value.(string); ok {
+			return b
+		}
+		return string(op.Data.Bytes())
+	}
+	return ""
+}
+
+// withoutCookie makes a paged search ask for the first page again.
+func withoutCookie(controls []*ber.Packet) []*ber.Packet {
+	out := make([]*ber.Packet, 0, len(controls))
+	for _, c := range controls {
+		if ctrl, err := goldap.DecodeControl(c); err == nil {
+			if p, ok := ctrl.(*goldap.ControlPaging); ok {
+				c = goldap.NewControlPaging(p.PagingSize).Encode()
+			}
+		}
+		out = append(out, c)
+	}
+	return out
 }
 
 // reply is one response message and its controls.

@@ -22,6 +22,7 @@ const (
 	appSearch           = 3
 	appSearchEntry      = 4
 	appSearchDone       = 5
+	appSearchReference  = 19
 	appModify           = 6
 	appModifyResponse   = 7
 	appAdd              = 8
