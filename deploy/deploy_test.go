@@ -114,6 +114,12 @@ func TestConfigLoads(t *testing.T) {
 		assert.Equal(t, "/etc/offboard/offboard.yaml", svc.Environment["OFFBOARD_CONFIG"])
 		assert.Contains(t, svc.Volumes, "./deploy/offboard.yaml:/etc/offboard/offboard.yaml:ro", "configuration mounted read-only")
 	}
+	// A DN in a flow sequence must be quoted, or YAML splits it at its commas.
+	for role, byTarget := range cfg.Roles {
+		for _, g := range byTarget["ad"] {
+			assert.True(t, strings.HasPrefix(g, "CN="), "roles.%s.ad: %q is not a whole DN", role, g)
+		}
+	}
 	assert.True(t, strings.HasPrefix(cfg.Evidence.Dir, "/var/lib/offboard/evidence"))
 	assert.Contains(t, c.Services["worker"].Volumes, "evidence:"+cfg.Evidence.Dir)
 }
