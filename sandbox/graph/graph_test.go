@@ -382,3 +382,47 @@ func TestRemoveDirectoryRoleMemberIsThrottled(t *testing.T) {
 	assert.Equal(t, "1", last.Header.Get("Retry-After"))
 	assert.Equal(t, "TooManyRequests", body["error"].(map[string]any)["code"])
 }
+
+func TestOtherMailsFilterAndState(t *testing.T) {
+	sim := graph.New(graph.Options{People: demo.People(3)})
+	p := demo.People(3)[1]
+	require.True(t, sim.SetOtherMails(p.Email, "Alias@Example.test"))
+	srv := httptest.NewServer(sim.Handler())
+	t.Cleanup(srv.Close)
+	get := func(filter string) []any {
+		resp, err := http.Get(srv.URL + "/v1.0/users?$filter=" + url.QueryEscape(filter))
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var body struct{ Value []any }
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
+		return body.Value
+	}
+	assert.Len(t, get("otherMails/any(m:m eq 'alias@example.test')"), 1)
+	assert.Len(t, get("mail eq 'x@example.test' or otherMails/any(x:x eq 'alias@example.test')"), 1)
+	assert.Empty(t, get("otherMails/any(m:m eq 'nobody@example.test')"))
+
+	var buf bytes.Buffer
+	require.NoError(t, sim.SaveState(&buf))
+	again := graph.New(graph.Options{People: demo.People(3)})
+	require.NoError(t, again.LoadState(&buf))
+	srv2 := httptest.NewServer(again.Handler())
+	t.Cleanup(srv2.Close)
+	resp, err := http.Get(srv2.URL + "/v1.0/users?$filter=" + url.QueryEscape("otherMails/any(m:m eq 'alias@example.test')"))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var body struct{ Value []any }
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
+	assert.Len(t, body.Value, 1, "otherMails survive a restart")
+}
+
+func TestOrganization(t *testing.T) {
+	srv := httptest.NewServer(graph.New(graph.Options{}).Handler())
+	t.Cleanup(srv.Close)
+	resp, err := http.Get(srv.URL + "/v1.0/organization")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var body struct{ Value []struct{ ID string } }
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
+	require.Len(t, body.Value, 1)
+	assert.Equal(t, graph.TenantID, body.Value[0].ID)
+}

@@ -43,6 +43,7 @@ type stateUser struct {
 	AccountEnabled          bool      `json:"accountEnabled"`
 	SignInSessionsValidFrom time.Time `json:"signInSessionsValidFromDateTime"`
 	Licenses                []string  `json:"licenses"` // directly assigned skuIds, in assignment order
+	OtherMails              []string  `json:"otherMails,omitempty"`
 }
 
 type stateDeletedUser struct {
@@ -90,7 +91,7 @@ func (s *Sim) SaveState(w io.Writer) error {
 			ID: u.id, UPN: u.upn, Mail: u.mail, DisplayName: u.displayName,
 			GivenName: u.given, Surname: u.surname, JobTitle: u.jobTitle, Department: u.department,
 			AccountEnabled: u.enabled, SignInSessionsValidFrom: u.validFrom,
-			Licenses: append([]string{}, u.licenses...),
+			Licenses: append([]string{}, u.licenses...), OtherMails: slices.Clone(u.otherMails),
 		})
 	}
 	for _, upn := range slices.Sorted(maps.Keys(s.upns)) {
@@ -219,7 +220,7 @@ func (doc *stateDoc) build() (*directoryState, error) {
 			id: su.ID, upn: su.UPN, mail: su.Mail, displayName: su.DisplayName,
 			given: su.GivenName, surname: su.Surname, jobTitle: su.JobTitle, department: su.Department,
 			enabled: su.AccountEnabled, validFrom: su.SignInSessionsValidFrom,
-			licenses: slices.Clone(su.Licenses),
+			licenses: slices.Clone(su.Licenses), otherMails: slices.Clone(su.OtherMails),
 		}
 	}
 	deleted := map[string]bool{}
