@@ -86,6 +86,7 @@ func TestConnector(t *testing.T) {
 			t.Run("errors", func(t *testing.T) { testErrors(t, p) })
 			t.Run("starttls", func(t *testing.T) { testStartTLS(t, p) })
 			t.Run("concurrent", func(t *testing.T) { testConcurrent(t, p) })
+			t.Run("probe", func(t *testing.T) { testProbe(t, p) })
 		})
 	}
 }
@@ -513,4 +514,27 @@ func closedAddr(t *testing.T) string {
 	addr := ln.Addr().String()
 	ln.Close()
 	return addr
+}
+
+func testProbe(t *testing.T, p peer) {
+	probe, err := newClient(t, p.cfg).Probe(t.Context())
+	require.NoError(t, err)
+	require.Len(t, probe.Checks, 3)
+	assert.Equal(t, "bind as "+p.cfg.BindDN+": ok", probe.Checks[0])
+	assert.Contains(t, probe.Checks[1], p.cfg.BaseDN, "the naming contexts hold the base DN")
+	assert.Equal(t, "read "+p.cfg.BaseDN+": ok", probe.Checks[2])
+
+	cfg := p.cfg
+	cfg.BaseDN = "DC=wrong,DC=test"
+	_, err = newClient(t, cfg).Probe(t.Context())
+	require.ErrorIs(t, err, control.ErrPermanent)
+	assert.Contains(t, err.Error(), "DC=wrong,DC=test is not in this server's naming contexts")
+	assert.Contains(t, err.Error(), "ldap ad:", "names the target")
+
+	cfg = p.cfg
+	cfg.Password = "Wr0ng-Secret-Value"
+	_, err = newClient(t, cfg).Probe(t.Context())
+	require.ErrorIs(t, err, control.ErrUnauthorized)
+	assert.Contains(t, err.Error(), "check the bind DN/UPN and its password")
+	assert.NotContains(t, err.Error(), cfg.Password)
 }
