@@ -11,4 +11,6 @@ import (
 // imports this package); the replayer of recorded histories calls this.
 func RegisterWorkflows(r worker.WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(Deprovision, workflow.RegisterOptions{Name: WorkflowType})
+	r.RegisterWorkflowWithOptions(Guard, workflow.RegisterOptions{Name: GuardWorkflowType})
+	r.RegisterWorkflowWithOptions(Delivery, workflow.RegisterOptions{Name: DeliveryWorkflowType})
 }
