@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -109,11 +110,11 @@ func TestHostile(t *testing.T) {
 					})})
 			}
 			var rules []hostile.Rule
-			hits := 0
+			var hits atomic.Int64 // rules answer on the server's goroutines
 			if tc.rules != nil {
 				for _, r := range tc.rules(base) {
 					h := r.Handler
-					r.Handler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) { hits++; h.ServeHTTP(w, req) })
+					r.Handler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) { hits.Add(1); h.ServeHTTP(w, req) })
 					rules = append(rules, r)
 				}
 			}
@@ -128,7 +129,7 @@ func TestHostile(t *testing.T) {
 			c, err := scim.New(scim.Config{Name: "scim-crm", BaseURL: srv.URL + path, Bearer: token, HTTPClient: &http.Client{Timeout: 5 * time.Second}})
 			require.NoError(t, err)
 			v, why := tc.run(t, &scimEnv{app: app, client: c, acct: acct, ctx: t.Context()})
-			if tc.rules != nil && hits == 0 {
+			if tc.rules != nil && hits.Load() == 0 {
 				t.Fatal("the hostile rule was never hit: the case tests nothing")
 			}
 			tally.Record(t, v, why)
