@@ -97,7 +97,13 @@ func TestHostile(t *testing.T) {
 		{name: "unknown person, honest server", run: resolveNobody},
 		{name: "roles answered foreign 404", rules: one(hostile.Path(userRe+`/roles`), hostile.ForeignJSON404()), run: resolveCase},
 		{name: "groups paged by Link rel=next", rules: one(hostile.Path(userRe+`/groups`), nil), run: roleChange},
-		{name: "groups paging ignores the cursor", rules: one(hostile.Path(userRe+`/groups`), nil), run: observeCase(okta.RemoveGroups, groupsGone(nil))},
+		// A role change whose first page holds only a kept group: a server
+		// that ignores the cursor must not read as "no groups left".
+		{name: "groups paging ignores the cursor", rules: one(hostile.Path(userRe+`/groups`), nil), run: func(t *testing.T, h *hostileEnv) (hostile.Verdict, string) {
+			keep := []string{"all-staff"}
+			obs, err := h.client.Observe(h.ctx, okta.RemoveGroups, h.acct, control.Params{KeepGroups: keep})
+			return judgeObservation(h, obs, err, groupsGone(keep))
+		}},
 		{name: "slow answers past the deadline", rules: func(base http.Handler) []hostile.Rule {
 			return []hostile.Rule{{Match: hostile.Path(userRe + `(/.*)?`), Handler: hostile.Slow(5*time.Second, base)}}
 		}, run: func(t *testing.T, h *hostileEnv) (hostile.Verdict, string) {
