@@ -1,0 +1,120 @@
+package runs
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+
+	"github.com/offboard/offboard/workflows"
+)
+
+// What Start did with an HR event.
+const (
+	OutcomeStarted    = "started"    // a new run
+	OutcomeDuplicate  = "duplicate"  // the run for this event, or another in flight: nothing changed
+	OutcomeSuperseded = "superseded" // a termination took over a role change in flight
+	OutcomeCorrected  = "corrected"  // the run in flight took the event's corrected identity
+)
+
+// Memo keys a run is started with, beside memoEventID: what Start needs to
+// answer a later event without asking a worker.
+const (
+	memoKind     = "kind"
+	memoIdentity = "identity"
+)
+
+// existingRun is what Start reads about the person's latest run.
+type existingRun struct {
+	runID, event, identity string
+	kind                   workflows.Kind
+	running                bool
+}
+
+// IdentityDigest names who an event says the person is: the e-mail
+// (trimmed, lower case), the name and the account hints. Two events about
+// the same employee with different digests mean HR corrected the identity.
+func IdentityDigest(t workflows.Termination) string {
+	b, _ := json.Marshal(struct {
+		Email    string            `json:"email"`
+		Name     string            `json:"name"`
+		Accounts map[string]string `json:"accounts"` // encoding/json sorts the keys
+	}{strings.ToLower(strings.TrimSpace(t.Email)), strings.TrimSpace(t.Name), t.Accounts})
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16])
+}
+
+// answerExisting decides what an event means for the person's run: a
+// correction or a supersession is sent to that very run; anything else is a
+// duplicate and changes nothing.
+func answerExisting(ctx context.Context, c client.Client, t workflows.Termination, run existingRun) (Started, error) {
+	id := workflows.WorkflowID(t.EmployeeID)
+	st := Started{WorkflowID: id, RunID: run.runID, SameEvent: run.event == t.EventID}
+	corrects := run.identity != "" && run.identity != IdentityDigest(t)
+	switch {
+	case run.running && run.kind == workflows.KindRoleChange && t.Kind != workflows.KindRoleChange:
+		st.Outcome, st.Note = OutcomeSuperseded, "the role change in flight (event "+run.event+") is superseded by this "+string(t.Kind)
+	case run.running && corrects && (st.SameEvent || t.Kind == run.kind):
+		st.Outcome, st.Note = OutcomeCorrected, "the run in flight (event "+run.event+") takes this event's corrected identity"
+	case st.SameEvent:
+		st.Outcome, st.Duplicate, st.Note = OutcomeDuplicate, true, "this event already started this run"
+		return st, nil
+	default:
+		st.Outcome, st.Duplicate, st.Note = OutcomeDuplicate, true, "a deprovisioning for this person is already in flight (event "+run.event+")"
+		return st, nil
+	}
+	// To the run read, by its id: never to a newer one.
+	err := c.SignalWorkflow(ctx, id, run.runID, workflows.SignalHREvent, workflows.HREvent{Termination: t})
+	var notFound *serviceerror.NotFound
+	switch {
+	case errors.As(err, &notFound):
+		// It closed a moment ago: the sender delivers again and starts a new run.
+		return Started{}, fmt.Errorf("start %s: run %s closed while this event was applied to it: %w", id, run.runID, ErrUnavailable)
+	case err != nil:
+		return Started{}, fmt.Errorf("start %s: %s to run %s: %w: %w", id, st.Outcome, run.runID, ErrUnavailable, err)
+	}
+	return st, nil
+}
+
+// memoValue reads one string of the run's memo, like memoString.
+func memoValue(desc *client.WorkflowExecutionDescription, key string) string {
+	var s string
+	if desc.Memo != nil {
+		if err := desc.GetMemoValue(key, &s); err != nil {
+			return ""
+		}
+		return s
+	}
+	p := desc.RawResponse.GetWorkflowExecutionInfo().GetMemo().GetFields()[key]
+	if p == nil {
+		return ""
+	}
+	if err := converter.GetDefaultDataConverter().FromPayload(p, &s); err != nil {
+		return ""
+	}
+	return s
+}
+
+// queryKind asks a run started before its kind was in the memo; "" when it
+// cannot answer (no worker), and the event is then a duplicate as before.
+func queryKind(ctx context.Context, c client.Client, id, runID string) workflows.Kind {
+	qctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	v, err := c.QueryWorkflow(qctx, id, runID, workflows.QueryStatus)
+	if err != nil {
+		return ""
+	}
+	var st workflows.Status
+	if v.Get(&st) != nil {
+		return ""
+	}
+	return st.Kind
+}
