@@ -639,8 +639,12 @@ func (c *Client) Probe(ctx context.Context) (control.Probe, error) {
 	if err != nil {
 		return pr, fmt.Errorf("%s: probe: %w", c.name, err)
 	}
-	if len(acct.Privileges) == 0 {
+	switch {
+	case len(acct.Privileges) == 0:
 		pr.Missing = append(pr.Missing, "an Okta admin role for the token's owner (it has none: it cannot suspend or deactivate users)")
+		return pr, nil
+	case strings.HasPrefix(acct.Privileges[0], "okta admin roles unreadable"):
+		pr.Missing = append(pr.Missing, scopeRolesRead+": "+acct.Privileges[0])
 		return pr, nil
 	}
 	pr.Checks = append(pr.Checks, "GET /api/v1/users/"+me.Id+"/roles: "+strings.Join(acct.Privileges, ", "))

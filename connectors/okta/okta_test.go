@@ -628,6 +628,15 @@ func TestProbe(t *testing.T) {
 		assert.Len(t, pr.Checks, 1)
 		assert.Equal(t, []string{"an Okta admin role for the token's owner (it has none: it cannot suspend or deactivate users)"}, pr.Missing)
 	})
+	t.Run("roles unreadable", func(t *testing.T) {
+		srv := hostile.New(t, e.sim.Handler(), hostile.Rule{Match: hostile.Path(`/api/v1/users/[^/]+/roles`),
+			Handler: hostile.Body(403, "application/json", `{"errorCode":"E0000006","errorSummary":"You do not have permission to perform the requested action","errorLink":"E0000006","errorId":"oaeX","errorCauses":[]}`)})
+		pr, err := newClient(t, srv.URL, token).Probe(t.Context())
+		require.NoError(t, err)
+		require.Len(t, pr.Missing, 1)
+		assert.Contains(t, pr.Missing[0], "okta.roles.read: okta admin roles unreadable")
+		assert.Contains(t, pr.Missing[0], "HTTP 403")
+	})
 
 	t.Run("wrong token", func(t *testing.T) {
 		_, err := newClient(t, e.srv.URL, "not-the-token").Probe(t.Context())
