@@ -5,6 +5,27 @@
 // slow answers. A test wraps a well-behaved handler (a sandbox simulator or
 // a real peer) and overrides one route family; a Tally then counts how each
 // case ended, and fails the test on any claim that was not true.
+//
+// A connector's table, in short (make hostile runs every TestHostile* and
+// sums the tally lines):
+//
+//	func TestHostile(t *testing.T) {
+//		tally := hostile.NewTally(t, "okta")
+//		for _, tc := range cases {
+//			t.Run(tc.name, func(t *testing.T) {
+//				srv := hostile.New(t, sim.Handler(), hostile.Rule{
+//					Match:   hostile.Method(hostile.Path(`/api/v1/users/[^/]+/sessions`), "DELETE"),
+//					Handler: hostile.ForeignJSON404(),
+//				})
+//				_, err := clientFor(srv.URL).Enforce(ctx, "clear_sessions", acct, params)
+//				claimedGone := errors.Is(err, control.ErrNotFound)
+//				if claimedGone {
+//					err = nil
+//				}
+//				tally.Record(t, hostile.Judge(err, claimedGone, userIsGone()), fmt.Sprint(err))
+//			})
+//		}
+//	}
 package hostile
 
 import (
