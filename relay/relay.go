@@ -19,6 +19,8 @@ import (
 
 	"github.com/offboard/offboard/internal/config"
 	"github.com/offboard/offboard/internal/hris"
+	"github.com/offboard/offboard/internal/runs"
+	"github.com/offboard/offboard/workflows"
 )
 
 // MaxBody is the largest request body accepted (413 above it).
@@ -38,6 +40,37 @@ type Config struct {
 	// SignalWait bounds how long a signal's reply waits for the workflow's
 	// verdict (accepted or refused); 0 is DefaultSignalWait.
 	SignalWait time.Duration
+	// Edge is the HR edge's memory; nil keeps it in Temporal (TemporalEdge).
+	Edge Edge
+}
+
+// Edge is what the HR edge remembers across requests: the blast-radius
+// guard's counts and the signed deliveries already acted on. It must be
+// durable and shared by every relay replica (and the CLI), so it lives in
+// Temporal, not in a process.
+type Edge interface {
+	// Admit asks the blast-radius guard about one event (runs.Admit).
+	Admit(ctx context.Context, a workflows.Admission) (workflows.AdmitVerdict, error)
+	// Seen reports whether a signed delivery was acted on (runs.DeliverySeen).
+	Seen(ctx context.Context, digest string) (bool, error)
+	// Remember records one until its signature is stale (runs.RememberDelivery).
+	Remember(ctx context.Context, digest string, until time.Time) error
+}
+
+// TemporalEdge keeps the HR edge's memory in Temporal: the guard workflow
+// and one workflow id per signed delivery.
+type TemporalEdge struct{ C client.Client }
+
+func (e TemporalEdge) Admit(ctx context.Context, a workflows.Admission) (workflows.AdmitVerdict, error) {
+	return runs.Admit(ctx, e.C, a)
+}
+
+func (e TemporalEdge) Seen(ctx context.Context, digest string) (bool, error) {
+	return runs.DeliverySeen(ctx, e.C, digest)
+}
+
+func (e TemporalEdge) Remember(ctx context.Context, digest string, until time.Time) error {
+	return runs.RememberDelivery(ctx, e.C, digest, until)
 }
 
 // DefaultSignalWait is how long a signal's reply waits for the workflow to
@@ -65,7 +98,7 @@ type Relay struct {
 	generic *hmacSource[hris.Generic]
 	tokens  []token
 	roles   map[string]bool
-	guard   *blastGuard
+	edge    Edge
 	metrics *metrics
 	handler http.Handler
 	// signalWait bounds the wait for a decision's verdict.
@@ -94,7 +127,9 @@ func New(cfg Config, c client.Client, logger *slog.Logger) (*Relay, error) {
 	if rl.signalWait <= 0 {
 		rl.signalWait = DefaultSignalWait
 	}
-	rl.guard = newBlastGuard(rc.BlastRadius.Max, rc.BlastRadius.Window.D())
+	if rl.edge = cfg.Edge; rl.edge == nil {
+		rl.edge = TemporalEdge{C: c}
+	}
 	if cfg.Roles != nil {
 		rl.roles = map[string]bool{}
 		for _, r := range cfg.Roles {
