@@ -481,7 +481,7 @@ func observeDeleted(kinds ...credKind) observer {
 // then names exactly the kinds it could not list or empty.
 func enforceDeleted(kinds ...credKind) enforcer {
 	return func(r *run) error {
-		failed, first, deleted := deleteKinds(r, kinds)
+		failed, deleted, first := deleteKinds(r, kinds)
 		if len(failed) > 0 {
 			return &kindsError{done: fmt.Sprintf("%d credentials of the other kinds deleted", deleted), kinds: failed, first: first}
 		}
@@ -490,7 +490,7 @@ func enforceDeleted(kinds ...credKind) enforcer {
 }
 
 // deleteKinds deletes what it can of each kind and says what it could not.
-func deleteKinds(r *run, kinds []credKind) (failed []string, first error, deleted int) {
+func deleteKinds(r *run, kinds []credKind) (failed []string, deleted int, first error) {
 	for _, k := range kinds {
 		items, err := k.list(r)
 		if err != nil {
@@ -508,7 +508,7 @@ func deleteKinds(r *run, kinds []credKind) (failed []string, first error, delete
 			deleted++
 		}
 	}
-	return failed, first, deleted
+	return failed, deleted, first
 }
 
 // --- console password
@@ -749,7 +749,7 @@ func enforceUserDeleted(r *run) error {
 	if err := r.checkUser(); err != nil {
 		return err
 	}
-	left, first, _ := deleteKinds(r, allCreds)
+	left, _, first := deleteKinds(r, allCreds)
 	note := func(what string, err error) {
 		if err != nil {
 			left = append(left, what+": "+err.Error())

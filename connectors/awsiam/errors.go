@@ -17,6 +17,7 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/offboard/offboard/internal/control"
+	"github.com/offboard/offboard/internal/retryafter"
 )
 
 // defaultRetryAfter is the wait suggested when IAM throttles without a
@@ -102,7 +103,10 @@ func classify(op string, err error, rec *recorder) *control.Error {
 	case code == "Throttling" || code == "ThrottlingException" || code == "RequestLimitExceeded" ||
 		code == "TooManyRequestsException" || e.HTTPStatus == http.StatusTooManyRequests:
 		e.Kind = control.ErrRateLimited
-		e.RetryAfter = retryAfter(respErr)
+		e.RetryAfter = defaultRetryAfter
+		if respErr != nil && respErr.Response != nil {
+			e.RetryAfter = cmp.Or(retryafter.Header(respErr.Response.Header, time.Now()), defaultRetryAfter)
+		}
 	case code == "AccessDenied" || code == "AccessDeniedException" || code == "InvalidClientTokenId" ||
 		code == "SignatureDoesNotMatch" || code == "ExpiredToken" || code == "UnrecognizedClientException" ||
 		code == "MissingAuthenticationToken" || e.HTTPStatus == 401 || e.HTTPStatus == 403:
@@ -141,24 +145,6 @@ func isTransport(err error) bool {
 	var sendErr *smithyhttp.RequestSendError
 	return errors.As(err, &netErr) || errors.As(err, &sendErr) ||
 		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)
-}
-
-// retryAfter reads Retry-After (seconds or an HTTP date); IAM rarely sends
-// one, so a throttle without it waits defaultRetryAfter.
-func retryAfter(respErr *smithyhttp.ResponseError) time.Duration {
-	if respErr == nil || respErr.Response == nil {
-		return defaultRetryAfter
-	}
-	v := strings.TrimSpace(respErr.Response.Header.Get("Retry-After"))
-	if secs, err := strconv.Atoi(v); err == nil && secs >= 0 {
-		return time.Duration(secs) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := time.Until(t); d > 0 {
-			return d
-		}
-	}
-	return defaultRetryAfter
 }
 
 // action names the IAM/STS permission the failing call needed, e.g.

@@ -420,7 +420,7 @@ func requestDN(op *ber.Packet) string {
 		if b, ok := op.Value.(string); ok {
 			return b
 		}
-		return string(op.Data.Bytes())
+		return op.Data.String()
 	}
 	return ""
 }
