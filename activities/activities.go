@@ -18,6 +18,7 @@ import (
 	"github.com/offboard/offboard/internal/config"
 	"github.com/offboard/offboard/internal/control"
 	"github.com/offboard/offboard/internal/metrics"
+	"github.com/offboard/offboard/internal/retryafter"
 )
 
 // Error types the workflow and retry policies know.
@@ -298,7 +299,7 @@ func (a *Activities) Notify(ctx context.Context, n Notification) (bool, error) {
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {
 		kind := control.ClassifyStatus(resp.StatusCode)
-		return false, classify(&control.Error{Kind: kind, Op: "notify: webhook", HTTPStatus: resp.StatusCode, RetryAfter: retryAfter(resp)})
+		return false, classify(&control.Error{Kind: kind, Op: "notify: webhook", HTTPStatus: resp.StatusCode, RetryAfter: retryafter.Header(resp.Header, time.Now())})
 	}
 	metrics.Notified(n.Kind, true)
 	return true, nil

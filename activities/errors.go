@@ -3,8 +3,6 @@ package activities
 import (
 	"context"
 	"errors"
-	"net/http"
-	"strconv"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -66,20 +64,6 @@ func responseOf(err error, fallback control.Response) control.Response {
 		return control.Response{RequestID: ce.RequestID, HTTPStatus: ce.HTTPStatus, Digest: ce.Digest}
 	}
 	return fallback
-}
-
-func retryAfter(resp *http.Response) time.Duration {
-	v := resp.Header.Get("Retry-After")
-	if v == "" {
-		return 0
-	}
-	if s, err := strconv.Atoi(v); err == nil {
-		return time.Duration(s) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return time.Until(t)
-	}
-	return 0
 }
 
 // receipt builds a control.Receipt step by step.

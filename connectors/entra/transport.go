@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -19,6 +17,7 @@ import (
 	"github.com/microsoftgraph/msgraph-sdk-go/models/odataerrors"
 
 	"github.com/offboard/offboard/internal/control"
+	"github.com/offboard/offboard/internal/retryafter"
 )
 
 // maxBody bounds how much of a response we read to digest it.
@@ -185,10 +184,10 @@ func classify(ctx context.Context, op, permission string, rec *record, err error
 		e.Err = fmt.Errorf("HTTP %d without Graph's Request_ResourceNotFound (%s, %d bytes): not Graph's not-found: %w", status, e.Digest, len(body), err)
 	case status == http.StatusTooManyRequests:
 		e.Kind = control.ErrRateLimited
-		e.RetryAfter = retryAfter(header)
+		e.RetryAfter = retryafter.Header(header, time.Now())
 	case status == http.StatusServiceUnavailable && header.Get("Retry-After") != "":
 		e.Kind = control.ErrRateLimited
-		e.RetryAfter = retryAfter(header)
+		e.RetryAfter = retryafter.Header(header, time.Now())
 	case status == http.StatusUnauthorized:
 		e.Kind = control.ErrUnauthorized
 		e.Err = fmt.Errorf("%w (Graph refused the token: check the tenant, client id and secret, and that the app has the application permission %s with admin consent)", e.Err, permission)
@@ -199,21 +198,6 @@ func classify(ctx context.Context, op, permission string, rec *record, err error
 		e.Kind = control.ClassifyStatus(status)
 	}
 	return e
-}
-
-// retryAfter reads Retry-After as seconds or an HTTP date.
-func retryAfter(h http.Header) time.Duration {
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return 0
-	}
-	if secs, err := strconv.Atoi(v); err == nil && secs >= 0 {
-		return time.Duration(secs) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(0, time.Until(t))
-	}
-	return 0
 }
 
 func deref[T any](p *T) T {

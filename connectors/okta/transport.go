@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -18,6 +17,7 @@ import (
 	oktasdk "github.com/okta/okta-sdk-golang/v2/okta"
 
 	"github.com/offboard/offboard/internal/control"
+	"github.com/offboard/offboard/internal/retryafter"
 )
 
 // maxBody bounds how much of a response we keep to digest it.
@@ -161,7 +161,7 @@ func classify(ctx context.Context, op, scope string, ex *exchange, err error) er
 	}
 	switch cerr.Kind {
 	case control.ErrRateLimited:
-		cerr.RetryAfter = retryAfter(header)
+		cerr.RetryAfter = max(retryafter.Header(header, time.Now()), time.Second)
 		cerr.Err = fmt.Errorf("retry in %s: %w", cerr.RetryAfter, cerr.Err)
 	case control.ErrUnauthorized:
 		if status == http.StatusUnauthorized {
@@ -207,20 +207,6 @@ func (o oktaErr) Error() string {
 }
 
 func (o oktaErr) Unwrap() error { return o.e }
-
-// retryAfter is X-Rate-Limit-Reset (epoch seconds) minus the response's
-// Date (or now, without one), and at least a second.
-func retryAfter(h http.Header) time.Duration {
-	reset, err := strconv.ParseInt(h.Get("X-Rate-Limit-Reset"), 10, 64)
-	if err != nil {
-		return time.Second
-	}
-	now := time.Now()
-	if d, err := http.ParseTime(h.Get("Date")); err == nil {
-		now = d
-	}
-	return max(time.Unix(reset, 0).Sub(now), time.Second)
-}
 
 // isNetwork tells connection, timeout and cancellation failures from errors
 // made before any request was sent (a bad URL, an SDK configuration error).

@@ -10,11 +10,11 @@ import (
 	"mime"
 	"net/http"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/offboard/offboard/internal/control"
+	"github.com/offboard/offboard/internal/retryafter"
 )
 
 const (
@@ -101,7 +101,7 @@ func (c *Client) failure(op, method, path string, raw rawResponse) error {
 		e.Kind = control.ErrTransient
 	}
 	if raw.status == http.StatusTooManyRequests || raw.status == http.StatusServiceUnavailable {
-		e.RetryAfter = retryAfter(raw.header.Get("Retry-After"), time.Now())
+		e.RetryAfter = retryafter.Header(raw.header, time.Now())
 	}
 
 	msg := http.StatusText(raw.status)
@@ -154,21 +154,6 @@ func requestID(h http.Header) string {
 		}
 	}
 	return ""
-}
-
-// retryAfter parses a Retry-After header: delay seconds or an HTTP date.
-func retryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if secs, err := strconv.Atoi(v); err == nil {
-		return max(time.Duration(secs)*time.Second, 0)
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(t.Sub(now), 0)
-	}
-	return 0
 }
 
 // quote writes s as a SCIM filter string literal: a JSON string (RFC 7644 §3.4.2.2).

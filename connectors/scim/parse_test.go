@@ -2,9 +2,7 @@ package scim
 
 import (
 	"encoding/json"
-	"net/http"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -20,21 +18,6 @@ func TestQuote(t *testing.T) {
 	}
 	for in, want := range tests {
 		assert.Equal(t, want, quote(in), in)
-	}
-}
-
-func TestRetryAfter(t *testing.T) {
-	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	tests := map[string]time.Duration{
-		"":     0,
-		"12":   12 * time.Second,
-		"-3":   0,
-		"soon": 0,
-		now.Add(time.Minute).Format(http.TimeFormat):  time.Minute,
-		now.Add(-time.Minute).Format(http.TimeFormat): 0,
-	}
-	for in, want := range tests {
-		assert.Equal(t, want, retryAfter(in, now), in)
 	}
 }
 
