@@ -26,23 +26,23 @@ import (
 // QuarantineQuery lists the runs the blast-radius guard is holding.
 const QuarantineQuery = `DeprovisionStatus = "quarantined" AND ExecutionStatus = "Running"`
 
-// decisionRequest is every field an operator may send. Identity fields
+// DecisionRequest is every field an operator may send. Identity fields
 // ("by", "approver") are not among them and are refused: the bearer token
 // says who, and the API signs that.
-type decisionRequest struct {
-	RunID       string            `json:"runId"` // the run decided on; default: the person's running run
-	Decision    string            `json:"decision"`
-	PlanDigest  string            `json:"planDigest"`
-	Reason      string            `json:"reason"`
-	CaseRef     string            `json:"caseRef"`
-	EventID     string            `json:"eventId"`
-	EffectiveAt time.Time         `json:"effectiveAt"`
-	From        time.Time         `json:"from"`
-	Control     string            `json:"control"`
-	ExpiresAt   time.Time         `json:"expiresAt"`
-	Email       string            `json:"email"`
-	Name        string            `json:"name"`
-	Accounts    map[string]string `json:"accounts"`
+type DecisionRequest struct {
+	RunID       string            `json:"runId,omitempty"` // the run decided on; default: the person's running run
+	Decision    string            `json:"decision,omitempty"`
+	PlanDigest  string            `json:"planDigest,omitempty"`
+	Reason      string            `json:"reason,omitempty"`
+	CaseRef     string            `json:"caseRef,omitempty"`
+	EventID     string            `json:"eventId,omitempty"`
+	EffectiveAt time.Time         `json:"effectiveAt,omitzero"`
+	From        time.Time         `json:"from,omitzero"`
+	Control     string            `json:"control,omitempty"`
+	ExpiresAt   time.Time         `json:"expiresAt,omitzero"`
+	Email       string            `json:"email,omitempty"`
+	Name        string            `json:"name,omitempty"`
+	Accounts    map[string]string `json:"accounts,omitempty"`
 }
 
 // operatorAction is one POST /deprovisions/{employeeId}/{action}: the
@@ -50,11 +50,11 @@ type decisionRequest struct {
 type operatorAction struct {
 	kind  string
 	roles map[string]bool
-	build func(r decisionRequest) (any, error)
+	build func(r DecisionRequest) (any, error)
 }
 
 var operatorActions = map[string]operatorAction{
-	"approve": {workflows.UpdateApprove, roleSet(config.RoleApprover), func(r decisionRequest) (any, error) {
+	"approve": {workflows.UpdateApprove, roleSet(config.RoleApprover), func(r DecisionRequest) (any, error) {
 		if r.Decision == "" {
 			r.Decision = "approve"
 		}
@@ -66,25 +66,34 @@ var operatorActions = map[string]operatorAction{
 		}
 		return workflows.ApproveRequest{Decision: r.Decision, Reason: r.Reason}, nil
 	}},
-	"hold": {workflows.UpdateLegalHold, roleSet(config.RoleHR), func(r decisionRequest) (any, error) {
+	"release-quarantine": {workflows.UpdateQuarantineRelease, roleSet(config.RoleSecurity), func(r DecisionRequest) (any, error) {
+		if r.Decision == "" {
+			r.Decision = "approve"
+		}
+		if r.Decision != "approve" && r.Decision != "reject" {
+			return nil, fmt.Errorf("decision %q is not approve or reject", r.Decision)
+		}
+		return workflows.ApproveRequest{Decision: r.Decision, Reason: r.Reason}, nil
+	}},
+	"hold": {workflows.UpdateLegalHold, roleSet(config.RoleHR), func(r DecisionRequest) (any, error) {
 		if r.CaseRef == "" {
 			return nil, errors.New("caseRef is required")
 		}
 		return workflows.Hold{CaseRef: r.CaseRef, Reason: r.Reason}, nil
 	}},
-	"release": {workflows.UpdateReleaseHold, roleSet(config.RoleHR), func(r decisionRequest) (any, error) {
+	"release": {workflows.UpdateReleaseHold, roleSet(config.RoleHR), func(r DecisionRequest) (any, error) {
 		if r.CaseRef == "" {
 			return nil, errors.New("caseRef is required")
 		}
 		return workflows.Release{CaseRef: r.CaseRef}, nil
 	}},
-	"rescind": {workflows.UpdateRescind, roleSet(config.RoleHR), func(r decisionRequest) (any, error) {
+	"rescind": {workflows.UpdateRescind, roleSet(config.RoleHR), func(r DecisionRequest) (any, error) {
 		if r.EventID == "" && r.EffectiveAt.IsZero() {
 			return nil, errors.New("name the event (eventId) or the effective time (effectiveAt, RFC 3339) the rescind refers to")
 		}
 		return workflows.Rescind{Reason: r.Reason, EventID: r.EventID, EffectiveAt: r.EffectiveAt}, nil
 	}},
-	"reschedule": {workflows.UpdateReschedule, roleSet(config.RoleHR), func(r decisionRequest) (any, error) {
+	"reschedule": {workflows.UpdateReschedule, roleSet(config.RoleHR), func(r DecisionRequest) (any, error) {
 		if r.EffectiveAt.IsZero() {
 			return nil, errors.New("effectiveAt is required (RFC 3339)")
 		}
@@ -93,13 +102,13 @@ var operatorActions = map[string]operatorAction{
 		}
 		return workflows.Reschedule{EffectiveAt: r.EffectiveAt, EventID: r.EventID, From: r.From}, nil
 	}},
-	"retry": {workflows.UpdateRetry, roleSet(config.RoleSecurity), func(r decisionRequest) (any, error) {
+	"retry": {workflows.UpdateRetry, roleSet(config.RoleSecurity), func(r DecisionRequest) (any, error) {
 		if r.Control == "" {
 			return nil, errors.New(`control is required (e.g. "okta/suspend")`)
 		}
 		return workflows.Retry{Control: r.Control}, nil
 	}},
-	"waive": {workflows.UpdateWaive, roleSet(config.RoleSecurity), func(r decisionRequest) (any, error) {
+	"waive": {workflows.UpdateWaive, roleSet(config.RoleSecurity), func(r DecisionRequest) (any, error) {
 		switch {
 		case r.Control == "":
 			return nil, errors.New("control is required")
@@ -110,12 +119,23 @@ var operatorActions = map[string]operatorAction{
 		}
 		return workflows.Waive{Control: r.Control, Reason: r.Reason, ExpiresAt: r.ExpiresAt}, nil
 	}},
-	"correct-identity": {workflows.UpdateIdentityCorrection, roleSet(config.RoleHR, config.RoleSecurity), func(r decisionRequest) (any, error) {
+	"correct-identity": {workflows.UpdateIdentityCorrection, roleSet(config.RoleHR, config.RoleSecurity), func(r DecisionRequest) (any, error) {
 		if r.Email == "" && r.Name == "" && len(r.Accounts) == 0 {
 			return nil, errors.New("name the corrected email, name or accounts")
 		}
 		return workflows.IdentityCorrection{Email: r.Email, Name: r.Name, Accounts: r.Accounts, Reason: r.Reason}, nil
 	}},
+}
+
+// Decision is what an action asks the run for: the Update's kind and its
+// payload (the break-glass CLI builds the same decisions without the API).
+func Decision(action string, r DecisionRequest) (kind string, payload any, err error) {
+	a, ok := operatorActions[action]
+	if !ok {
+		return "", nil, fmt.Errorf("unknown action %q", action)
+	}
+	payload, err = a.build(r)
+	return a.kind, payload, err
 }
 
 // maxIdempotencyKey bounds the Idempotency-Key header.
@@ -134,7 +154,7 @@ func (rl *Relay) handleDecision(w http.ResponseWriter, r *http.Request) {
 	}
 	rl.operator(action.roles, func(w http.ResponseWriter, r *http.Request, tok token) {
 		employee := r.PathValue("employeeId")
-		var req decisionRequest
+		var req DecisionRequest
 		if !decodeStrict(w, r, &req) {
 			return
 		}

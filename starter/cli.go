@@ -306,6 +306,7 @@ func printStatus(w io.Writer, st workflows.Status) {
 		}
 		fmt.Fprintln(w)
 	}
+	printPlan(w, st) // decide.go: what the digest covers
 	if st.LegalHold != nil {
 		fmt.Fprintf(w, "legal hold: case %s by %s\n", st.LegalHold.CaseRef, st.LegalHold.By)
 	}

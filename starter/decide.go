@@ -2,26 +2,45 @@ package main
 
 // The operator's decisions on a run in flight: approve or reject (and
 // quarantine release), legal hold and its release, rescind, reschedule,
-// retry and waive.
+// retry, waive and identity correction. They go through the operator API
+// with the operator's own token: the API knows who holds it and signs the
+// decision; there is no flag to say who you are. Without the API, a
+// break-glass key signs instead, and the run marks the decision as such.
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
 	"time"
 
+	"github.com/offboard/offboard/internal/decision"
 	"github.com/offboard/offboard/internal/runs"
+	"github.com/offboard/offboard/relay"
 	"github.com/offboard/offboard/workflows"
 )
 
-const decideUsage = `  approve     approve or reject the removal plan    starter approve -employee E1001 -by alice@example.test -digest sha256:...
-  hold        place a legal hold                    starter hold -employee E1001 -by legal@x -case CASE-7
-  release     release the legal hold                starter release -employee E1001 -by legal@x -case CASE-7
-  rescind     cancel the termination                starter rescind -employee E1001 -by hr@x -reason "..."
-  reschedule  move the effective time               starter reschedule -employee E1001 -by hr@x -at 2026-12-01T17:00:00Z
-  retry       retry a control in exception          starter retry -employee E1001 -by alice@x -control okta/suspend
-  waive       waive a control in exception          starter waive -employee E1001 -by alice@x -control aws/deny_all_policy -reason "..." -expires 72h
+const decideUsage = `
+Decisions (through the operator API, as the person holding the token in OFFBOARD_TOKEN or -token-file):
+  approve     approve or reject the removal plan    starter approve -employee E1001 -digest sha256:...  (without -digest: shows the plan)
+  hold        place a legal hold                    starter hold -employee E1001 -case CASE-7
+  release     release the legal hold                starter release -employee E1001 -case CASE-7
+  rescind     cancel the termination                starter rescind -employee E1001 -event EVT-1 -reason "..."
+  reschedule  move the effective time               starter reschedule -employee E1001 -event EVT-1 -at 2026-12-01T17:00:00Z
+  retry       retry a control in exception          starter retry -employee E1001 -control okta/suspend
+  waive       waive a control in exception          starter waive -employee E1001 -control aws/deny_all_policy -reason "..." -expires 72h
+  correct     correct who the run is about          starter correct -employee E1001 -email ada@example.test -reason "..."
 `
 
 var decisions = map[string]command{
@@ -32,142 +51,397 @@ var decisions = map[string]command{
 	"reschedule": {"move the effective time", rescheduleCmd},
 	"retry":      {"retry a control in exception", retryCmd},
 	"waive":      {"waive a control in exception", waiveCmd},
+	"correct":    {"correct who the run is about", correctCmd},
 }
 
-// errRefused: the workflow logged the signal as rejected.
-var errRefused = errors.New("refused by the workflow")
+// errRefused: the run (or the API, for the token's roles) refused the decision.
+var errRefused = errors.New("refused")
 
-// sendSignal sends a signal and reports what the workflow made of it, by
-// watching its log for the entry the signal adds.
-func sendSignal(ctx context.Context, e *env, employee, name, by string, payload any) error {
+// apiFlags are how a decision reaches the run.
+type apiFlags struct {
+	api, tokenFile, breakGlass, run *string
+}
+
+func addAPIFlags(fs *flag.FlagSet) apiFlags {
+	return apiFlags{
+		api:        fs.String("api", os.Getenv("OFFBOARD_API"), "operator API base URL (default: $OFFBOARD_API, else http://127.0.0.1 on starter.listen's port)"),
+		tokenFile:  fs.String("token-file", os.Getenv("OFFBOARD_TOKEN_FILE"), "file holding your operator API token (default: $OFFBOARD_TOKEN_FILE; or the token itself in $OFFBOARD_TOKEN)"),
+		breakGlass: fs.String("break-glass-key", "", "sign with this break-glass private key and go straight to Temporal, without the API (marked in the evidence)"),
+		run:        fs.String("run", "", "the run id decided on (default: the person's running run)"),
+	}
+}
+
+// decide sends one decision and prints the run's verdict.
+func (f apiFlags) decide(ctx context.Context, e *env, employee, action string, req relay.DecisionRequest) error {
+	req.RunID = *f.run
+	if *f.breakGlass != "" {
+		return f.breakGlassDecide(ctx, e, employee, action, req)
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	var reply struct {
+		Status, Kind, Error string
+		runs.Verdict
+	}
+	path := "/deprovisions/" + url.PathEscape(employee) + "/" + action
+	code, err := f.call(ctx, e, http.MethodPost, path, body, &reply)
+	if err != nil {
+		return err
+	}
+	switch code {
+	case http.StatusOK:
+		return printVerdict(e, reply.Verdict, reply)
+	case http.StatusConflict:
+		return fmt.Errorf("%w: %s", errRefused, reply.Reason)
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return fmt.Errorf("%w: %s", errRefused, reply.Error)
+	case http.StatusBadRequest:
+		return fmt.Errorf("%w: %s", errUsage, reply.Error)
+	}
+	return fmt.Errorf("operator API answered %d: %s", code, reply.Error)
+}
+
+func printVerdict(e *env, v runs.Verdict, raw any) error {
+	if e.json {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(raw)
+	}
+	glass := ""
+	if v.BreakGlass {
+		glass = " (break-glass)"
+	}
+	fmt.Fprintf(e.stdout, "accepted%s: %s (by %s, %s run %s)\n", glass, v.Detail, v.By, v.WorkflowID, v.RunID)
+	return nil
+}
+
+// call makes one operator API request with the token and an idempotency
+// key, trying again once (the same key: the same decision) when the API
+// or a worker did not answer.
+func (f apiFlags) call(ctx context.Context, e *env, method, path string, body []byte, into any) (int, error) {
+	token, err := f.token()
+	if err != nil {
+		return 0, err
+	}
+	base := *f.api
+	if base == "" {
+		base = "http://127.0.0.1:" + listenPort(e.cfg.Starter.Listen)
+	}
+	key := make([]byte, 16)
+	_, _ = rand.Read(key)
+	hc := &http.Client{Timeout: 30 * time.Second}
+	var lastErr error
+	for attempt := range 2 {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return 0, ctx.Err()
+			case <-time.After(time.Second):
+			}
+		}
+		req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(base, "/")+path, bytes.NewReader(body))
+		if err != nil {
+			return 0, fmt.Errorf("%w: -api %q: %v", errUsage, base, err)
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Idempotency-Key", hex.EncodeToString(key))
+		if body != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			lastErr = fmt.Errorf("operator API %s: %w", base, err)
+			continue
+		}
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		_ = resp.Body.Close()
+		if resp.StatusCode == http.StatusServiceUnavailable {
+			lastErr = fmt.Errorf("operator API answered 503: %s", strings.TrimSpace(string(b)))
+			continue
+		}
+		if err := json.Unmarshal(b, into); err != nil {
+			return resp.StatusCode, fmt.Errorf("operator API answered %d: %s", resp.StatusCode, strings.TrimSpace(string(b)))
+		}
+		return resp.StatusCode, nil
+	}
+	return 0, lastErr
+}
+
+func (f apiFlags) token() (string, error) {
+	if *f.tokenFile != "" {
+		b, err := os.ReadFile(*f.tokenFile)
+		if err != nil {
+			return "", fmt.Errorf("%w: -token-file: %v", errUsage, err)
+		}
+		if t := strings.TrimSpace(string(b)); t != "" {
+			return t, nil
+		}
+		return "", fmt.Errorf("%w: -token-file %s is empty", errUsage, *f.tokenFile)
+	}
+	if t := strings.TrimSpace(os.Getenv("OFFBOARD_TOKEN")); t != "" {
+		return t, nil
+	}
+	return "", fmt.Errorf("%w: your operator API token is required: -token-file FILE or OFFBOARD_TOKEN (the API knows whose it is)", errUsage)
+}
+
+func listenPort(listen string) string {
+	if _, port, err := net.SplitHostPort(listen); err == nil && port != "" {
+		return port
+	}
+	return "8080"
+}
+
+// breakGlassDecide signs with a break-glass key the configuration lists and
+// sends the Update straight to Temporal: for when the API is down.
+func (f apiFlags) breakGlassDecide(ctx context.Context, e *env, employee, action string, req relay.DecisionRequest) error {
+	b, err := os.ReadFile(*f.breakGlass)
+	if err != nil {
+		return fmt.Errorf("%w: -break-glass-key: %v", errUsage, err)
+	}
+	key, err := decision.ParsePrivateKey(string(b))
+	if err != nil {
+		return fmt.Errorf("%w: -break-glass-key: %v", errUsage, err)
+	}
+	id := decision.KeyID(key.Public().(ed25519.PublicKey))
+	person := ""
+	for _, k := range e.cfg.People.DecisionKeys {
+		pub, err := decision.ParsePublicKey(k.PublicKey)
+		if err == nil && k.BreakGlass && decision.KeyID(pub) == id {
+			person = "break-glass:" + k.Name
+		}
+	}
+	if person == "" {
+		return fmt.Errorf("%w: -break-glass-key %s is not a break-glass key of people.decisionKeys", errUsage, id)
+	}
+	kind, payload, err := relay.Decision(action, req)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
 	c, err := e.client()
 	if err != nil {
 		return err
 	}
-	v, err := runs.SignalAndWait(ctx, c, employee, name, by, payload, 10*time.Second)
+	v, err := runs.Decide(ctx, c, key, runs.Request{EmployeeID: employee, RunID: req.RunID, Kind: kind, Person: person,
+		Roles: []string{decision.RoleHR, decision.RoleSecurity, decision.RoleApprover}, PlanDigest: req.PlanDigest, Payload: payload},
+		time.Now(), 30*time.Second)
 	switch {
 	case err != nil:
 		return err
-	case !v.Processed:
-		fmt.Fprintf(e.stdout, "sent %s to %s (not yet processed: see starter status)\n", name, workflows.WorkflowID(employee))
-		return nil
 	case !v.Accepted:
-		return fmt.Errorf("%w: %s", errRefused, v.Detail)
+		return fmt.Errorf("%w: %s", errRefused, v.Reason)
 	}
-	fmt.Fprintf(e.stdout, "accepted: %s\n", v.Detail)
+	return printVerdict(e, v, v)
+}
+
+// showPlan prints the plan an approver is asked to approve.
+func (f apiFlags) showPlan(ctx context.Context, e *env, employee string) error {
+	var st workflows.Status
+	if *f.breakGlass != "" {
+		c, err := e.client()
+		if err != nil {
+			return err
+		}
+		if st, err = runs.Status(ctx, c, employee); err != nil {
+			return err
+		}
+	} else {
+		var reply struct {
+			workflows.Status
+			Error string `json:"error"`
+		}
+		code, err := f.call(ctx, e, http.MethodGet, "/deprovisions/"+url.PathEscape(employee), nil, &reply)
+		if err != nil {
+			return err
+		}
+		if code != http.StatusOK {
+			return fmt.Errorf("operator API answered %d: %s", code, reply.Error)
+		}
+		st = reply.Status
+	}
+	printPlan(e.stdout, st)
+	return fmt.Errorf("%w: -digest is required: approve the plan above with -digest %s", errUsage, st.PlanDigest)
+}
+
+// printPlan lists what the plan digest covers: each destructive step with
+// its account.
+func printPlan(w io.Writer, st workflows.Status) {
+	if st.PlanDigest == "" {
+		return
+	}
+	fmt.Fprintf(w, "plan %s (run %s, event %s):\n", st.PlanDigest, st.RunID, st.EventID)
+	for _, p := range st.Plan {
+		fmt.Fprintf(w, "  %-9s %-28s account %s", p.Phase, p.Control, p.Account)
+		if p.Login != "" && p.Login != p.Account {
+			fmt.Fprintf(w, " (%s)", p.Login)
+		}
+		if len(p.Privileges) > 0 {
+			fmt.Fprintf(w, "  privileges: %s", strings.Join(p.Privileges, ", "))
+		}
+		if len(p.Params.KeepGroups) > 0 {
+			fmt.Fprintf(w, "  keeps: %s", strings.Join(p.Params.KeepGroups, ", "))
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+func requireAll(pairs ...[2]string) error {
+	for _, r := range pairs {
+		if err := required(r[0], r[1]); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
 func approveCmd(fs *flag.FlagSet) func(context.Context, *env) error {
+	f := addAPIFlags(fs)
 	employee := fs.String("employee", "", "employee id (required)")
-	by := fs.String("by", "", "approver identity (required; must hold the approver role)")
-	decision := fs.String("decision", "approve", "approve or reject")
-	digest := fs.String("digest", "", "plan digest being approved, from starter status (required); \"quarantine\" releases a quarantined run")
+	verdict := fs.String("decision", "approve", "approve or reject")
+	digest := fs.String("digest", "", "digest of the plan approved, with or without sha256: (without it the plan is shown); \"quarantine\" releases a quarantined run")
 	reason := fs.String("reason", "", "why")
 	return func(ctx context.Context, e *env) error {
-		for _, r := range [][2]string{{"employee", *employee}, {"by", *by}, {"digest", *digest}} {
-			if err := required(r[0], r[1]); err != nil {
-				return err
-			}
+		if err := required("employee", *employee); err != nil {
+			return err
 		}
-		if *decision != "approve" && *decision != "reject" {
+		if *verdict != "approve" && *verdict != "reject" {
 			return fmt.Errorf("%w: -decision must be approve or reject", errUsage)
 		}
-		return sendSignal(ctx, e, *employee, workflows.SignalApprove, *by, workflows.Approve{Approver: *by, Decision: *decision, PlanDigest: *digest, Reason: *reason})
+		switch *digest {
+		case "":
+			return f.showPlan(ctx, e, *employee)
+		case workflows.QuarantineDigest:
+			return f.decide(ctx, e, *employee, "release-quarantine", relay.DecisionRequest{Decision: *verdict, Reason: *reason})
+		}
+		return f.decide(ctx, e, *employee, "approve", relay.DecisionRequest{Decision: *verdict, PlanDigest: *digest, Reason: *reason})
 	}
 }
 
 func holdCmd(fs *flag.FlagSet) func(context.Context, *env) error {
+	f := addAPIFlags(fs)
 	employee := fs.String("employee", "", "employee id (required)")
-	by := fs.String("by", "", "who places the hold (required)")
 	caseRef := fs.String("case", "", "legal case reference (required)")
 	reason := fs.String("reason", "", "why")
 	return func(ctx context.Context, e *env) error {
-		for _, r := range [][2]string{{"employee", *employee}, {"by", *by}, {"case", *caseRef}} {
-			if err := required(r[0], r[1]); err != nil {
-				return err
-			}
+		if err := requireAll([2]string{"employee", *employee}, [2]string{"case", *caseRef}); err != nil {
+			return err
 		}
-		return sendSignal(ctx, e, *employee, workflows.SignalLegalHold, *by, workflows.Hold{By: *by, CaseRef: *caseRef, Reason: *reason})
+		return f.decide(ctx, e, *employee, "hold", relay.DecisionRequest{CaseRef: *caseRef, Reason: *reason})
 	}
 }
 
 func releaseCmd(fs *flag.FlagSet) func(context.Context, *env) error {
+	f := addAPIFlags(fs)
 	employee := fs.String("employee", "", "employee id (required)")
-	by := fs.String("by", "", "who releases the hold (required)")
 	caseRef := fs.String("case", "", "the hold's case reference (required)")
 	return func(ctx context.Context, e *env) error {
-		for _, r := range [][2]string{{"employee", *employee}, {"by", *by}, {"case", *caseRef}} {
-			if err := required(r[0], r[1]); err != nil {
-				return err
-			}
+		if err := requireAll([2]string{"employee", *employee}, [2]string{"case", *caseRef}); err != nil {
+			return err
 		}
-		return sendSignal(ctx, e, *employee, workflows.SignalReleaseHold, *by, workflows.Release{By: *by, CaseRef: *caseRef})
+		return f.decide(ctx, e, *employee, "release", relay.DecisionRequest{CaseRef: *caseRef})
 	}
 }
 
 func rescindCmd(fs *flag.FlagSet) func(context.Context, *env) error {
+	f := addAPIFlags(fs)
 	employee := fs.String("employee", "", "employee id (required)")
-	by := fs.String("by", "", "who rescinds (required)")
+	event := fs.String("event", "", "the event id of the termination rescinded (this, or -effective)")
+	effective := fs.String("effective", "", "the effective time of the termination rescinded, RFC 3339 (this, or -event)")
 	reason := fs.String("reason", "", "why")
 	return func(ctx context.Context, e *env) error {
-		for _, r := range [][2]string{{"employee", *employee}, {"by", *by}} {
-			if err := required(r[0], r[1]); err != nil {
-				return err
-			}
+		if err := required("employee", *employee); err != nil {
+			return err
 		}
-		return sendSignal(ctx, e, *employee, workflows.SignalRescind, *by, workflows.Rescind{By: *by, Reason: *reason})
+		req := relay.DecisionRequest{EventID: *event, Reason: *reason}
+		if *effective != "" {
+			t, err := time.Parse(time.RFC3339, *effective)
+			if err != nil {
+				return fmt.Errorf("%w: -effective %q is not RFC 3339", errUsage, *effective)
+			}
+			req.EffectiveAt = t.UTC()
+		}
+		if req.EventID == "" && req.EffectiveAt.IsZero() {
+			return fmt.Errorf("%w: name the termination rescinded: -event ID or -effective TIME (starter status shows both)", errUsage)
+		}
+		return f.decide(ctx, e, *employee, "rescind", req)
 	}
 }
 
 func rescheduleCmd(fs *flag.FlagSet) func(context.Context, *env) error {
+	f := addAPIFlags(fs)
 	employee := fs.String("employee", "", "employee id (required)")
-	by := fs.String("by", "", "who reschedules (required)")
 	at := fs.String("at", "", "new effective time: +DURATION or RFC 3339 (required)")
+	event := fs.String("event", "", "the event id of the termination moved (this, or -from)")
+	from := fs.String("from", "", "the effective time being moved, RFC 3339 (this, or -event)")
 	return func(ctx context.Context, e *env) error {
-		for _, r := range [][2]string{{"employee", *employee}, {"by", *by}, {"at", *at}} {
-			if err := required(r[0], r[1]); err != nil {
-				return err
-			}
+		if err := requireAll([2]string{"employee", *employee}, [2]string{"at", *at}); err != nil {
+			return err
 		}
 		t, err := parseTime("at", *at, time.Now().UTC())
 		if err != nil {
 			return err
 		}
-		return sendSignal(ctx, e, *employee, workflows.SignalReschedule, *by, workflows.Reschedule{By: *by, EffectiveAt: t.UTC()})
+		req := relay.DecisionRequest{EffectiveAt: t.UTC(), EventID: *event}
+		if *from != "" {
+			ft, err := time.Parse(time.RFC3339, *from)
+			if err != nil {
+				return fmt.Errorf("%w: -from %q is not RFC 3339", errUsage, *from)
+			}
+			req.From = ft.UTC()
+		}
+		if req.EventID == "" && req.From.IsZero() {
+			return fmt.Errorf("%w: name the termination moved: -event ID or -from TIME (starter status shows both)", errUsage)
+		}
+		return f.decide(ctx, e, *employee, "reschedule", req)
 	}
 }
 
 func retryCmd(fs *flag.FlagSet) func(context.Context, *env) error {
+	f := addAPIFlags(fs)
 	employee := fs.String("employee", "", "employee id (required)")
-	by := fs.String("by", "", "who asks for the retry (required)")
 	ctl := fs.String("control", "", "control id, e.g. okta/suspend (required)")
 	return func(ctx context.Context, e *env) error {
-		for _, r := range [][2]string{{"employee", *employee}, {"by", *by}, {"control", *ctl}} {
-			if err := required(r[0], r[1]); err != nil {
-				return err
-			}
+		if err := requireAll([2]string{"employee", *employee}, [2]string{"control", *ctl}); err != nil {
+			return err
 		}
-		return sendSignal(ctx, e, *employee, workflows.SignalRetry, *by, workflows.Retry{By: *by, Control: *ctl})
+		return f.decide(ctx, e, *employee, "retry", relay.DecisionRequest{Control: *ctl})
 	}
 }
 
 func waiveCmd(fs *flag.FlagSet) func(context.Context, *env) error {
+	f := addAPIFlags(fs)
 	employee := fs.String("employee", "", "employee id (required)")
-	by := fs.String("by", "", "security approver (required)")
 	ctl := fs.String("control", "", "control id, e.g. okta/suspend (required)")
 	reason := fs.String("reason", "", "why the risk is accepted (required)")
 	expires := fs.String("expires", "", "when the waiver ends: +DURATION, DURATION or RFC 3339 (required)")
 	return func(ctx context.Context, e *env) error {
-		for _, r := range [][2]string{{"employee", *employee}, {"by", *by}, {"control", *ctl}, {"reason", *reason}, {"expires", *expires}} {
-			if err := required(r[0], r[1]); err != nil {
-				return err
-			}
+		if err := requireAll([2]string{"employee", *employee}, [2]string{"control", *ctl}, [2]string{"reason", *reason}, [2]string{"expires", *expires}); err != nil {
+			return err
 		}
 		t, err := parseTime("expires", *expires, time.Now().UTC())
 		if err != nil {
 			return err
 		}
-		return sendSignal(ctx, e, *employee, workflows.SignalWaive, *by, workflows.Waive{By: *by, Control: *ctl, Reason: *reason, ExpiresAt: t.UTC()})
+		return f.decide(ctx, e, *employee, "waive", relay.DecisionRequest{Control: *ctl, Reason: *reason, ExpiresAt: t.UTC()})
+	}
+}
+
+func correctCmd(fs *flag.FlagSet) func(context.Context, *env) error {
+	f := addAPIFlags(fs)
+	employee := fs.String("employee", "", "employee id (required)")
+	email := fs.String("email", "", "the person's corrected e-mail")
+	name := fs.String("name", "", "the person's corrected name")
+	accounts := accountsFlag{}
+	fs.Var(accounts, "account", "TARGET=ID account hint (repeatable)")
+	reason := fs.String("reason", "", "why")
+	return func(ctx context.Context, e *env) error {
+		if err := required("employee", *employee); err != nil {
+			return err
+		}
+		if *email == "" && *name == "" && len(accounts) == 0 {
+			return fmt.Errorf("%w: name the corrected -email, -name or -account", errUsage)
+		}
+		return f.decide(ctx, e, *employee, "correct-identity", relay.DecisionRequest{Email: *email, Name: *name, Accounts: accounts, Reason: *reason})
 	}
 }
