@@ -9,6 +9,7 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
@@ -21,20 +22,30 @@ import (
 	"github.com/offboard/offboard/workflows"
 )
 
-// Automatic archiving. A Temporal Schedule starts the Archiver workflow every
-// minute on the deprovision task queue. It lists the Deprovision runs that
-// closed within the lookback window (completed, failed, terminated, timed
-// out, canceled or continued as new) and have no manifest in the store yet,
-// and archives each in its own activity. Nothing is lost when a worker
-// crashes: an activity that dies is retried, a run that is missed or whose
-// archiving failed for good is simply found again a minute later, and Archive
-// is idempotent.
+// Automatic archiving, in two ways that add little to the Web UI's list.
+//
+// At close: a Deprovision run, as it finishes, starts the Archiver for
+// itself (ArchiverInput.Run, workflow id evidence-<its workflow id>, left
+// running when the parent closes). Its one activity is retried until the
+// parent's close is recorded, then archives it.
+//
+// The daily sweep, the safety net: a Temporal Schedule starts the Archiver
+// once a day on the deprovision task queue. It lists the Deprovision runs
+// that closed within the lookback window (completed, failed, terminated,
+// timed out, canceled or continued as new: those close without finishing
+// their story) and have no manifest in the store yet, and archives each in
+// its own activity. Nothing is lost when a worker crashes: an activity that
+// dies is retried, a run that is missed or whose archiving failed for good
+// is found again by the next sweep, and Archive is idempotent.
 const (
 	ArchiverWorkflowType = "Archiver"
 	ArchiverScheduleID   = "evidence-archiver"
+	// SweepEvery is how often the safety-net sweep runs.
+	SweepEvery = 24 * time.Hour
 	// DefaultLookback is how far back the archiver looks for closed runs.
 	DefaultLookback = 7 * 24 * time.Hour
-	// MaxBatch bounds the runs one Archiver run handles; the rest wait a minute.
+	// MaxBatch bounds the runs one Archiver run handles; a full batch that
+	// made progress continues as new with the rest.
 	MaxBatch = 200
 )
 
@@ -81,9 +92,11 @@ func (a *Activities) noKey() error {
 		"NoSigningKey", nil)
 }
 
-// ArchiverInput tunes one sweep.
+// ArchiverInput tunes one sweep, or names the one run to archive at its close.
 type ArchiverInput struct {
 	Lookback time.Duration `json:"lookback,omitempty"` // default DefaultLookback
+	// Run is the closing run that started this Archiver (workflows.archiveAtClose).
+	Run *Run `json:"run,omitempty"`
 }
 
 // ArchiverResult says what one sweep did.
@@ -100,8 +113,12 @@ type ListInput struct {
 
 var archiverActs *Activities
 
-// Archiver archives every recently closed Deprovision run without a manifest.
+// Archiver archives the run of in.Run once it has closed, or else every
+// recently closed Deprovision run without a manifest.
 func Archiver(ctx workflow.Context, in ArchiverInput) (ArchiverResult, error) {
+	if in.Run != nil {
+		return archiveAtClose(ctx, *in.Run)
+	}
 	lookback := in.Lookback
 	if lookback <= 0 {
 		lookback = DefaultLookback
@@ -115,12 +132,14 @@ func Archiver(ctx workflow.Context, in ArchiverInput) (ArchiverResult, error) {
 		},
 	})
 	var runs []Run
-	if err := workflow.ExecuteActivity(ctx, archiverActs.ListUnarchivedRuns, ListInput{Since: workflow.Now(ctx).Add(-lookback), Limit: MaxBatch}).Get(ctx, &runs); err != nil {
+	listCtx := workflow.WithActivityOptions(ctx, withSummary(ctx, "find closed runs without evidence"))
+	if err := workflow.ExecuteActivity(listCtx, archiverActs.ListUnarchivedRuns, ListInput{Since: workflow.Now(ctx).Add(-lookback), Limit: MaxBatch}).Get(ctx, &runs); err != nil {
 		return ArchiverResult{}, err
 	}
 	futures := make([]workflow.Future, len(runs))
 	for i, r := range runs {
-		futures[i] = workflow.ExecuteActivity(ctx, archiverActs.ArchiveRun, r)
+		actx := workflow.WithActivityOptions(ctx, withSummary(ctx, "archive "+r.WorkflowID))
+		futures[i] = workflow.ExecuteActivity(actx, archiverActs.ArchiveRun, r)
 	}
 	res := ArchiverResult{Archived: []Run{}, Failed: []Run{}}
 	for i, f := range futures {
@@ -131,7 +150,35 @@ func Archiver(ctx workflow.Context, in ArchiverInput) (ArchiverResult, error) {
 		}
 		res.Archived = append(res.Archived, runs[i])
 	}
+	if len(runs) == MaxBatch && len(res.Archived) > 0 {
+		return res, workflow.NewContinueAsNewError(ctx, ArchiverWorkflowType, in)
+	}
 	return res, nil
+}
+
+func withSummary(ctx workflow.Context, summary string) workflow.ActivityOptions {
+	o := workflow.GetActivityOptions(ctx)
+	o.Summary = summary
+	return o
+}
+
+// archiveAtClose archives the run that started it. That run is closing, not
+// closed, when it does: the first tries may find it open and are retried.
+func archiveAtClose(ctx workflow.Context, r Run) (ArchiverResult, error) {
+	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 2 * time.Minute,
+		Summary:             "archive " + r.WorkflowID + " once it has closed",
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    time.Minute,
+			MaximumAttempts:    10,
+		},
+	})
+	if err := workflow.ExecuteActivity(ctx, archiverActs.ArchiveWhenClosed, r).Get(ctx, nil); err != nil {
+		return ArchiverResult{}, fmt.Errorf("evidence of %s not archived at close (the daily sweep tries again): %w", r, err)
+	}
+	return ArchiverResult{Archived: []Run{r}, Failed: []Run{}}, nil
 }
 
 // ListUnarchivedRuns lists closed Deprovision runs (oldest first) that have
@@ -190,27 +237,77 @@ func (a *Activities) ArchiveRun(ctx context.Context, r Run) (Manifest, error) {
 	return m, err
 }
 
-// EnsureSchedule creates the every-minute schedule of the Archiver, unless it
-// already exists. Overlapping sweeps are skipped.
-func EnsureSchedule(ctx context.Context, c client.Client) error {
-	_, err := c.ScheduleClient().Create(ctx, client.ScheduleOptions{
-		ID:      ArchiverScheduleID,
-		Spec:    client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: time.Minute}}},
-		Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
-		Note:    "archives the evidence of closed Deprovision runs",
-		Action: &client.ScheduleWorkflowAction{
-			ID:                 ArchiverScheduleID,
-			Workflow:           ArchiverWorkflowType,
-			Args:               []any{ArchiverInput{}},
-			TaskQueue:          workflows.TaskQueue,
-			WorkflowRunTimeout: 10 * time.Minute,
-		},
-	})
-	if errors.Is(err, temporal.ErrScheduleAlreadyRunning) {
+// StartArchiving starts the Archiver of one run that is finishing (workflow
+// id evidence-<its workflow id>, on the run's task queue); the run calls it
+// as its last step. A retry after a start that succeeded finds it started.
+func (a *Activities) StartArchiving(ctx context.Context, r Run) error {
+	if err := a.noKey(); err != nil {
+		return err
+	}
+	_, err := a.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:                                       "evidence-" + r.WorkflowID,
+		TaskQueue:                                activity.GetInfo(ctx).TaskQueue,
+		WorkflowRunTimeout:                       30 * time.Minute,
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		StaticSummary:                            "archive the evidence of " + r.WorkflowID + " once it has closed",
+	}, ArchiverWorkflowType, ArchiverInput{Run: &r})
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	if errors.As(err, &started) {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("evidence: create schedule %s: %w", ArchiverScheduleID, err)
+		return fmt.Errorf("evidence: start archiving %s: %w", r, err)
+	}
+	return nil
+}
+
+// ArchiveWhenClosed archives a run that was closing when it was asked: open
+// is a retryable error here, unlike in ArchiveRun.
+func (a *Activities) ArchiveWhenClosed(ctx context.Context, r Run) error {
+	if err := a.noKey(); err != nil {
+		return err
+	}
+	_, err := Archive(ctx, a.Client, r.WorkflowID, r.RunID, a.Store, a.Key, a.KeyID, WithConverters(a.DataConverter, a.FailureConverter))
+	if errors.Is(err, ErrNotClosed) {
+		return temporal.NewApplicationError(err.Error(), "NotClosedYet")
+	}
+	return err
+}
+
+// EnsureSchedule creates the daily sweep of the Archiver, or makes an
+// existing schedule daily (earlier versions swept every minute, adding a
+// workflow a minute to the Web UI's list). Overlapping sweeps are skipped.
+func EnsureSchedule(ctx context.Context, c client.Client) error {
+	spec := client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: SweepEvery}}}
+	action := &client.ScheduleWorkflowAction{
+		ID:                 ArchiverScheduleID,
+		Workflow:           ArchiverWorkflowType,
+		Args:               []any{ArchiverInput{}},
+		TaskQueue:          workflows.TaskQueue,
+		WorkflowRunTimeout: 10 * time.Minute,
+		StaticSummary:      "daily sweep: evidence of closed runs not archived at close",
+	}
+	_, err := c.ScheduleClient().Create(ctx, client.ScheduleOptions{
+		ID:      ArchiverScheduleID,
+		Spec:    spec,
+		Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
+		Note:    "the safety net: archives the evidence of closed Deprovision runs that were not archived at close",
+		Action:  action,
+	})
+	if errors.Is(err, temporal.ErrScheduleAlreadyRunning) {
+		err = c.ScheduleClient().GetHandle(ctx, ArchiverScheduleID).Update(ctx, client.ScheduleUpdateOptions{
+			DoUpdate: func(in client.ScheduleUpdateInput) (*client.ScheduleUpdate, error) {
+				s := in.Description.Schedule
+				if s.Spec != nil && len(s.Spec.Intervals) == 1 && s.Spec.Intervals[0].Every == SweepEvery {
+					return nil, temporal.ErrSkipScheduleUpdate
+				}
+				s.Spec, s.Action = &spec, action
+				return &client.ScheduleUpdate{Schedule: &s}, nil
+			},
+		})
+	}
+	if err != nil {
+		return fmt.Errorf("evidence: schedule %s: %w", ArchiverScheduleID, err)
 	}
 	return nil
 }

@@ -1,7 +1,10 @@
 package evidence_test
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +15,10 @@ import (
 
 	"github.com/offboard/offboard/activities"
 	"github.com/offboard/offboard/evidence"
+	"github.com/offboard/offboard/internal/config"
+	"github.com/offboard/offboard/internal/control"
+	"github.com/offboard/offboard/internal/testenv/devserver"
+	"github.com/offboard/offboard/workflows"
 )
 
 // The Archiver workflow finds the closed runs without a manifest and archives
@@ -52,19 +59,31 @@ func TestArchiverSweepsClosedRuns(t *testing.T) {
 	}
 }
 
-// The schedule exists once, however often the worker starts, and a sweep it
-// starts on the deprovision task queue archives the closed runs.
+// The schedule exists once, however often the worker starts; the every-minute
+// schedule of earlier versions becomes the daily sweep; and a sweep it starts
+// on the deprovision task queue archives the closed runs.
 func TestEnsureScheduleArchivesAutomatically(t *testing.T) {
-	f := getFixture(t)
-	require.NoError(t, evidence.EnsureSchedule(t.Context(), f.client))
-	require.NoError(t, evidence.EnsureSchedule(t.Context(), f.client), "a second call is fine")
-	h := f.client.ScheduleClient().GetHandle(t.Context(), evidence.ArchiverScheduleID)
-	t.Cleanup(func() { _ = h.Delete(testCtx) })
+	rig := newArchiveRig(t)
+	tm := termination("E500")
+	tm.EffectiveAt = time.Now().Add(time.Hour)
+	closed := rig.start(t, tm)
+	require.NoError(t, rig.client.TerminateWorkflow(t.Context(), closed.WorkflowID, closed.RunID, "stopped by the test"))
+
+	h, err := rig.client.ScheduleClient().Create(t.Context(), client.ScheduleOptions{
+		ID:   evidence.ArchiverScheduleID,
+		Spec: client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: time.Minute}}},
+		Action: &client.ScheduleWorkflowAction{ID: evidence.ArchiverScheduleID, Workflow: evidence.ArchiverWorkflowType,
+			Args: []any{evidence.ArchiverInput{}}, TaskQueue: workflows.TaskQueue},
+		Paused: true,
+	})
+	require.NoError(t, err, "an earlier version's schedule")
+	require.NoError(t, evidence.EnsureSchedule(t.Context(), rig.client))
+	require.NoError(t, evidence.EnsureSchedule(t.Context(), rig.client), "a second call is fine")
 
 	desc, err := h.Describe(t.Context())
 	require.NoError(t, err)
 	require.Len(t, desc.Schedule.Spec.Intervals, 1)
-	assert.Equal(t, time.Minute, desc.Schedule.Spec.Intervals[0].Every)
+	assert.Equal(t, 24*time.Hour, desc.Schedule.Spec.Intervals[0].Every, "a sweep a day, not a workflow a minute")
 	action, ok := desc.Schedule.Action.(*client.ScheduleWorkflowAction)
 	require.True(t, ok)
 	assert.Equal(t, evidence.ArchiverWorkflowType, action.Workflow)
@@ -72,10 +91,74 @@ func TestEnsureScheduleArchivesAutomatically(t *testing.T) {
 
 	require.NoError(t, h.Trigger(t.Context(), client.ScheduleTriggerOptions{}))
 	require.Eventually(t, func() bool {
-		runs, err := f.swept.Runs(t.Context(), "")
-		return err == nil && slices.Contains(runs, f.completed) && slices.Contains(runs, f.terminated)
-	}, 30*time.Second, 200*time.Millisecond, "the scheduled sweep archived both runs")
-	dir, err := f.swept.RunDir(f.completed)
+		runs, err := rig.store.Runs(t.Context(), "")
+		return err == nil && slices.Contains(runs, closed)
+	}, 30*time.Second, 200*time.Millisecond, "the scheduled sweep archived the closed run")
+	dir, err := rig.store.RunDir(closed)
 	require.NoError(t, err)
-	require.NoError(t, evidence.Verify(dir, f.pub))
+	require.NoError(t, evidence.Verify(dir, rig.pub))
+}
+
+// archiveRig is a dev server of its own with a worker that archives into
+// store: the tests of archiving at close need no recorded fixture runs.
+type archiveRig struct {
+	client client.Client
+	store  evidence.Dir
+	pub    ed25519.PublicKey
+}
+
+func newArchiveRig(t *testing.T) archiveRig {
+	t.Helper()
+	srv := devserver.Start(t)
+	cfg, err := config.Parse([]byte(testConfig), "archiver test")
+	require.NoError(t, err)
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	require.NoError(t, err)
+	rig := archiveRig{client: srv.Client, store: evidence.Dir{Root: t.TempDir()}, pub: pub}
+	w := worker.New(srv.Client, workflows.TaskQueue, worker.Options{})
+	evidence.Register(w, activities.New(cfg, []control.Target{newFakeTarget("fake")}),
+		&evidence.Activities{Client: srv.Client, Store: rig.store, Key: priv, KeyID: evidence.KeyID(pub)})
+	require.NoError(t, w.Start())
+	t.Cleanup(w.Stop)
+	return rig
+}
+
+func (rig archiveRig) start(t *testing.T, tm workflows.Termination) evidence.Run {
+	t.Helper()
+	run, err := rig.client.ExecuteWorkflow(t.Context(), client.StartWorkflowOptions{ID: workflows.WorkflowID(tm.EmployeeID), TaskQueue: workflows.TaskQueue},
+		workflows.WorkflowType, tm)
+	require.NoError(t, err)
+	return evidence.Run{WorkflowID: run.GetID(), RunID: run.GetRunID()}
+}
+
+// At close, the Archiver of one run waits for the close to be recorded (an
+// open run is retried, not refused), then archives it.
+func TestArchiverAtCloseWaitsForTheClose(t *testing.T) {
+	rig := newArchiveRig(t)
+	tm := termination("E400")
+	tm.EffectiveAt = time.Now().Add(time.Hour) // waits on its timer
+	r := rig.start(t, tm)
+
+	arch, err := rig.client.ExecuteWorkflow(t.Context(), client.StartWorkflowOptions{ID: "evidence-" + r.WorkflowID, TaskQueue: workflows.TaskQueue},
+		evidence.ArchiverWorkflowType, evidence.ArchiverInput{Run: &r})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		d, err := rig.client.DescribeWorkflowExecution(t.Context(), arch.GetID(), arch.GetRunID())
+		if err != nil || len(d.GetPendingActivities()) != 1 {
+			return false
+		}
+		p := d.GetPendingActivities()[0]
+		return p.GetAttempt() >= 2 && strings.Contains(p.GetLastFailure().GetMessage(), "still open")
+	}, 30*time.Second, 100*time.Millisecond, "the open run is tried again, not refused")
+	names, err := rig.store.List(t.Context(), r)
+	require.NoError(t, err)
+	assert.Empty(t, names, "nothing archived while the run is open")
+
+	require.NoError(t, rig.client.TerminateWorkflow(t.Context(), r.WorkflowID, r.RunID, "closed by the test"))
+	var res evidence.ArchiverResult
+	require.NoError(t, arch.Get(t.Context(), &res))
+	assert.Equal(t, []evidence.Run{r}, res.Archived)
+	dir, err := rig.store.RunDir(r)
+	require.NoError(t, err)
+	require.NoError(t, evidence.Verify(dir, rig.pub))
 }

@@ -355,7 +355,7 @@ func getEvidence(ctx context.Context, cfg config.Config, employeeID, storeDir, o
 		}
 	}
 	if len(runs) == 0 {
-		return fmt.Errorf("no evidence archived for %s in %s (runs are archived within a minute of closing): %w", wid, where, evidence.ErrNotExist)
+		return fmt.Errorf("no evidence archived for %s in %s: a run is archived when it closes, and one still running has none yet (a termination stays open through its retention period; `starter status -employee %s` shows where it is): %w", wid, where, employeeID, evidence.ErrNotExist)
 	}
 	out = pick(out, "evidence-"+employeeID)
 	for _, r := range runs {
