@@ -148,18 +148,25 @@ func integration(t *testing.T, blast config.BlastRadius) (*Relay, *suspendTarget
 }
 
 func signedTermination(t testing.TB, employee string) *http.Request {
+	return signedTerminationAt(t, employee, time.Now(), time.Now())
+}
+
+// signedTerminationAt is a delivery signed at signedAt: a sender's retry is
+// signed again, a replay is the same bytes and signature.
+func signedTerminationAt(t testing.TB, employee string, effective, signedAt time.Time) *http.Request {
 	body, err := json.Marshal(map[string]any{"type": "termination", "employeeId": employee,
-		"email": employee + "@example.test", "effectiveAt": time.Now().UTC().Format(time.RFC3339), "reason": "voluntary"})
+		"email": employee + "@example.test", "effectiveAt": effective.UTC().Format(time.RFC3339), "reason": "voluntary"})
 	require.NoError(t, err)
-	return webhookAt(t, "generic", body, "application/json", "", time.Now())
+	return webhookAt(t, "generic", body, "application/json", "", signedAt)
 }
 
 func TestIntegrationWebhookSuspends(t *testing.T) {
 	rl, target, _ := integration(t, config.BlastRadius{})
 	employee := fmt.Sprintf("E%d", time.Now().UnixNano()%1e6)
 
+	effective := time.Now()
 	rec := httptest.NewRecorder()
-	rl.Handler().ServeHTTP(rec, signedTermination(t, employee))
+	rl.Handler().ServeHTTP(rec, signedTerminationAt(t, employee, effective, effective))
 	require.Equal(t, http.StatusAccepted, rec.Code, rec.Body.String())
 	var reply Outcome
 	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &reply))
@@ -168,9 +175,9 @@ func TestIntegrationWebhookSuspends(t *testing.T) {
 
 	waitSuspended(t, target, employee, 30*time.Second)
 
-	// The sender's retry is a duplicate of the same run.
+	// The sender's retry (signed again) is a duplicate of the same run.
 	rec = httptest.NewRecorder()
-	rl.Handler().ServeHTTP(rec, signedTermination(t, employee))
+	rl.Handler().ServeHTTP(rec, signedTerminationAt(t, employee, effective, effective.Add(time.Second)))
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
 	var dup Outcome
 	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &dup))

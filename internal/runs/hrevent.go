@@ -62,6 +62,9 @@ func answerExisting(ctx context.Context, c client.Client, t workflows.Terminatio
 	switch {
 	case run.running && run.kind == workflows.KindRoleChange && t.Kind != workflows.KindRoleChange:
 		st.Outcome, st.Note = OutcomeSuperseded, "the role change in flight (event "+run.event+") is superseded by this "+string(t.Kind)
+	case run.running && corrects && (st.SameEvent || t.Kind == run.kind) && appliedBefore(ctx, c, id, run.runID, t):
+		st.Outcome, st.Duplicate, st.Note = OutcomeDuplicate, true, "the run in flight already took this event's corrected identity"
+		return st, nil
 	case run.running && corrects && (st.SameEvent || t.Kind == run.kind):
 		st.Outcome, st.Note = OutcomeCorrected, "the run in flight (event "+run.event+") takes this event's corrected identity"
 	case st.SameEvent:
@@ -117,4 +120,36 @@ func queryKind(ctx context.Context, c client.Client, id, runID string) workflows
 		return ""
 	}
 	return st.Kind
+}
+
+// appliedBefore reports whether the run already recorded a correction from
+// this very event with these values (a redelivery of a correction). The
+// memo keeps the identity the run started with; the run's status keeps the
+// corrections since. When the run cannot answer, the event is sent again:
+// the run itself ignores what it already knows.
+func appliedBefore(ctx context.Context, c client.Client, id, runID string, t workflows.Termination) bool {
+	qctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	v, err := c.QueryWorkflow(qctx, id, runID, workflows.QueryStatus)
+	if err != nil {
+		return false
+	}
+	var st workflows.Status
+	if v.Get(&st) != nil {
+		return false
+	}
+	for _, corr := range st.Corrections {
+		if corr.EventID != t.EventID {
+			continue
+		}
+		same := corr.Email == "" || strings.EqualFold(strings.TrimSpace(corr.Email), strings.TrimSpace(t.Email))
+		same = same && (corr.Name == "" || corr.Name == t.Name)
+		for k, v := range corr.Accounts {
+			same = same && t.Accounts[k] == v
+		}
+		if same {
+			return true
+		}
+	}
+	return false
 }
