@@ -29,10 +29,11 @@ const (
 	ErrTypeUnauthorized = "Unauthorized"
 	ErrTypeNotHeld      = "NotHeld" // enforced, but the read-back still shows access
 	ErrTypeUnknown      = "UnknownTarget"
+	ErrTypeSelfCheck    = "SelfCheckFailed" // the target failed its self-check (Activities.SelfCheck)
 )
 
 // NonRetryable lists the error types no retry can fix.
-var NonRetryable = []string{ErrTypePermanent, ErrTypeUnauthorized, ErrTypeUnknown}
+var NonRetryable = []string{ErrTypePermanent, ErrTypeUnauthorized, ErrTypeUnknown, ErrTypeSelfCheck}
 
 // Activities holds what the activities need; the worker builds it once.
 type Activities struct {
@@ -41,6 +42,9 @@ type Activities struct {
 	Order  []string
 	Config config.Config
 	HTTP   *http.Client // for notifications
+	// SelfCheck, when set, vets a target before each use: an error (the
+	// target failed its self-check) fails the activity for good, naming why.
+	SelfCheck func(target string) error
 }
 
 // New builds Activities over the given targets, kept in the given order.
@@ -309,6 +313,11 @@ func (a *Activities) target(name string) (control.Target, error) {
 	t, ok := a.Targets[name]
 	if !ok {
 		return nil, temporal.NewNonRetryableApplicationError("no target named "+name+" is configured on this worker", ErrTypeUnknown, nil)
+	}
+	if a.SelfCheck != nil {
+		if err := a.SelfCheck(name); err != nil {
+			return nil, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeSelfCheck, err)
+		}
 	}
 	return t, nil
 }
