@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/offboard/offboard/internal/hris"
@@ -429,15 +428,7 @@ func (rl *Relay) apply(ctx context.Context, source string, ev hris.Event) (Outco
 // admission is what the blast-radius guard is asked about one event; its
 // key makes a redelivery of the same event the same admission.
 func (rl *Relay) admission(source, what string, t workflows.Termination) workflows.Admission {
-	class := workflows.GuardClass(t.Kind)
-	if what != "start" {
-		class = workflows.GuardReversal
-	}
-	return workflows.Admission{
-		Key:   strings.Join([]string{what, t.EmployeeID, t.EventID, t.EffectiveAt.UTC().Format(time.RFC3339)}, "|"),
-		Class: class, EmployeeID: t.EmployeeID, Source: source, EffectiveAt: t.EffectiveAt,
-		Max: rl.cfg.BlastRadius.Max, Window: rl.cfg.BlastRadius.Window.D(),
-	}
+	return workflows.AdmissionFor(what, source, t, rl.cfg.BlastRadius.Max, rl.cfg.BlastRadius.Window.D())
 }
 
 // admit asks the guard about a rescind or reschedule; a held one is not

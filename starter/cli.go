@@ -18,6 +18,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/offboard/offboard/internal/config"
+	"github.com/offboard/offboard/internal/hris"
 	"github.com/offboard/offboard/internal/runs"
 	"github.com/offboard/offboard/internal/tclient"
 	"github.com/offboard/offboard/workflows"
@@ -233,6 +234,10 @@ func terminateCmd(fs *flag.FlagSet) func(context.Context, *env) error {
 		if *hold != "" {
 			t.LegalHold = &workflows.Hold{By: *by, CaseRef: *hold, Reason: "set when terminating"}
 		}
+		// The relay's rule for employee ids, so both reach the same run.
+		if t.EmployeeID, err = hris.NormalizeEmployeeID(*employee); err != nil {
+			return fmt.Errorf("%w: -employee %v", errUsage, err)
+		}
 		if t.EventID == "" {
 			t.EventID = cliEventID(t)
 		}
@@ -243,18 +248,34 @@ func terminateCmd(fs *flag.FlagSet) func(context.Context, *env) error {
 		if err != nil {
 			return err
 		}
+		// The same cluster-wide blast-radius guard as the relay's.
+		br := e.cfg.Relay.WithDefaults().BlastRadius
+		v, err := runs.Admit(ctx, c, workflows.AdmissionFor("start", "cli", t, br.Max, br.Window.D()))
+		if err != nil {
+			return err
+		}
+		t.Quarantined = v.Quarantined
 		started, err := runs.Start(ctx, c, t)
 		if err != nil {
 			return err
 		}
 		if e.json {
-			return json.NewEncoder(e.stdout).Encode(started)
+			return json.NewEncoder(e.stdout).Encode(struct {
+				runs.Started
+				Quarantined bool `json:"quarantined,omitempty"`
+			}{started, t.Quarantined})
 		}
-		if started.Duplicate {
+		switch started.Outcome {
+		case runs.OutcomeDuplicate:
 			fmt.Fprintf(e.stdout, "duplicate: %s run %s already exists (%s)\n", started.WorkflowID, started.RunID, started.Note)
-			return nil
+		case runs.OutcomeSuperseded, runs.OutcomeCorrected:
+			fmt.Fprintf(e.stdout, "%s: %s run %s: %s\n", started.Outcome, started.WorkflowID, started.RunID, started.Note)
+		default:
+			fmt.Fprintf(e.stdout, "started: %s run %s, effective %s\n", started.WorkflowID, started.RunID, t.EffectiveAt.Format(time.RFC3339))
 		}
-		fmt.Fprintf(e.stdout, "started: %s run %s, effective %s\n", started.WorkflowID, started.RunID, t.EffectiveAt.Format(time.RFC3339))
+		if t.Quarantined {
+			fmt.Fprintf(e.stdout, "quarantined by the blast-radius guard (%s): a security person must release it\n", v.Reason)
+		}
 		return nil
 	}
 }

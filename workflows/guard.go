@@ -74,6 +74,20 @@ func GuardClass(k Kind) string {
 	return GuardReversal
 }
 
+// AdmissionFor is the admission of one HR event, the same from the relay
+// and the CLI: what is "start", "rescind" or "reschedule"; starts count
+// against their kind's class, the others are reversals.
+func AdmissionFor(what, source string, t Termination, max int, window time.Duration) Admission {
+	class := GuardClass(t.Kind)
+	if what != "start" {
+		class = GuardReversal
+	}
+	return Admission{
+		Key:   what + "|" + t.EmployeeID + "|" + t.EventID + "|" + t.EffectiveAt.UTC().Format(time.RFC3339),
+		Class: class, EmployeeID: t.EmployeeID, Source: source, EffectiveAt: t.EffectiveAt, Max: max, Window: window,
+	}
+}
+
 // AdmitVerdict is the guard's answer.
 type AdmitVerdict struct {
 	Quarantined bool   `json:"quarantined"`
