@@ -21,9 +21,9 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/offboard/offboard/activities"
+	"github.com/offboard/offboard/evidence"
 	"github.com/offboard/offboard/internal/config"
 	"github.com/offboard/offboard/internal/control"
-	"github.com/offboard/offboard/evidence"
 	"github.com/offboard/offboard/internal/metrics"
 	"github.com/offboard/offboard/internal/targets"
 	"github.com/offboard/offboard/internal/tclient"
@@ -58,6 +58,9 @@ func RunWith(ctx context.Context, cfg config.Config, c client.Client, tgts []con
 		MaxConcurrentActivityTaskPollers: cfg.Worker.ActivityTaskPollers,
 	})
 	acts := activities.New(cfg, tgts)
+	probes := ProbeTargets(ctx, tgts, ProbeTimeout)
+	logProbes(logger, probes)
+	acts.SelfCheck = newSelfChecks(tgts, probes, time.Now).Check
 	archive, archiving, err := archiveActivities(ctx, cfg, c)
 	if err != nil {
 		return err
