@@ -84,12 +84,20 @@ func (wf *deprovision) handleDecisions(ctx workflow.Context) error {
 	applied := map[string]bool{} // digests of decisions applied: none is applied twice
 	for _, r := range wf.decisionRules() {
 		validate := func(ctx workflow.Context, s decision.Signed) error {
-			v, err := wf.verify(ctx, r.kind, s, applied)
+			v, err := wf.verify(r.kind, s, applied)
 			if err != nil {
 				return err
 			}
+			// Which run, and when: checked here only. A replayer runs the
+			// history under another workflow id, and validators do not run
+			// on replay, so the handler never looks at them.
+			run := workflow.GetInfo(ctx).WorkflowExecution
 			now := workflow.Now(ctx)
 			switch {
+			case v.WorkflowID != run.ID:
+				return fmt.Errorf("decision signed for %s, not %s", v.WorkflowID, run.ID)
+			case v.RunID != run.RunID:
+				return fmt.Errorf("decision signed for run %s, not this run %s", v.RunID, run.RunID)
 			case v.At.Before(now.Add(-decisionMaxAge)):
 				return fmt.Errorf("decision signed at %s is older than %s: sign it again", v.At.Format(time.RFC3339), decisionMaxAge)
 			case v.At.After(now.Add(decisionSkew)):
@@ -100,7 +108,7 @@ func (wf *deprovision) handleDecisions(ctx workflow.Context) error {
 		handle := func(ctx workflow.Context, s decision.Signed) (DecisionResult, error) {
 			// Checked again: another decision may have been applied since the
 			// validator ran. Deterministic, so it holds on replay too.
-			v, err := wf.verify(ctx, r.kind, s, applied)
+			v, err := wf.verify(r.kind, s, applied)
 			if err == nil {
 				err = r.check(ctx, v)
 			}
@@ -123,8 +131,8 @@ func (wf *deprovision) handleDecisions(ctx workflow.Context) error {
 }
 
 // verify checks the envelope: a trusted key's signature over a decision of
-// this kind for this very run, not applied before.
-func (wf *deprovision) verify(ctx workflow.Context, kind string, s decision.Signed, applied map[string]bool) (decision.Verified, error) {
+// this kind, not applied before.
+func (wf *deprovision) verify(kind string, s decision.Signed, applied map[string]bool) (decision.Verified, error) {
 	var keys []decision.Key
 	for _, k := range wf.base.People.DecisionKeys {
 		if pub, err := decision.ParsePublicKey(k.PublicKey); err == nil {
@@ -138,14 +146,9 @@ func (wf *deprovision) verify(ctx workflow.Context, kind string, s decision.Sign
 	if err != nil {
 		return v, err
 	}
-	run := workflow.GetInfo(ctx).WorkflowExecution
 	switch {
 	case v.Kind != kind:
 		return v, fmt.Errorf("decision signed as %s, sent as %s", v.Kind, kind)
-	case v.WorkflowID != run.ID:
-		return v, fmt.Errorf("decision signed for %s, not %s", v.WorkflowID, run.ID)
-	case v.RunID != run.RunID:
-		return v, fmt.Errorf("decision signed for run %s, not this run %s", v.RunID, run.RunID)
 	case applied[decision.Digest(s)]:
 		return v, fmt.Errorf("this decision was already applied")
 	}

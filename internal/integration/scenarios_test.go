@@ -89,8 +89,8 @@ func TestScenarios(t *testing.T) {
 		require.Equal(t, "SUSPENDED", user.Status, "contained before approval")
 		require.NotEmpty(t, user.Groups, "removal waits for approval")
 		s.waitSearchAttribute(ctx, started, "DeprovisionStatus", "awaiting_approval")
-		require.NoError(t, runs.Signal(ctx, s.temporal.Client, p.EmployeeID, workflows.SignalApprove,
-			workflows.Approve{Approver: "alice@example.test", Decision: "approve", PlanDigest: st.PlanDigest}))
+		v := s.decide(ctx, p.EmployeeID, workflows.UpdateApprove, "alice@example.test", st.PlanDigest, workflows.ApproveRequest{Decision: "approve"})
+		require.True(t, v.Accepted, "%+v", v)
 		res := s.result(ctx, started)
 		require.Equal(t, workflows.PhaseCompleted, res.Phase)
 		require.Len(t, res.Status.Approvals, 1)
@@ -112,8 +112,8 @@ func TestScenarios(t *testing.T) {
 		user, _ := s.okta.User(p.Email)
 		require.Equal(t, "SUSPENDED", user.Status, "containment runs under a hold")
 		s.waitSearchAttribute(ctx, started, "LegalHold", "true")
-		require.NoError(t, runs.Signal(ctx, s.temporal.Client, p.EmployeeID, workflows.SignalReleaseHold,
-			workflows.Release{By: "legal@example.test", CaseRef: "CASE-7"}))
+		v := s.decide(ctx, p.EmployeeID, workflows.UpdateReleaseHold, "legal@example.test", "", workflows.Release{CaseRef: "CASE-7"})
+		require.True(t, v.Accepted, "%+v", v)
 		res := s.result(ctx, started)
 		require.Equal(t, workflows.PhaseCompleted, res.Phase)
 		s.waitSearchAttribute(ctx, started, "LegalHold", "false")
@@ -136,13 +136,14 @@ func TestScenarios(t *testing.T) {
 				controlState(st, "scim-crm/deactivate") == workflows.StateDone && controlState(st, "aws/deny_all_policy") == workflows.StateDone
 		})
 		s.waitSearchAttribute(ctx, started, "DeprovisionStatus", "exception")
-		require.NoError(t, runs.Signal(ctx, s.temporal.Client, p.EmployeeID, workflows.SignalWaive, workflows.Waive{
-			By: "alice@example.test", Control: "okta/suspend", Reason: "break-glass account, SEC-12", ExpiresAt: time.Now().Add(2 * time.Second)}))
+		v := s.decide(ctx, p.EmployeeID, workflows.UpdateWaive, "alice@example.test", "", workflows.Waive{
+			Control: "okta/suspend", Reason: "break-glass account, SEC-12", ExpiresAt: time.Now().Add(2 * time.Second)})
+		require.True(t, v.Accepted, "%+v", v)
 		res := s.result(ctx, started)
 		require.Equal(t, workflows.PhaseCompleted, res.Phase)
 		var waived bool
 		for _, l := range res.Status.Log {
-			waived = waived || (l.Kind == workflows.SignalWaive && l.Accepted)
+			waived = waived || (l.Kind == workflows.UpdateWaive && l.Accepted && l.By == "alice@example.test")
 		}
 		require.True(t, waived)
 		require.Equal(t, workflows.StateDone, controlState(res.Status, "okta/suspend"), "the expired waiver re-opened it and it then held")
@@ -157,11 +158,11 @@ func TestScenarios(t *testing.T) {
 		p := s.people[3]
 
 		started := s.terminate(ctx, p, func(t *workflows.Termination) { t.EffectiveAt = time.Now().Add(time.Hour).UTC() })
-		s.waitStatus(ctx, p.EmployeeID, "scheduled", func(st workflows.Status) bool { return st.Phase == workflows.PhaseScheduled })
-		v, err := runs.SignalAndWait(ctx, s.temporal.Client, p.EmployeeID, workflows.SignalRescind, "hr@example.test",
-			workflows.Rescind{By: "hr@example.test", Reason: "offer accepted"}, 10*time.Second)
-		require.NoError(t, err)
-		require.Equal(t, runs.Verdict{Processed: true, Accepted: true, Detail: "rescinded: offer accepted"}, v)
+		st := s.waitStatus(ctx, p.EmployeeID, "scheduled", func(st workflows.Status) bool { return st.Phase == workflows.PhaseScheduled })
+		v := s.decide(ctx, p.EmployeeID, workflows.UpdateRescind, "hr@example.test", "", workflows.Rescind{Reason: "offer accepted", EventID: st.EventID})
+		require.True(t, v.Accepted, "%+v", v)
+		require.Equal(t, "rescinded: offer accepted", v.Detail)
+		require.Equal(t, started.RunID, v.RunID)
 		res := s.result(ctx, started)
 		require.Equal(t, workflows.PhaseRescinded, res.Phase)
 		user, _ := s.okta.User(p.Email)
@@ -176,16 +177,17 @@ func TestScenarios(t *testing.T) {
 		require.NoError(t, err)
 		require.False(t, again.Duplicate)
 		require.NotEqual(t, started.RunID, again.RunID)
-		// The verdict of a signal the run refuses comes back with its reason.
-		v, err = runs.SignalAndWait(ctx, s.temporal.Client, p.EmployeeID, workflows.SignalApprove, "mallory@example.test",
-			workflows.Approve{Approver: "mallory@example.test", Decision: "approve", PlanDigest: "sha256:whatever"}, 10*time.Second)
-		require.NoError(t, err)
-		require.True(t, v.Processed)
+		// A decision the run refuses comes back with its reason; the earlier
+		// rescind, naming the earlier event, does not reach the newer run.
+		v = s.decide(ctx, p.EmployeeID, workflows.UpdateApprove, "mallory@example.test", "sha256:whatever", workflows.ApproveRequest{Decision: "approve"})
 		require.False(t, v.Accepted)
-		require.Contains(t, v.Detail, "mallory@example.test")
-		v, err = runs.SignalAndWait(ctx, s.temporal.Client, p.EmployeeID, workflows.SignalRescind, "hr@example.test", workflows.Rescind{By: "hr@example.test"}, 10*time.Second)
-		require.NoError(t, err)
+		require.Contains(t, v.Reason, "mallory@example.test")
+		v = s.decide(ctx, p.EmployeeID, workflows.UpdateRescind, "hr@example.test", "", workflows.Rescind{EventID: st.EventID})
+		require.False(t, v.Accepted)
+		require.Contains(t, v.Reason, "not this run's event")
+		v = s.decide(ctx, p.EmployeeID, workflows.UpdateRescind, "hr@example.test", "", workflows.Rescind{EventID: "evt-later-" + p.EmployeeID})
 		require.True(t, v.Accepted, "%+v", v)
+		require.Equal(t, again.RunID, v.RunID)
 	})
 
 	t.Run("flaky-targets", func(t *testing.T) {
@@ -255,8 +257,8 @@ func TestScenarios(t *testing.T) {
 		s.oktaLifecycle(ctx, user.ID, "unsuspend")
 		user, _ = s.okta.User(p.Email)
 		require.Equal(t, "ACTIVE", user.Status)
-		require.NoError(t, runs.Signal(ctx, s.temporal.Client, p.EmployeeID, workflows.SignalApprove,
-			workflows.Approve{Approver: "alice@example.test", Decision: "reject", PlanDigest: st.PlanDigest, Reason: "wrong person"}))
+		v := s.decide(ctx, p.EmployeeID, workflows.UpdateApprove, "alice@example.test", st.PlanDigest, workflows.ApproveRequest{Decision: "reject", Reason: "wrong person"})
+		require.True(t, v.Accepted, "%+v", v)
 		res := s.result(ctx, started)
 
 		require.Equal(t, workflows.PhaseRejected, res.Phase)

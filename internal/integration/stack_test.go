@@ -122,6 +122,7 @@ policy:
 people:
   approvers: [alice@example.test]
   security: [alice@example.test]
+  decisionKeys: [{name: operator-api, publicKey: 1/Q2WTuCSkxO3lyCyfgLBEQnbOcUKn92Mfuv9qC66YA=}]
 targets:
   - name: okta
     kind: okta
@@ -283,7 +284,7 @@ func (s *stack) scheduledQueues(ctx context.Context, started runs.Started) map[s
 // historyGeneration names the histories recorded by today's code. When a
 // change to the workflow is versioned, bump it: the older files stay in the
 // corpus and keep proving that their branch still replays.
-const historyGeneration = "v4"
+const historyGeneration = "v5"
 
 // recordHistory writes the run's history to testdata/histories when
 // OFFBOARD_RECORD_HISTORIES is set (make histories).
