@@ -139,8 +139,8 @@ cat <<MSG
     bin/starter status -employee E1001
   A privileged one, which waits for an approver:
     bin/starter terminate -employee E1010 -email dennis.lovelace1010@example.test -privileged
-    bin/starter status -employee E1010      # shows the plan digest
-    bin/starter approve -employee E1010 -by alice@example.test -digest <plan digest>
+    bin/starter status -employee E1010      # shows the plan and its digest
+    OFFBOARD_TOKEN=sandbox-alice-token bin/starter approve -employee E1010 -digest <plan digest>
   A role change, which closes in seconds; its evidence is archived when it closes:
     bin/starter terminate -employee E1003 -email grace.lovelace1003@example.test -kind role_change -new-role sales-engineer
     bin/starter evidence verify .offboard/evidence/deprovision-E1003 --public-key <(bin/starter evidence public-key)
