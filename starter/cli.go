@@ -68,6 +68,7 @@ const usageTail = `
 Service:
   serve       run the HRIS webhook relay and operator API (default :8080)
   evidence    verify, fetch and summarise evidence (starter evidence -h)
+  doctor      check every configured target: credentials, base URL, permissions (exit 0 only if all pass)
 
 Every command takes -config FILE (or OFFBOARD_CONFIG); without one it uses the embedded sandbox configuration.
 `
@@ -111,6 +112,8 @@ func runWith(ctx context.Context, name string, args []string, stdout, stderr io.
 		return serveCmd(ctx, args, stderr)
 	case "evidence":
 		return evidenceCmd(ctx, args, stdout, stderr)
+	case "doctor":
+		return doctorCmd(ctx, args, stdout, stderr)
 	}
 	cmd, ok := lookup(name)
 	if !ok {
