@@ -541,7 +541,13 @@ func TestRescindWebhook(t *testing.T) {
 	ft.mu.Lock()
 	ft.refuse = map[string]string{workflows.UpdateRescind: "removal has started: too late to rescind; a rehire needs new accounts"}
 	ft.mu.Unlock()
+	// The same signed bytes again are a replay: nothing is sent.
 	code, reply = post(t, rl, "generic", []byte(`{"type":"rescind","employeeId":"E1025"}`))
+	require.Equal(t, http.StatusOK, code)
+	assert.Equal(t, "duplicate", reply["status"])
+	require.Len(t, ft.sent(), 1)
+	// Signed again a second later, it is a new delivery.
+	code, reply = postAt(t, rl, "generic", []byte(`{"type":"rescind","employeeId":"E1025"}`), testNow.Add(time.Second))
 	require.Equal(t, http.StatusOK, code, "a refusal is an answer, not a failed delivery to retry")
 	assert.Equal(t, "refused", reply["status"])
 	assert.Contains(t, reply["note"], "too late to rescind")
