@@ -12,6 +12,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -41,6 +42,7 @@ Decisions (through the operator API, as the person holding the token in OFFBOARD
   retry       retry a control in exception          starter retry -employee E1001 -control okta/suspend
   waive       waive a control in exception          starter waive -employee E1001 -control aws/deny_all_policy -reason "..." -expires 72h
   correct     correct who the run is about          starter correct -employee E1001 -email ada@example.test -reason "..."
+  decision-keygen  a key that signs decisions (relay.decisionKey, or break-glass); prints its public key for people.decisionKeys
 `
 
 var decisions = map[string]command{
@@ -52,6 +54,8 @@ var decisions = map[string]command{
 	"retry":      {"retry a control in exception", retryCmd},
 	"waive":      {"waive a control in exception", waiveCmd},
 	"correct":    {"correct who the run is about", correctCmd},
+	// Not a decision: the key that signs them (relay.decisionKey) or a break-glass key.
+	"decision-keygen": {"make an Ed25519 key for signing decisions", keygenCmd},
 }
 
 // errRefused: the run (or the API, for the token's roles) refused the decision.
@@ -443,5 +447,31 @@ func correctCmd(fs *flag.FlagSet) func(context.Context, *env) error {
 			return fmt.Errorf("%w: name the corrected -email, -name or -account", errUsage)
 		}
 		return f.decide(ctx, e, *employee, "correct-identity", relay.DecisionRequest{Email: *email, Name: *name, Accounts: accounts, Reason: *reason})
+	}
+}
+
+func keygenCmd(fs *flag.FlagSet) func(context.Context, *env) error {
+	out := fs.String("out", "", "file to write the private key to (base64 of the Ed25519 seed, mode 0600; required)")
+	return func(_ context.Context, e *env) error {
+		if err := required("out", *out); err != nil {
+			return err
+		}
+		pub, priv, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return err
+		}
+		f, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return fmt.Errorf("decision-keygen: %w", err)
+		}
+		if _, err := fmt.Fprintln(f, base64.StdEncoding.EncodeToString(priv.Seed())); err != nil {
+			_ = f.Close()
+			return fmt.Errorf("decision-keygen: %w", err)
+		}
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("decision-keygen: %w", err)
+		}
+		fmt.Fprintf(e.stdout, "publicKey: %s\nkeyId: %s\n", base64.StdEncoding.EncodeToString(pub), decision.KeyID(pub))
+		return nil
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 	"github.com/offboard/offboard/evidence"
 	"github.com/offboard/offboard/internal/config"
 	"github.com/offboard/offboard/internal/control"
+	"github.com/offboard/offboard/internal/decision"
 	"github.com/offboard/offboard/internal/runs"
 	"github.com/offboard/offboard/internal/testenv/devserver"
 	"github.com/offboard/offboard/relay"
@@ -57,6 +59,23 @@ func TestDecisionUsage(t *testing.T) {
 			require.Contains(t, stderr, tc.want)
 		})
 	}
+}
+
+func TestDecisionKeygen(t *testing.T) {
+	t.Setenv("OFFBOARD_CONFIG", "")
+	out := filepath.Join(t.TempDir(), "decision.key")
+	code, stdout, stderr := starter(t, "decision-keygen", "-out", out)
+	require.Equal(t, exitOK, code, stderr)
+	b, err := os.ReadFile(out)
+	require.NoError(t, err)
+	key, err := decision.ParsePrivateKey(string(b))
+	require.NoError(t, err)
+	require.Contains(t, stdout, "publicKey: "+base64.StdEncoding.EncodeToString(key.Public().(ed25519.PublicKey)))
+	info, err := os.Stat(out)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), info.Mode().Perm())
+	code, _, stderr = starter(t, "decision-keygen", "-out", out)
+	require.Equal(t, exitFailed, code, "never overwrites a key: %s", stderr)
 }
 
 func TestDecisionAPIUnreachable(t *testing.T) {
@@ -120,7 +139,10 @@ func TestDecisionsThroughTheAPI(t *testing.T) {
 		require.NoError(t, os.WriteFile(p, []byte(value+"\n"), 0o600))
 		return p
 	}
-	seed := func(name string) string { s := sha256.Sum256([]byte(name)); return base64.StdEncoding.EncodeToString(s[:]) }
+	seed := func(name string) string {
+		s := sha256.Sum256([]byte(name))
+		return base64.StdEncoding.EncodeToString(s[:])
+	}
 	var rc config.Relay
 	for _, tok := range []config.Token{
 		{Name: "alice@example.test", Roles: []string{config.RoleApprover, config.RoleSecurity}, SHA256: relay.TokenSHA256("alice-token")},
