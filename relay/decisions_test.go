@@ -87,6 +87,19 @@ func TestDecisionsRefusedAtTheDoor(t *testing.T) {
 	}
 }
 
+func TestCheckDecisionKey(t *testing.T) {
+	dir := t.TempDir()
+	api := base64.StdEncoding.EncodeToString(sandboxDecisionSeed)
+	pub := base64.StdEncoding.EncodeToString(ed25519.NewKeyFromSeed(sandboxDecisionSeed).Public().(ed25519.PublicKey))
+	other := base64.StdEncoding.EncodeToString(make([]byte, ed25519.PublicKeySize))
+	r := config.Relay{DecisionKey: secretFile(t, dir, "decision.key", api)}
+	require.NoError(t, CheckDecisionKey(r, config.People{DecisionKeys: []config.DecisionKey{{PublicKey: other}, {PublicKey: pub}}}))
+	require.ErrorContains(t, CheckDecisionKey(r, config.People{DecisionKeys: []config.DecisionKey{{PublicKey: other}}}), "not in people.decisionKeys")
+	require.ErrorContains(t, CheckDecisionKey(r, config.People{DecisionKeys: []config.DecisionKey{{PublicKey: pub, BreakGlass: true}}}), "break-glass")
+	require.ErrorContains(t, CheckDecisionKey(config.Relay{DecisionKey: secretFile(t, dir, "bad.key", "not a key")}, config.People{}), "relay: decisionKey")
+	require.NoError(t, CheckDecisionKey(config.Relay{}, config.People{}), "no key: the API refuses decisions instead")
+}
+
 // planTarget is one system with a containment and a removal control, so a
 // run has a plan to approve.
 type planTarget struct{ *suspendTarget }

@@ -246,6 +246,27 @@ func (rl *Relay) hrRescind(ctx context.Context, source string, ev hris.Event) (r
 		Payload: p, IdempotencyKey: t.EventID})
 }
 
+// CheckDecisionKey makes sure the runs will trust what the API signs: the
+// public half of relay.decisionKey must be among people.decisionKeys, and
+// not as a break-glass key. No key configured is not an error (the API then
+// refuses decisions with 503).
+func CheckDecisionKey(r config.Relay, people config.People) error {
+	key, err := loadDecisionKey(r.DecisionKey)
+	if err != nil || key == nil {
+		return err
+	}
+	id := decision.KeyID(key.Public().(ed25519.PublicKey))
+	for _, k := range people.DecisionKeys {
+		if pub, err := decision.ParsePublicKey(k.PublicKey); err == nil && decision.KeyID(pub) == id {
+			if k.BreakGlass {
+				return fmt.Errorf("relay.decisionKey (%s) is listed as a break-glass key in people.decisionKeys: the API needs its own key", id)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("relay.decisionKey (%s): its public key is not in people.decisionKeys, so every run would refuse what the API signs", id)
+}
+
 // loadDecisionKey reads the operator API's signing key, when configured.
 func loadDecisionKey(s config.Secret) (ed25519.PrivateKey, error) {
 	if !s.IsSet() {

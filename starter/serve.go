@@ -41,6 +41,10 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) int {
 		return exitFailed
 	}
 	defer c.Close()
+	if err := relay.CheckDecisionKey(cfg.Relay, cfg.People); err != nil {
+		fmt.Fprintln(stderr, "starter serve:", err)
+		return exitUsage
+	}
 	rl, err := relay.New(relay.ConfigFrom(cfg.Relay, cfg.Roles), c, logger)
 	if err != nil {
 		fmt.Fprintln(stderr, "starter serve:", err)
