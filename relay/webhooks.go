@@ -263,7 +263,7 @@ func (rl *Relay) act(w http.ResponseWriter, r *http.Request, source string, res 
 	code := replyCode(results)
 	if code == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", retryAfter)
-	} else if d != nil {
+	} else if d != nil && code < 400 {
 		// Acted on: a replay of these signed bytes is a duplicate from now on.
 		if err := rl.edge.Remember(r.Context(), d.digest, d.until); err != nil {
 			rl.log.Warn("delivery not remembered: a replay within the skew window would be acted on again (each event stays idempotent)", "source", source, "error", err.Error())
