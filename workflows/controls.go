@@ -4,6 +4,7 @@ package workflows
 
 import (
 	"errors"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -12,6 +13,37 @@ import (
 	"github.com/offboard/offboard/activities"
 	"github.com/offboard/offboard/internal/control"
 )
+
+// versions are the change ids read once, at the start of a run: histories
+// recorded before a change replay on its old branch.
+type versions struct {
+	restoreOpen        bool // restore-open-exceptions
+	followSchedule     bool // follow-schedule
+	detachWaivers      bool // detach-waivers
+	boundRateLimits    bool // bound-rate-limits
+	reverifyExceptions bool // reverify-exceptions
+	holdEachStep       bool // hold-each-step
+}
+
+func (wf *deprovision) readVersions(ctx workflow.Context) {
+	on := func(id string) bool { return workflow.GetVersion(ctx, id, workflow.DefaultVersion, 1) == 1 }
+	wf.pooled = on(versionPooledControl)
+	wf.targetQueues = on(versionTargetQueues)
+	wf.v = versions{
+		restoreOpen:        on(versionRestoreOpen),
+		followSchedule:     on(versionFollowSchedule),
+		detachWaivers:      on(versionDetachWaivers),
+		boundRateLimits:    on(versionBoundRateLimits),
+		reverifyExceptions: on(versionReverifyExceptions),
+		holdEachStep:       on(versionHoldEachStep),
+	}
+}
+
+// maxRateLimitedRounds bounds a control that keeps answering 429: each round
+// is one activity (itself retried ControlAttempts times, as long as the system
+// asks) and about 6 history events, so a control writes at most ~60 events
+// before it becomes an exception that waits for retry or waive.
+const maxRateLimitedRounds = 10
 
 func (wf *deprovision) addTargetControls(pt activities.PlanTarget) {
 	add := func(phase control.Phase, names []string) {
@@ -93,9 +125,11 @@ func (wf *deprovision) runPooled(ctx workflow.Context, ids []string) {
 		defer func() { wf.openWork-- }()
 		sel := workflow.NewSelector(ctx)
 		pending := 0
+		rounds := map[string]int{} // rate-limited rounds per control
 		var start func(id string)
 		start = func(id string) {
 			pending++
+			rounds[id]++
 			sel.AddFuture(wf.startApply(ctx, id), func(f workflow.Future) {
 				pending--
 				var receipt control.Receipt
@@ -103,7 +137,7 @@ func (wf *deprovision) runPooled(ctx workflow.Context, ids []string) {
 				switch {
 				case err == nil:
 					wf.settle(ctx, id, receipt)
-				case isRateLimited(err) && !wf.stopping:
+				case isRateLimited(err) && !wf.stopping && wf.moreRounds(rounds[id]):
 					start(id) // the activity already waited as long as the system asked
 				default:
 					wf.openWork++
@@ -148,12 +182,16 @@ func (wf *deprovision) runPhaseSequential(ctx workflow.Context, phase control.Ph
 
 // runControl runs one control until it holds or is waived. A control that
 // fails for good becomes an exception and waits for retry or waive; an
-// expired waiver re-opens it.
+// expired waiver re-opens it. A destructive control waits for a legal hold
+// placed during its phase to be released first.
 func (wf *deprovision) runControl(ctx workflow.Context, id string, failed error) {
 	for {
 		err := failed
 		failed = nil
 		if err == nil {
+			if wf.v.holdEachStep && wf.destructive(id) {
+				wf.holdBeforeStep(ctx)
+			}
 			var receipt control.Receipt
 			receipt, err = wf.applyControl(ctx, id)
 			if err == nil {
@@ -170,19 +208,93 @@ func (wf *deprovision) runControl(ctx workflow.Context, id string, failed error)
 			continue // retry
 		}
 		wf.settleWaived(ctx, id, *w)
-		// The waiver holds until it expires or someone asks for a retry.
-		_, _ = workflow.AwaitWithTimeout(ctx, w.ExpiresAt.Sub(workflow.Now(ctx)), func() bool { return wf.retries[id] > 0 || wf.stopping })
-		if wf.stopping {
+		if wf.v.detachWaivers {
+			// The waiver's wait runs on its own: the controls after this one go on.
+			wf.openWork++
+			workflow.Go(ctx, func(ctx workflow.Context) {
+				defer func() { wf.openWork-- }()
+				if wf.awaitWaiverEnd(ctx, id, w) {
+					wf.runControl(ctx, id, nil)
+				}
+			})
 			return
 		}
-		if wf.retries[id] > 0 {
-			wf.retries[id]--
-		} else {
-			wf.log(ctx, "waiver_expired", w.By, id+": waiver expired; the control is re-opened", true)
+		if !wf.awaitWaiverEnd(ctx, id, w) {
+			return
 		}
-		delete(wf.waivers, id)
-		wf.setState(id, StateRunning)
 	}
+}
+
+// awaitWaiverEnd holds a waiver until it expires or someone asks for a retry;
+// false when the run stops waiting instead.
+func (wf *deprovision) awaitWaiverEnd(ctx workflow.Context, id string, w *Waive) bool {
+	_, _ = workflow.AwaitWithTimeout(ctx, w.ExpiresAt.Sub(workflow.Now(ctx)), func() bool { return wf.retries[id] > 0 || wf.abandoned(id) })
+	if wf.abandoned(id) {
+		return false
+	}
+	if wf.retries[id] > 0 {
+		wf.retries[id]--
+	} else {
+		wf.log(ctx, "waiver_expired", w.By, id+": waiver expired; the control is re-opened", true)
+	}
+	delete(wf.waivers, id)
+	wf.setState(id, StateRunning)
+	return true
+}
+
+// destructive: removal, deletion and role-change controls wait for a hold.
+func (wf *deprovision) destructive(id string) bool {
+	switch wf.status.Controls[wf.controlIndex[id]].Phase {
+	case control.Removal, control.Deletion, control.RoleChange:
+		return true
+	}
+	return false
+}
+
+// holdBeforeStep waits while a legal hold is in force; the steps held at
+// once share one gate and return to the phase they were in.
+func (wf *deprovision) holdBeforeStep(ctx workflow.Context) {
+	if wf.status.LegalHold == nil {
+		return
+	}
+	if wf.heldSteps == 0 {
+		wf.phaseBeforeHold = wf.status.Phase
+		wf.setPhase(ctx, PhaseOnHold)
+		wf.openGate(ctx, "legal_hold", "destructive steps wait for release-hold")
+	}
+	wf.heldSteps++
+	_ = workflow.Await(ctx, func() bool { return wf.status.LegalHold == nil })
+	wf.heldSteps--
+	if wf.heldSteps == 0 {
+		wf.closeGate("legal_hold")
+		wf.setPhase(ctx, wf.phaseBeforeHold)
+	}
+}
+
+// abandoned: the run no longer waits on people for this control. A rescinded
+// run stops waiting for everything but its restore (from version
+// restore-open-exceptions; before it, only while restore was starting).
+func (wf *deprovision) abandoned(id string) bool {
+	if wf.stopping {
+		return true
+	}
+	return wf.v.restoreOpen && wf.rescinded != nil && wf.status.Controls[wf.controlIndex[id]].Phase != control.Restore
+}
+
+// containmentBusy: a containment control is still running or waiting on a
+// person; restore waits until none is.
+func (wf *deprovision) containmentBusy() bool {
+	for _, c := range wf.status.Controls {
+		if c.Phase == control.Containment && c.State == StateRunning {
+			return true
+		}
+	}
+	for _, g := range wf.status.PendingGates {
+		if i, ok := wf.controlIndex[strings.TrimPrefix(g.Kind, "exception:")]; ok && wf.status.Controls[i].Phase == control.Containment {
+			return true
+		}
+	}
+	return false
 }
 
 // startApply schedules one attempt of the ApplyControl activity.
@@ -195,20 +307,29 @@ func (wf *deprovision) startApply(ctx workflow.Context, id string) workflow.Futu
 	return workflow.ExecuteActivity(wf.controlOptions(ctx, c.Target), a.ApplyControl, in)
 }
 
-// applyControl runs the ApplyControl activity, going on through rate limits.
+// applyControl runs the ApplyControl activity, going on through rate limits
+// (up to maxRateLimitedRounds, from version bound-rate-limits).
 func (wf *deprovision) applyControl(ctx workflow.Context, id string) (control.Receipt, error) {
-	for {
+	for round := 1; ; round++ {
 		var receipt control.Receipt
 		err := wf.startApply(ctx, id).Get(ctx, &receipt)
-		if err != nil && isRateLimited(err) && !wf.stopping {
+		if err != nil && isRateLimited(err) && !wf.stopping && wf.moreRounds(round) {
 			continue // the activity already waited as long as the system asked
 		}
 		return receipt, err
 	}
 }
 
+// moreRounds: a control rate-limited round times may try again.
+func (wf *deprovision) moreRounds(round int) bool {
+	return !wf.v.boundRateLimits || round < maxRateLimitedRounds
+}
+
 func (wf *deprovision) params(c ControlStatus) control.Params {
 	p := control.Params{Since: wf.t.EffectiveAt}
+	if wf.v.followSchedule {
+		p.Since = wf.effectiveAt // sessions issued before the current effective time
+	}
 	if c.Phase == control.RoleChange {
 		for _, pt := range wf.base.Targets {
 			if pt.Name == c.Target {
@@ -222,10 +343,10 @@ func (wf *deprovision) params(c ControlStatus) control.Params {
 // awaitDecision waits until a person retries or waives the control; false
 // when the run is stopping (rescinded) instead.
 func (wf *deprovision) awaitDecision(ctx workflow.Context, id string) bool {
-	_ = workflow.Await(ctx, func() bool { return wf.retries[id] > 0 || wf.waivers[id] != nil || wf.stopping })
+	_ = workflow.Await(ctx, func() bool { return wf.retries[id] > 0 || wf.waivers[id] != nil || wf.abandoned(id) })
 	wf.closeGate("exception:" + id)
 	workflow.GetMetricsHandler(ctx).Counter("offboard_exceptions_open").Inc(-1)
-	if wf.stopping {
+	if wf.abandoned(id) {
 		return false
 	}
 	if wf.waivers[id] == nil {

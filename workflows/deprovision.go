@@ -24,6 +24,13 @@ const (
 	versionPooledControl = "pooled-controls"
 	versionTargetQueues  = "target-queues"
 	versionWatchRefused  = "watch-after-refusal"
+	// The policy under every interleaving (issue 12, found by the simulation):
+	versionRestoreOpen        = "restore-open-exceptions" // a rescind restores even with a containment control in exception
+	versionFollowSchedule     = "follow-schedule"         // since, retention and SLA follow a rescheduled effective time
+	versionDetachWaivers      = "detach-waivers"          // a waived control lets the rest of its phase go on
+	versionBoundRateLimits    = "bound-rate-limits"       // a persistent 429 becomes an exception after maxRateLimitedRounds
+	versionReverifyExceptions = "reverify-exceptions"     // a re-verification that cannot read back is an exception
+	versionHoldEachStep       = "hold-each-step"          // a hold placed during removal or deletion stops the next step
 	// Decisions are signed Workflow Updates (updates.go); older runs took signals.
 	versionSignedDecisions = "signed-decisions"
 )
@@ -52,10 +59,9 @@ func (wf *deprovision) run(ctx workflow.Context) (Result, error) {
 		return Result{}, err
 	}
 	wf.base = base
-	wf.pooled = workflow.GetVersion(ctx, versionPooledControl, workflow.DefaultVersion, 1) == 1
-	wf.targetQueues = workflow.GetVersion(ctx, versionTargetQueues, workflow.DefaultVersion, 1) == 1
+	wf.readVersions(ctx)
 
-	// Blast-radius guard: a quarantined event waits for security before anything.
+	// 2. Blast-radius guard: a quarantined event waits for security before anything.
 	if wf.t.Quarantined {
 		wf.setPhase(ctx, PhaseQuarantined)
 		gate := wf.openGate(ctx, "quarantine", "too many terminations at once: a security approver must release this one (planDigest \""+QuarantineDigest+"\")")
@@ -66,21 +72,22 @@ func (wf *deprovision) run(ctx workflow.Context) (Result, error) {
 		}
 	}
 
-	// 2. Future effective time: a durable timer that rescind cancels and
+	// 3. Future effective time: a durable timer that rescind cancels and
 	// reschedule moves.
 	if rescinded := wf.waitForEffectiveTime(ctx); rescinded {
 		return wf.finish(ctx, PhaseRescinded)
 	}
 	wf.startedAt = workflow.Now(ctx)
 
-	// Accounts in every target, in parallel: not found anywhere is "no account".
+	// 4. Accounts in every target, in parallel: not found anywhere is "no account".
 	wf.resolveAccounts(ctx)
 
+	// 5. A role change has its own, shorter story.
 	if wf.t.Kind == KindRoleChange {
 		return wf.runRoleChange(ctx)
 	}
 
-	// 3. Containment, all systems in parallel, with its SLA timer (9).
+	// 6. Containment, all systems in parallel, with its SLA timers.
 	wf.setPhase(ctx, PhaseContaining)
 	wf.watchSLA(ctx, "containment", wf.base.Policy.ContainmentSLA.D(), func() bool { return wf.phaseDone(control.Containment) })
 	wf.watchSLA(ctx, "credentials", wf.base.Policy.CredentialsSLA.D(), func() bool { return wf.removalDone })
@@ -94,10 +101,10 @@ func (wf *deprovision) run(ctx workflow.Context) (Result, error) {
 		return wf.restore(ctx)
 	}
 
-	// 8. Re-verification after token lifetimes runs beside everything below.
+	// 7. Re-verification after token lifetimes runs beside everything below.
 	wf.reverifyLater(ctx)
 
-	// 4. Approval gate, where policy asks for it, bound to the plan's digest.
+	// 8. Approval gate, where policy asks for it, bound to the plan's digest.
 	if decision := wf.approvalGate(ctx); decision != PhaseRemoving {
 		if decision == PhaseRescinded {
 			return wf.restore(ctx)
@@ -117,32 +124,32 @@ func (wf *deprovision) run(ctx workflow.Context) (Result, error) {
 		return wf.finish(ctx, decision)
 	}
 
-	// 5. Legal hold: containment ran; destructive steps wait for release-hold.
+	// 9. Legal hold: containment ran; destructive steps wait for release-hold
+	// (and, from version hold-each-step, a hold placed later stops the next step).
 	if rescinded := wf.waitWhileHeld(ctx); rescinded {
 		return wf.restore(ctx)
 	}
 
-	// 6. Removal, within the credentials SLA; from here on rescind is too late.
+	// 10. Removal, within the credentials SLA; from here on rescind is too late.
 	wf.setPhase(ctx, PhaseRemoving)
 	wf.removalStarted = true
 	wf.runPhaseSequential(ctx, control.Removal)
 	wf.removalDone = wf.phaseDone(control.Removal)
 
-	// Account deletion only after the retention period and with no hold.
+	// 11. Account deletion only after the retention period and with no hold.
 	wf.setPhase(ctx, PhaseRetention)
-	retentionEnds := wf.t.EffectiveAt.Add(wf.base.Policy.Retention.D())
-	_ = wf.sleepUntil(ctx, retentionEnds)
+	_ = wf.sleepUntil(ctx, wf.retentionEnds())
 	_ = wf.waitWhileHeld(ctx)
 	wf.setPhase(ctx, PhaseDeleting)
 	wf.runPhaseSequential(ctx, control.Deletion)
 
-	// 10. A control in exception, a waiver not yet expired or a pending
+	// 12. A control in exception, a waiver not yet expired or a pending
 	// re-verification keeps the run open: it never turns into success.
 	wf.waitForOpenWork(ctx)
 	return wf.finish(ctx, PhaseCompleted)
 }
 
-// 7. Role change: remove exactly the groups the new role does not grant;
+// runRoleChange removes exactly the groups the new role does not grant;
 // nothing is disabled.
 func (wf *deprovision) runRoleChange(ctx workflow.Context) (Result, error) {
 	if decision := wf.approvalGate(ctx); decision != PhaseRemoving {
@@ -165,12 +172,27 @@ func (wf *deprovision) runRoleChange(ctx workflow.Context) (Result, error) {
 func (wf *deprovision) restore(ctx workflow.Context) (Result, error) {
 	wf.setPhase(ctx, PhaseRestoring)
 	wf.stopping = true // exceptions stop waiting for people
-	_ = workflow.Await(ctx, func() bool { return wf.phaseSettled(control.Containment) })
+	if wf.v.restoreOpen {
+		// A control in exception never settles: wait only until no containment
+		// control is still running or waiting on a person, then restore them all.
+		_ = workflow.Await(ctx, func() bool { return !wf.containmentBusy() })
+	} else {
+		_ = workflow.Await(ctx, func() bool { return wf.phaseSettled(control.Containment) })
+	}
 	wf.stopping = false
 	wf.runPhaseParallel(ctx, control.Restore)
 	_ = workflow.Await(ctx, func() bool { return wf.phaseSettled(control.Restore) })
 	wf.waitForOpenWork(ctx)
 	return wf.finish(ctx, PhaseRescinded)
+}
+
+// retentionEnds is when accounts may be deleted: the retention period after
+// the effective time (the current one, from version follow-schedule).
+func (wf *deprovision) retentionEnds() time.Time {
+	if wf.v.followSchedule {
+		return wf.effectiveAt.Add(wf.base.Policy.Retention.D())
+	}
+	return wf.t.EffectiveAt.Add(wf.base.Policy.Retention.D())
 }
 
 // ---- the state behind the story ----
@@ -195,6 +217,11 @@ type deprovision struct {
 	targetQueues       bool // version target-queues: a target with limits runs on its own task queue
 	watching           bool // version watch-after-refusal: removal refused, the run still re-verifies
 	notifying          int  // notifications not yet delivered: the run waits for them before it closes
+	v                  versions
+	heldSteps          int           // destructive steps waiting for a hold placed during their phase
+	slaDone            []func() bool // per status.Deadlines entry: whether its phase is done
+	slaWatching        []bool        // per status.Deadlines entry: its watcher still runs
+	phaseBeforeHold    Phase         // the phase those steps return to on release
 
 	controlIndex map[string]int // control id → index in status.Controls
 	retries      map[string]int // control id → retry requests not yet used
@@ -360,7 +387,9 @@ func (wf *deprovision) waitForOpenWork(ctx workflow.Context) {
 }
 
 func (wf *deprovision) finish(ctx workflow.Context, phase Phase) (Result, error) {
-	_ = workflow.Await(ctx, func() bool { return wf.notifying == 0 })
+	// Notifications are delivered, and every SLA met has recorded when, so
+	// the result says what the status query says.
+	_ = workflow.Await(ctx, func() bool { return wf.notifying == 0 && wf.deadlinesRecorded() })
 	wf.setPhase(ctx, phase)
 	res := Result{Phase: phase, SLABreached: wf.status.SLABreached, Receipts: []control.Receipt{}, Status: wf.status}
 	for _, c := range wf.status.Controls {

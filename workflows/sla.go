@@ -14,12 +14,17 @@ import (
 
 func (wf *deprovision) watchSLA(ctx workflow.Context, phase string, within time.Duration, done func() bool) {
 	due := wf.startedAt.Add(within)
-	if wf.t.EffectiveAt.After(due) || wf.t.EffectiveAt.IsZero() {
+	if !wf.v.followSchedule && (wf.t.EffectiveAt.After(due) || wf.t.EffectiveAt.IsZero()) {
 		due = wf.effectiveAt.Add(within)
 	}
+	// From version follow-schedule the clock starts when containment did: the
+	// current effective time, or the run's start when that had passed.
 	i := len(wf.status.Deadlines)
 	wf.status.Deadlines = append(wf.status.Deadlines, Deadline{Phase: phase, Due: due})
+	wf.slaDone = append(wf.slaDone, done)
+	wf.slaWatching = append(wf.slaWatching, true)
 	workflow.Go(ctx, func(ctx workflow.Context) {
+		defer func() { wf.slaWatching[i] = false }()
 		met, _ := workflow.AwaitWithTimeout(ctx, due.Sub(workflow.Now(ctx)), func() bool { return done() || wf.rescinded != nil })
 		if met {
 			if done() {
@@ -37,6 +42,16 @@ func (wf *deprovision) watchSLA(ctx workflow.Context, phase string, within time.
 		_ = workflow.Await(ctx, func() bool { return done() })
 		wf.status.Deadlines[i].MetAt = workflow.Now(ctx)
 	})
+}
+
+// deadlinesRecorded: every deadline whose phase is done says when it was met.
+func (wf *deprovision) deadlinesRecorded() bool {
+	for i, d := range wf.status.Deadlines {
+		if d.MetAt.IsZero() && wf.slaWatching[i] && wf.slaDone[i]() {
+			return false
+		}
+	}
+	return true
 }
 
 // reverifyLater observes every containment control again after each
@@ -76,6 +91,9 @@ func (wf *deprovision) reverify(ctx workflow.Context, after time.Duration) {
 		var r control.Receipt
 		if err := f.Get(ctx, &r); err != nil {
 			wf.log(ctx, "reverify", "", ids[i]+": could not verify: "+errorText(err), false)
+			if wf.v.reverifyExceptions && wf.rescinded == nil {
+				wf.reopen(ctx, ids[i], err) // unproven is not observed: a person looks
+			}
 			continue
 		}
 		if !r.Drift || (wf.pooled && wf.rescinded != nil) {
@@ -87,7 +105,12 @@ func (wf *deprovision) reverify(ctx workflow.Context, after time.Duration) {
 		wf.notify(ctx, "drift", msg)
 		wf.setState(ids[i], StateRunning)
 		receipt, err := wf.applyControl(ctx, ids[i])
+		if err != nil && wf.v.reverifyExceptions {
+			wf.reopen(ctx, ids[i], err)
+			continue
+		}
 		if err != nil {
+			// Before reverify-exceptions: a waiver here re-applied the control at once.
 			wf.openWork++
 			workflow.Go(ctx, func(ctx workflow.Context) {
 				defer func() { wf.openWork-- }()
@@ -103,10 +126,22 @@ func (wf *deprovision) reverify(ctx workflow.Context, after time.Duration) {
 	}
 }
 
-// sleepUntil waits until t; it reports whether the run is stopping instead.
+// reopen turns a containment control that no longer proves to hold into an
+// exception of its own, waiting for retry or waive like any other.
+func (wf *deprovision) reopen(ctx workflow.Context, id string, err error) {
+	wf.openWork++
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		defer func() { wf.openWork-- }()
+		wf.runControl(ctx, id, err)
+	})
+}
+
+// sleepUntil waits until t; it reports whether the run is stopping instead
+// (from version restore-open-exceptions, also once it is rescinded).
 func (wf *deprovision) sleepUntil(ctx workflow.Context, t time.Time) bool {
+	stop := func() bool { return wf.stopping || (wf.v.restoreOpen && wf.rescinded != nil) }
 	if d := t.Sub(workflow.Now(ctx)); d > 0 {
-		_, _ = workflow.AwaitWithTimeout(ctx, d, func() bool { return wf.stopping })
+		_, _ = workflow.AwaitWithTimeout(ctx, d, stop)
 	}
-	return wf.stopping
+	return stop()
 }
