@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -24,6 +25,8 @@ const (
 	versionPooledControl = "pooled-controls"
 	versionTargetQueues  = "target-queues"
 	versionWatchRefused  = "watch-after-refusal"
+	// Decisions are signed Workflow Updates (updates.go); older runs took signals.
+	versionSignedDecisions = "signed-decisions"
 	// The policy under every interleaving (issue 12, found by the simulation):
 	versionRestoreOpen        = "restore-open-exceptions" // a rescind restores even with a containment control in exception
 	versionFollowSchedule     = "follow-schedule"         // since, retention and SLA follow a rescheduled effective time
@@ -31,8 +34,9 @@ const (
 	versionBoundRateLimits    = "bound-rate-limits"       // a persistent 429 becomes an exception after maxRateLimitedRounds
 	versionReverifyExceptions = "reverify-exceptions"     // a re-verification that cannot read back is an exception
 	versionHoldEachStep       = "hold-each-step"          // a hold placed during removal or deletion stops the next step
-	// Decisions are signed Workflow Updates (updates.go); older runs took signals.
-	versionSignedDecisions = "signed-decisions"
+	// Proven identity: no-account receipts say what was searched, a leaver
+	// found nowhere is an exception, admin rights found make the run privileged.
+	versionProvenIdentity = "proven-identity"
 )
 
 // a is how the workflow names activities: methods on a nil pointer, so there
@@ -48,6 +52,7 @@ func Deprovision(ctx workflow.Context, t Termination) (Result, error) {
 	if err := wf.listen(ctx); err != nil {
 		return Result{}, err
 	}
+	wf.listenHR(ctx)
 	return wf.run(ctx)
 }
 
@@ -84,7 +89,15 @@ func (wf *deprovision) run(ctx workflow.Context) (Result, error) {
 
 	// 5. A role change has its own, shorter story.
 	if wf.t.Kind == KindRoleChange {
-		return wf.runRoleChange(ctx)
+		res, err := wf.runRoleChange(ctx)
+		if wf.superseding == nil || err != nil {
+			return res, err
+		}
+		// A termination superseded the role change (hrevent.go): it runs from
+		// its effective time on, over the accounts already found.
+		if rescinded := wf.becomeTermination(ctx); rescinded {
+			return wf.finish(ctx, PhaseRescinded)
+		}
 	}
 
 	// 6. Containment, all systems in parallel, with its SLA timers.
@@ -151,11 +164,21 @@ func (wf *deprovision) run(ctx workflow.Context) (Result, error) {
 
 // runRoleChange removes exactly the groups the new role does not grant;
 // nothing is disabled.
+// A termination for the same person supersedes it at any of its waits
+// (hrevent.go): it returns then, and the run goes on as that termination.
 func (wf *deprovision) runRoleChange(ctx workflow.Context) (Result, error) {
-	if decision := wf.approvalGate(ctx); decision != PhaseRemoving {
+	decision := wf.approvalGate(ctx)
+	if wf.superseding != nil {
+		return Result{}, nil
+	}
+	if decision != PhaseRemoving {
 		return wf.finish(ctx, decision)
 	}
-	if rescinded := wf.waitWhileHeld(ctx); rescinded {
+	rescinded := wf.waitWhileHeld(ctx)
+	if wf.superseding != nil {
+		return Result{}, nil
+	}
+	if rescinded {
 		return wf.finish(ctx, PhaseRescinded)
 	}
 	wf.setPhase(ctx, PhaseRemoving)
@@ -164,7 +187,10 @@ func (wf *deprovision) runRoleChange(ctx workflow.Context) (Result, error) {
 	wf.runPhaseParallel(ctx, control.RoleChange)
 	_ = workflow.Await(ctx, func() bool { return wf.phaseSettled(control.RoleChange) })
 	wf.removalDone = wf.phaseDone(control.RoleChange)
-	wf.waitForOpenWork(ctx)
+	_ = workflow.Await(ctx, func() bool { return wf.openWork == 0 || wf.superseding != nil })
+	if wf.superseding != nil {
+		return Result{}, nil
+	}
 	return wf.finish(ctx, PhaseCompleted)
 }
 
@@ -227,6 +253,13 @@ type deprovision struct {
 	retries      map[string]int // control id → retry requests not yet used
 	waivers      map[string]*Waive
 	accounts     map[string]control.Account // target → account, when one was found
+
+	// Who the run is about (hrevent.go).
+	discover     bool         // version proven-identity: no-account receipts, found-nowhere gate, admin rights discovered
+	resolved     bool         // the first lookup in every target is done
+	identityOpen bool         // the found-nowhere exception is open
+	corrections  int          // identity corrections applied
+	superseding  *Termination // a termination that supersedes this role change
 }
 
 func newDeprovision(ctx workflow.Context, t Termination) *deprovision {
@@ -299,13 +332,18 @@ func (wf *deprovision) waitForEffectiveTime(ctx workflow.Context) bool {
 	}
 }
 
+// resolveAccounts finds the person's account in every target, in parallel.
+// "No account" is only what a target proved (with a record of what it
+// searched); a lookup that fails is an exception on the target's resolve
+// control. A leaver found nowhere waits for a person (hrevent.go).
 func (wf *deprovision) resolveAccounts(ctx workflow.Context) {
-	person := control.Person{EmployeeID: wf.t.EmployeeID, Email: wf.t.Email, Name: wf.t.Name, Hints: wf.t.Accounts}
+	person := wf.person()
 	futures := make([]workflow.Future, len(wf.base.Targets))
 	for i, pt := range wf.base.Targets {
 		wf.status.Accounts = append(wf.status.Accounts, AccountStatus{Target: pt.Name, Kind: pt.Kind, State: "pending"})
 		futures[i] = workflow.ExecuteActivity(wf.controlOptions(ctx, pt.Name), a.ResolveAccount, activities.ResolveInput{Target: pt.Name, Person: person})
 	}
+	wf.discover = workflow.GetVersion(ctx, versionProvenIdentity, workflow.DefaultVersion, 1) == 1
 	for i, pt := range wf.base.Targets {
 		var res activities.Resolution
 		st := &wf.status.Accounts[i]
@@ -317,11 +355,11 @@ func (wf *deprovision) resolveAccounts(ctx workflow.Context) {
 			wf.openWork++
 			workflow.Go(ctx, func(ctx workflow.Context) {
 				defer func() { wf.openWork-- }()
-				wf.retryResolve(ctx, i, pt, person, err)
+				wf.retryResolve(ctx, i, pt, err)
 			})
 			continue
 		}
-		wf.recordResolution(i, pt, res)
+		wf.recordResolution(ctx, i, pt, res)
 	}
 	// Controls of the targets with an account, in configuration order.
 	for _, pt := range wf.base.Targets {
@@ -329,22 +367,37 @@ func (wf *deprovision) resolveAccounts(ctx workflow.Context) {
 			wf.addTargetControls(pt)
 		}
 	}
+	if wf.discover {
+		wf.discoverPrivilege(ctx)
+		wf.awaitIdentity(ctx)
+	}
+	wf.resolved = true
 	wf.status.PlanDigest = wf.planDigest()
 }
 
-func (wf *deprovision) recordResolution(i int, pt activities.PlanTarget, res activities.Resolution) {
+func (wf *deprovision) recordResolution(ctx workflow.Context, i int, pt activities.PlanTarget, res activities.Resolution) {
 	st := &wf.status.Accounts[i]
 	if res.NoAccount {
-		st.State, st.NoAccount = "no_account", true
+		st.State, st.NoAccount, st.ID, st.Login, st.Error, st.Searched = "no_account", true, "", "", "", res.Searched
+		if wf.discover {
+			// The proof behind "no account" is a receipt like any other.
+			id := pt.Name + "/resolve"
+			wf.addControl(pt.Name, "resolve", "resolve", control.Containment)
+			wf.settle(ctx, id, control.Receipt{ControlID: id, System: pt.Name, Kind: pt.Kind, Action: "resolve", Phase: control.Containment,
+				Outcome: control.Observed, Detail: "no account; searched: " + strings.Join(res.Searched, "; "),
+				StartedAt: workflow.Now(ctx), FinishedAt: workflow.Now(ctx)})
+		}
 		return
 	}
-	st.State, st.ID, st.Login, st.Error = "resolved", res.Account.ID, res.Account.Login, ""
+	st.State, st.NoAccount, st.ID, st.Login, st.Error, st.Searched = "resolved", false, res.Account.ID, res.Account.Login, "", nil
+	st.Privileges = res.Account.Privileges
 	wf.accounts[pt.Name] = res.Account
 }
 
 // retryResolve keeps a target whose lookup failed as an exception until a
-// person retries it (then its controls join the run) or waives it.
-func (wf *deprovision) retryResolve(ctx workflow.Context, i int, pt activities.PlanTarget, person control.Person, cause error) {
+// person retries it (then its controls join the run) or waives it. Each try
+// looks for the person as corrected so far.
+func (wf *deprovision) retryResolve(ctx workflow.Context, i int, pt activities.PlanTarget, cause error) {
 	id := pt.Name + "/resolve"
 	for {
 		wf.exception(ctx, id, cause)
@@ -357,14 +410,15 @@ func (wf *deprovision) retryResolve(ctx workflow.Context, i int, pt activities.P
 		}
 		wf.setState(id, StateRunning)
 		var res activities.Resolution
-		cause = workflow.ExecuteActivity(wf.controlOptions(ctx, pt.Name), a.ResolveAccount, activities.ResolveInput{Target: pt.Name, Person: person}).Get(ctx, &res)
+		cause = workflow.ExecuteActivity(wf.controlOptions(ctx, pt.Name), a.ResolveAccount, activities.ResolveInput{Target: pt.Name, Person: wf.person()}).Get(ctx, &res)
 		if cause == nil {
-			wf.recordResolution(i, pt, res)
+			wf.recordResolution(ctx, i, pt, res)
 			wf.settle(ctx, id, control.Receipt{ControlID: id, System: pt.Name, Kind: pt.Kind, Action: "resolve", Phase: control.Containment,
 				Target: res.Account.ID, Login: res.Account.Login, Outcome: control.Observed, Detail: resolveDetail(res),
 				StartedAt: workflow.Now(ctx), FinishedAt: workflow.Now(ctx)})
 			if !res.NoAccount {
 				wf.addTargetControls(pt)
+				wf.discoverPrivilege(ctx)
 				wf.status.PlanDigest = wf.planDigest()
 				if !wf.removalStarted {
 					wf.runTargetControls(ctx, pt.Name, control.Containment)
@@ -377,7 +431,10 @@ func (wf *deprovision) retryResolve(ctx workflow.Context, i int, pt activities.P
 
 func resolveDetail(res activities.Resolution) string {
 	if res.NoAccount {
-		return "no account"
+		return "no account; searched: " + strings.Join(res.Searched, "; ")
+	}
+	if len(res.Account.Privileges) > 0 {
+		return "account " + res.Account.ID + "; admin rights: " + strings.Join(res.Account.Privileges, "; ")
 	}
 	return "account " + res.Account.ID
 }

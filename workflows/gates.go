@@ -20,7 +20,7 @@ func (wf *deprovision) approvalGate(ctx workflow.Context) Phase {
 	gate := wf.openGate(ctx, "approval", "removal plan "+wf.status.PlanDigest+" needs an approver")
 	timeout := wf.base.Policy.Approval.Timeout.D()
 	ok, _ := workflow.AwaitWithTimeout(ctx, timeout, func() bool {
-		return wf.approvedCurrentPlan() || wf.rejected != nil || wf.rescinded != nil
+		return wf.approvedCurrentPlan() || wf.rejected != nil || wf.rescinded != nil || wf.superseding != nil
 	})
 	wf.closeGate(gate)
 	switch {
@@ -48,7 +48,9 @@ func (wf *deprovision) waitWhileHeld(ctx workflow.Context) bool {
 	}
 	wf.setPhase(ctx, PhaseOnHold)
 	gate := wf.openGate(ctx, "legal_hold", "destructive steps wait for release-hold")
-	_ = workflow.Await(ctx, func() bool { return wf.status.LegalHold == nil || (wf.rescinded != nil && !wf.removalStarted) })
+	_ = workflow.Await(ctx, func() bool {
+		return wf.status.LegalHold == nil || (wf.rescinded != nil && !wf.removalStarted) || (wf.superseding != nil && wf.t.Kind == KindRoleChange)
+	})
 	wf.closeGate(gate)
 	return wf.rescinded != nil && !wf.removalStarted
 }

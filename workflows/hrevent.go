@@ -54,7 +54,7 @@ func (wf *deprovision) onHREvent(ctx workflow.Context, ev HREvent) error {
 		tt := t
 		wf.superseding = &tt
 		wf.log(ctx, SignalHREvent, "hr:"+t.Source, fmt.Sprintf("%s event %s supersedes the role change %s", t.Kind, t.EventID, wf.t.EventID), true)
-		if wf.startedAt.IsZero() {
+		if wf.startedAt.IsZero() && !t.Quarantined {
 			// The role change has not begun: the run simply becomes the
 			// termination, and waits for its effective time instead.
 			wf.adoptTermination(ctx)
@@ -304,6 +304,16 @@ func (wf *deprovision) discoverPrivilege(ctx workflow.Context) {
 // termination was rescinded first.
 func (wf *deprovision) becomeTermination(ctx workflow.Context) bool {
 	wf.adoptTermination(ctx)
+	if wf.t.Quarantined && !wf.quarantineReleased {
+		// The guard held the termination: security releases it first.
+		wf.setPhase(ctx, PhaseQuarantined)
+		gate := wf.openGate(ctx, "quarantine", "too many terminations at once: a security approver must release this one (planDigest \""+QuarantineDigest+"\")")
+		_ = workflow.Await(ctx, func() bool { return wf.quarantineReleased || wf.rescinded != nil })
+		wf.closeGate(gate)
+		if wf.rescinded != nil {
+			return true
+		}
+	}
 	wf.setPhase(ctx, PhaseScheduled)
 	if wf.waitForEffectiveTime(ctx) {
 		return true
@@ -321,6 +331,9 @@ func (wf *deprovision) adoptTermination(ctx workflow.Context) {
 	wf.effectiveAt = t.EffectiveAt
 	wf.status.Kind, wf.status.EffectiveAt = t.Kind, t.EffectiveAt
 	wf.approved, wf.rejected = nil, nil
+	if t.Quarantined {
+		wf.t.Quarantined, wf.quarantineReleased = true, false
+	}
 	if t.LegalHold != nil && wf.status.LegalHold == nil {
 		wf.placeHold(ctx, *t.LegalHold, "set by the superseding HR event")
 	}
