@@ -164,8 +164,6 @@ type token struct {
 	sum   []byte
 }
 
-func (t token) has(role string) bool { return slices.Contains(t.roles, role) }
-
 // role names the token's roles for logs and metrics.
 func (t token) role() string { return strings.Join(t.roles, "+") }
 

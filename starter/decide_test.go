@@ -143,15 +143,12 @@ func TestDecisionsThroughTheAPI(t *testing.T) {
 		s := sha256.Sum256([]byte(name))
 		return base64.StdEncoding.EncodeToString(s[:])
 	}
-	var rc config.Relay
-	for _, tok := range []config.Token{
+	rc := config.Relay{Tokens: []config.Token{
 		{Name: "alice@example.test", Roles: []string{config.RoleApprover, config.RoleSecurity}, SHA256: relay.TokenSHA256("alice-token")},
 		{Name: "carol@example.test", Roles: []string{config.RoleApprover}, SHA256: relay.TokenSHA256("carol-token")},
 		{Name: "sec@example.test", Role: config.RoleSecurity, SHA256: relay.TokenSHA256("sec-token")},
 		{Name: "hr@example.test", Role: config.RoleHR, SHA256: relay.TokenSHA256("hr-token")},
-	} {
-		rc.Tokens = append(rc.Tokens, tok)
-	}
+	}}
 	rc.DecisionKey = config.Secret{File: file("decision.key", seed("sandbox-decision-key"))}
 	rl, err := relay.New(relay.Config{Relay: rc}, srv.Client, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	require.NoError(t, err)
