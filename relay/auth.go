@@ -7,12 +7,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/offboard/offboard/internal/codec"
 	"github.com/offboard/offboard/internal/config"
 )
 
@@ -214,11 +216,72 @@ func roleSet(roles ...string) map[string]bool {
 	return m
 }
 
-// operator authenticates the bearer token and checks that it holds one of
-// the allowed roles.
+// operatorOIDC checks identity-provider access tokens (relay.oidc).
+type operatorOIDC struct {
+	verify *codec.OIDC
+	roles  map[string][]string // role → people
+}
+
+func newOperatorOIDC(o *config.RelayOIDC) *operatorOIDC {
+	if o == nil {
+		return nil
+	}
+	var people []string
+	for _, role := range slices.Sorted(maps.Keys(o.Roles)) {
+		people = append(people, o.Roles[role]...)
+	}
+	return &operatorOIDC{roles: o.Roles, verify: codec.NewOIDC(codec.OIDCOptions{Issuer: o.Issuer, Audience: o.Audience,
+		UserClaim: o.UserClaim, Allow: people, HTTPClient: &http.Client{Timeout: 10 * time.Second}})}
+}
+
+// identify checks an access token; the status says why not (401 a bad
+// token, 403 a person holding no role, 503 the provider unreachable).
+func (o *operatorOIDC) identify(r *http.Request) (token, int, error) {
+	scheme, secret, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	secret = strings.TrimSpace(secret)
+	if !strings.EqualFold(scheme, "Bearer") || strings.Count(secret, ".") != 2 {
+		return token{}, http.StatusUnauthorized, errors.New("a valid bearer token is required")
+	}
+	who, err := o.verify.Identify(r.Context(), secret)
+	switch {
+	case errors.Is(err, codec.ErrIdentityProvider):
+		return token{}, http.StatusServiceUnavailable, errors.New("the identity provider cannot be reached to check the token")
+	case errors.Is(err, codec.ErrNotAllowed):
+		return token{}, http.StatusForbidden, fmt.Errorf("%s holds no operator role (relay.oidc.roles)", who)
+	case err != nil:
+		return token{}, http.StatusUnauthorized, errors.New("a valid bearer token is required")
+	}
+	tok := token{name: who}
+	for _, role := range slices.Sorted(maps.Keys(o.roles)) {
+		if slices.ContainsFunc(o.roles[role], func(p string) bool { return strings.EqualFold(p, who) }) {
+			tok.roles = append(tok.roles, role)
+		}
+	}
+	return tok, 0, nil
+}
+
+// operator authenticates the bearer token (a configured one, or an access
+// token of relay.oidc's provider) and checks that it holds one of the
+// allowed roles.
 func (rl *Relay) operator(allowed map[string]bool, next func(http.ResponseWriter, *http.Request, token)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		tok, ok := rl.identify(r)
+		if !ok && rl.oidc != nil {
+			var status int
+			var err error
+			if tok, status, err = rl.oidc.identify(r); status != 0 {
+				if status == http.StatusServiceUnavailable {
+					w.Header().Set("Retry-After", "5")
+				}
+				if status == http.StatusUnauthorized {
+					w.Header().Set("WWW-Authenticate", `Bearer realm="offboard"`)
+				}
+				rl.log.Warn("operator token refused", "status", status, "error", err.Error(), "path", r.URL.Path)
+				writeError(w, status, err.Error())
+				return
+			}
+			ok = true
+		}
 		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="offboard"`)
 			writeError(w, http.StatusUnauthorized, "a valid bearer token is required")

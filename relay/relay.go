@@ -105,6 +105,8 @@ type Relay struct {
 	signalWait time.Duration
 	// decisionKey signs people's decisions (operator.go); nil: none configured.
 	decisionKey ed25519.PrivateKey
+	// oidc checks identity-provider access tokens (auth.go); nil: tokens only.
+	oidc *operatorOIDC
 }
 
 // New reads every secret once (a missing one fails here, not on the first
@@ -189,6 +191,7 @@ func New(cfg Config, c client.Client, logger *slog.Logger) (*Relay, error) {
 	if rl.decisionKey, err = loadDecisionKey(rc.DecisionKey); err != nil {
 		return nil, err
 	}
+	rl.oidc = newOperatorOIDC(rc.OIDC)
 	rl.handler = rl.routes()
 	return rl, nil
 }

@@ -20,6 +20,19 @@ type Relay struct {
 	// the operator API signs people's decisions with; its public half must be
 	// in people.decisionKeys. Without it the API refuses decisions.
 	DecisionKey Secret `yaml:"decisionKey"`
+	// OIDC lets people use their identity provider's access tokens (the same
+	// login as the codec server's) besides the configured bearer tokens.
+	OIDC *RelayOIDC `yaml:"oidc"`
+}
+
+// RelayOIDC checks access tokens of an OpenID Connect provider for the
+// operator API: iss, aud, exp, the signature, and email_verified when people
+// are named by e-mail. Roles says who holds which role; nobody else gets in.
+type RelayOIDC struct {
+	Issuer    string              `yaml:"issuer"`
+	Audience  string              `yaml:"audience"`
+	UserClaim string              `yaml:"userClaim"` // default "email"
+	Roles     map[string][]string `yaml:"roles"`     // role → people (UserClaim values)
 }
 
 // RelaySources lists the HR systems allowed to call; a nil source's endpoint answers 404.
@@ -219,6 +232,19 @@ func (r Relay) Validate() error {
 	}
 	if err := r.DecisionKey.check(); err != nil {
 		return fmt.Errorf("relay.decisionKey: %v", err)
+	}
+	if o := r.OIDC; o != nil {
+		if o.Issuer == "" || o.Audience == "" {
+			return fmt.Errorf("relay.oidc: issuer and audience are required")
+		}
+		if len(o.Roles) == 0 {
+			return fmt.Errorf("relay.oidc.roles: name who holds which role (hr, security, approver, auditor)")
+		}
+		for role := range o.Roles {
+			if !slices.Contains([]string{RoleHR, RoleSecurity, RoleApprover, RoleAuditor}, role) {
+				return fmt.Errorf("relay.oidc.roles: %q is not hr, security, approver or auditor", role)
+			}
+		}
 	}
 	names := map[string]bool{}
 	digests := map[string]string{} // lower-case digest → the token that has it
