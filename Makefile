@@ -37,6 +37,7 @@ test: setup build vet workflowcheck ## everything CI checks
 	OFFBOARD_BROWSER_TESTS=1 $(GO) test -race -count=1 -timeout 30m $(RACE_PKGS)
 	$(GO) test -count=1 -timeout 15m ./connectors/entra/...
 	@$(MAKE) --no-print-directory hostile
+	@$(MAKE) --no-print-directory simulate
 
 # Hostile servers (internal/testenv/hostile): each connector's table of servers
 # that behave unlike our simulators. Every package prints
@@ -55,6 +56,14 @@ hostile:
 bench: setup-run build
 	$(GO) run ./internal/bench -out .offboard/bench.json
 	OFFBOARD_BENCH_TEMPORAL=devserver $(GO) test ./relay -run '^$$' -bench BenchmarkRelay -benchtime 30s
+
+# The Deprovision workflow under seeded random scenarios (workflows/simulation_test.go):
+# SEEDS scenarios without the race detector (the race run of make test does 300),
+# printing scenarios per second; a failure prints its seed and a shrunk scenario.
+SEEDS ?= 2000
+.PHONY: simulate
+simulate:
+	$(GO) test -count=1 -timeout 60m -run 'TestSimulation$$' -v ./workflows -sim.seeds $(SEEDS)
 
 # Re-record the replay corpus in testdata/histories from the integration scenarios.
 histories: setup-run

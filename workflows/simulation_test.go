@@ -45,7 +45,7 @@ import (
 )
 
 var (
-	simSeeds = flag.Int("sim.seeds", 2000, "simulation: scenarios to run")
+	simSeeds = flag.Int("sim.seeds", simDefaultSeeds, "simulation: scenarios to run")
 	simFirst = flag.Uint64("sim.first", 1, "simulation: first seed")
 	simOne   = flag.Uint64("sim.seed", 0, "simulation: run only this seed, and print it")
 	simOld   = flag.String("sim.old", "", "simulation: change ids to run on their old branch (comma-separated), to see what a fix fixed")
@@ -183,6 +183,7 @@ type simRun struct {
 	updates  int
 	nonce    int
 	verdicts []simVerdict
+	midway   []string // invariants broken while the run was going
 	upserts  int
 	notified int
 }
@@ -319,6 +320,9 @@ func runScenario(sc simScenario) *simRun {
 	}
 	for _, ev := range sc.Events {
 		env.RegisterDelayedCallback(func() { d.act(ev) }, ev.At)
+		if ev.Kind == "waive" {
+			env.RegisterDelayedCallback(func() { r.checkWaiversLetOthersGo(d) }, ev.At+6*time.Hour)
+		}
 	}
 	env.RegisterDelayedCallback(func() {
 		r.log.freeze()
@@ -333,6 +337,27 @@ func runScenario(sc simScenario) *simRun {
 		r.final, r.queried = d.status()
 	}
 	return r
+}
+
+// checkWaiversLetOthersGo: while a control of a sequential phase is waived,
+// the target's controls after it in that phase are not left waiting.
+func (r *simRun) checkWaiversLetOthersGo(d simDriver) {
+	st, err := d.status()
+	if err != nil {
+		return
+	}
+	for i, w := range st.Controls {
+		if w.State != StateWaived || (w.Phase != control.Removal && w.Phase != control.Deletion) {
+			continue
+		}
+		for _, c := range st.Controls[i+1:] {
+			if c.Target == w.Target && c.Phase == w.Phase && c.State == StatePending {
+				r.mu.Lock()
+				r.midway = append(r.midway, fmt.Sprintf("%s waits behind waived %s at %s", c.ID, w.ID, d.env.Now().Sub(r.start)))
+				r.mu.Unlock()
+			}
+		}
+	}
 }
 
 // simDriver brings people's decisions and HR events to the run: one small
@@ -730,6 +755,39 @@ func checkScenario(sc simScenario, r *simRun) []string {
 			lastOK[a.ID] = a.At
 		}
 	}
+
+	// A control its target never failed does not end in exception, and a
+	// control whose state can no longer be read back is not left observed
+	// once a re-verification found that out.
+	faults := map[string]simBehaviour{}
+	gone := map[string]bool{}
+	for _, b := range sc.Behaviours {
+		faults[b.Control] = b
+		if b.Kind == "gone" {
+			gone[strings.SplitN(b.Control, "/", 2)[0]] = true
+		}
+	}
+	for _, c := range st.Controls {
+		name := c.Control
+		if c.Phase == control.Restore {
+			name = strings.TrimPrefix(c.ID, c.Target+"/restore/")
+		}
+		b, faulty := faults[c.Target+"/"+name]
+		if (c.State == StateException || c.State == StateWaived) && !faulty && !gone[c.Target] && c.Control != "resolve" {
+			bad("%s is %s though %s never failed it: %s", c.ID, c.State, c.Target, c.Error)
+		}
+		if b.Kind == "unreadable" && c.State == StateDone && c.Outcome == control.Observed {
+			for _, e := range st.Log {
+				if e.Kind == "reverify" && strings.HasPrefix(e.Detail, c.ID+": could not verify") {
+					bad("%s still observed after a re-verification could not read it back", c.ID)
+					break
+				}
+			}
+		}
+	}
+	r.mu.Lock()
+	v = append(v, r.midway...)
+	r.mu.Unlock()
 
 	// Every decision made invalid on purpose is refused.
 	r.mu.Lock()
