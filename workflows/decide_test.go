@@ -272,3 +272,28 @@ func (s *deprovisionSuite) TestApproverIsNotTheLeaverByAnyName() {
 	s.True(res.Status.Approvals[0].BreakGlass)
 	s.True(lastLog(res.Status, UpdateApprove).BreakGlass, "the log marks a break-glass decision")
 }
+
+// TestLeaverDecidesNothingAboutThemselves: an HR person being let go may
+// not rescind, hold or correct their own deprovisioning.
+func (s *deprovisionSuite) TestLeaverDecidesNothingAboutThemselves() {
+	t := s.termination()
+	t.EffectiveAt = s.start.Add(48 * time.Hour)
+	testRoles["ADA@example.test"] = []string{decision.RoleHR, decision.RoleSecurity}
+	defer delete(testRoles, "ADA@example.test")
+	s.at(time.Hour, func() {
+		s.decide(UpdateRescind, "ADA@example.test", "", Rescind{EventID: "evt-1", Reason: "changed my mind"})
+		s.decide(UpdateLegalHold, "ADA@example.test", "", Hold{CaseRef: "CASE-1"})
+		s.decide(UpdateIdentityCorrection, "ADA@example.test", "", IdentityCorrection{Email: "someone.else@example.test"})
+		s.decide(UpdateRescind, "hr@example.test", "", Rescind{EventID: "evt-1", Reason: "test over"})
+	})
+	res := s.run(t)
+	s.Equal(PhaseRescinded, res.Phase)
+	s.Require().Len(s.verdicts, 4)
+	for _, v := range s.verdicts[:3] {
+		s.False(v.accepted)
+		s.Contains(v.detail, "is the leaver")
+	}
+	s.Equal("hr@example.test", res.Status.Log[len(res.Status.Log)-1].By)
+	s.Nil(res.Status.LegalHold)
+	s.Empty(res.Status.Corrections)
+}

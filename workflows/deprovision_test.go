@@ -223,7 +223,7 @@ func (s *deprovisionSuite) TestApprovalBoundToPlanDigestAndApproverRole() {
 	s.Require().Len(rejected, 3)
 	s.Contains(rejected[0], "does not match the current plan")
 	s.Contains(rejected[1], "does not hold the approver role")
-	s.Contains(rejected[2], "may not approve their own")
+	s.Contains(rejected[2], "is the leaver")
 }
 
 func (s *deprovisionSuite) TestRequesterMayNotApprove() {

@@ -103,6 +103,10 @@ func (wf *deprovision) handleDecisions(ctx workflow.Context) error {
 			case v.At.After(now.Add(decisionSkew)):
 				return fmt.Errorf("decision signed at %s is in the future", v.At.Format(time.RFC3339))
 			}
+			// Nobody decides about their own deprovisioning.
+			if err := wf.notTheLeaver(v.Person); err != nil {
+				return err
+			}
 			return r.check(ctx, v)
 		}
 		handle := func(ctx workflow.Context, s decision.Signed) (DecisionResult, error) {
@@ -209,7 +213,7 @@ func (wf *deprovision) checkApprove(_ workflow.Context, v decision.Verified) err
 	case p.Decision != "approve" && p.Decision != "reject":
 		return fmt.Errorf("decision %q is not approve or reject", p.Decision)
 	}
-	if err := wf.notTheLeaver(v.Person); err != nil {
+	if err := wf.notTheRequester(v.Person); err != nil {
 		return err
 	}
 	if err := needRole(v, decision.RoleApprover, wf.base.People.Approvers); err != nil {
@@ -240,16 +244,21 @@ func (wf *deprovision) applyApprove(ctx workflow.Context, v decision.Verified) (
 	return "plan " + rec.PlanDigest + " " + p.Decision + "d", nil
 }
 
+// notTheRequester refuses the person who asked for the deprovisioning as
+// its approver.
+func (wf *deprovision) notTheRequester(person string) error {
+	if r := decision.NormalizeID(wf.t.RequestedBy); r != "" && r == decision.NormalizeID(person) {
+		return fmt.Errorf("%s requested this deprovisioning and may not approve it", person)
+	}
+	return nil
+}
+
 // notTheLeaver refuses a person who is, by any identifier the run knows, the
-// leaver or the one who asked for the deprovisioning. Identifiers compare
-// trimmed and lower-case, and an e-mail's local part also matches a bare
-// login: in doubt, someone else approves.
+// leaver. Identifiers compare trimmed and lower-case, and an e-mail's local
+// part also matches a bare login: in doubt, someone else decides.
 func (wf *deprovision) notTheLeaver(person string) error {
 	who := decision.NormalizeID(person)
 	local, _, isMail := strings.Cut(who, "@")
-	if r := decision.NormalizeID(wf.t.RequestedBy); r != "" && r == who {
-		return fmt.Errorf("%s requested this deprovisioning and may not approve it", person)
-	}
 	ids := []string{wf.t.EmployeeID, wf.t.Email}
 	for _, k := range workflow.DeterministicKeys(wf.t.Accounts) {
 		ids = append(ids, wf.t.Accounts[k])
@@ -270,7 +279,7 @@ func (wf *deprovision) notTheLeaver(person string) error {
 		}
 		idLocal, _, idMail := strings.Cut(id, "@")
 		if id == who || (isMail && !idMail && id == local) || (isMail && idMail && idLocal == local) || (!isMail && idMail && idLocal == who) {
-			return fmt.Errorf("%s is the leaver (matches %q) and may not approve their own deprovisioning", person, id)
+			return fmt.Errorf("%s is the leaver (matches %q) and may not decide about their own deprovisioning", person, id)
 		}
 	}
 	return nil
@@ -287,9 +296,6 @@ func (wf *deprovision) checkQuarantine(_ workflow.Context, v decision.Verified) 
 		return fmt.Errorf("decision %q is not approve or reject", p.Decision)
 	}
 	if err := needRole(v, decision.RoleSecurity, wf.base.People.Security); err != nil {
-		return err
-	}
-	if err := wf.notTheLeaver(v.Person); err != nil {
 		return err
 	}
 	if !wf.t.Quarantined || wf.quarantineReleased || wf.rescinded != nil {
@@ -477,9 +483,6 @@ func (wf *deprovision) checkWaive(ctx workflow.Context, v decision.Verified) err
 		return err
 	}
 	if err := needRole(v, decision.RoleSecurity, wf.base.People.Security); err != nil {
-		return err
-	}
-	if err := wf.notTheLeaver(v.Person); err != nil {
 		return err
 	}
 	i, ok := wf.controlIndex[p.Control]
