@@ -9,7 +9,7 @@ export PATH := $(BIN):$(PATH)
 WORKFLOW_PKGS = ./workflows/... ./evidence/...
 RACE_PKGS = $(shell $(GO) list ./... | grep -v /connectors/entra)
 
-.PHONY: run test build setup setup-run vet lint workflowcheck hostile bench histories fuzz clean
+.PHONY: run test build setup setup-run vet lint workflowcheck hostile bench histories fuzz clean stack setup-stack stack-faults
 
 run: setup-run build ## the whole service on the embedded default
 	@scripts/run.sh
@@ -19,6 +19,20 @@ build:
 
 setup-run:
 	@scripts/setup.sh run
+
+# docker-compose.yml's production stack without containers: PostgreSQL, the
+# Temporal server built at the compose file's version, its setup scripts, the
+# Web UI, worker and starter on the sandbox (scripts/stack.sh; ports +10000).
+stack: setup-stack build
+	@scripts/stack.sh
+
+setup-stack:
+	@scripts/setup.sh stack
+
+# The stack's fault test with a burst of 50: the Temporal server killed with
+# SIGKILL mid-burst, then PostgreSQL restarted; every run completes, no step twice.
+stack-faults: setup-stack build
+	OFFBOARD_STACK_TESTS=1 OFFBOARD_STACK_BURST=50 $(GO) test -count=1 -timeout 20m -run 'TestProductionStack' -v ./internal/integration/
 
 setup:
 	@scripts/setup.sh test
@@ -32,9 +46,9 @@ lint: setup
 workflowcheck: setup
 	$(BIN)/workflowcheck -config workflowcheck.config.yaml $(WORKFLOW_PKGS)
 
-test: setup build vet workflowcheck ## everything CI checks
+test: setup setup-stack build vet workflowcheck ## everything CI checks
 	$(BIN)/staticcheck ./...
-	OFFBOARD_BROWSER_TESTS=1 $(GO) test -race -count=1 -timeout 30m $(RACE_PKGS)
+	OFFBOARD_BROWSER_TESTS=1 OFFBOARD_STACK_TESTS=1 $(GO) test -race -count=1 -timeout 30m $(RACE_PKGS)
 	$(GO) test -count=1 -timeout 15m ./connectors/entra/...
 	@$(MAKE) --no-print-directory hostile
 	@$(MAKE) --no-print-directory simulate
@@ -51,10 +65,12 @@ hostile:
 	       END{printf "hostile servers: %d cases, %d false claims\n", n, m; if (m > 0) exit 1}'
 
 # Time-to-contain, burst throughput against the no-op ceiling, worker RSS
-# (table + .offboard/bench.json); then the HRIS relay: webhooks accepted per
+# (table + .offboard/bench.json); the same on the production stack's Temporal
+# on PostgreSQL (.offboard/bench-stack.json); then the HRIS relay: webhooks accepted per
 # second sustained for 30 s against a dev server, and its added latency.
-bench: setup-run build
+bench: setup-run setup-stack build
 	$(GO) run ./internal/bench -out .offboard/bench.json
+	$(GO) run ./internal/bench -stack -out .offboard/bench-stack.json
 	OFFBOARD_BENCH_TEMPORAL=devserver $(GO) test ./relay -run '^$$' -bench BenchmarkRelay -benchtime 30s
 
 # The Deprovision workflow under seeded random scenarios (workflows/simulation_test.go):

@@ -39,4 +39,15 @@ for sa in EmployeeId:Keyword DeprovisionStatus:Keyword Privileged:Bool LegalHold
     temporal operator search-attribute create --namespace "$ns" --address "$addr" --name "$name" --type "$type"
   fi
 done
+# Each frontend maps search attributes through its namespace cache, refreshed
+# every few seconds: until then a start that sets them is refused ("no mapping
+# defined for search attribute"). Ready means a query naming all five works.
+query="EmployeeId = 'x' AND DeprovisionStatus = 'x' AND Privileged = false AND LegalHold = false AND SLABreached = false"
+tries=0
+until temporal workflow count --namespace "$ns" --address "$addr" --query "$query" >/dev/null 2>&1; do
+  tries=$((tries + 1))
+  [ "$tries" -lt 60 ] || { echo "the search attributes of $ns are not usable yet"; exit 1; }
+  [ "$tries" -gt 1 ] || echo "waiting for the search attributes to reach the frontend"
+  sleep 1
+done
 echo "namespace $ns is ready"

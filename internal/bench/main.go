@@ -15,8 +15,12 @@
 //
 // It starts its own file-backed dev server (WAL pragmas, as make run does),
 // the simulators and worker processes, prints a table and writes JSON.
+// With -stack it measures time-to-contain, the burst and the no-op ceiling on
+// the production stack instead (scripts/stack.sh temporal: the Temporal
+// server built from source on PostgreSQL), for deploy/README.md.
 //
 //	go run ./internal/bench -out .offboard/bench.json
+//	go run ./internal/bench -stack -out .offboard/bench-stack.json
 package main
 
 import (
@@ -37,7 +41,6 @@ import (
 
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 	"golang.org/x/sync/errgroup"
@@ -63,6 +66,7 @@ const (
 )
 
 type figures struct {
+	Server           string        `json:"server,omitempty"` // with -stack: what ran Temporal
 	Machine          string        `json:"machine"`
 	CallLatencyMS    int           `json:"callLatencyMs"`
 	Targets          []string      `json:"targets"`
@@ -101,6 +105,7 @@ func main() {
 	latency := flag.Duration("latency", 50*time.Millisecond, "latency of every simulated API call")
 	flag.IntVar(&memoryLimitMB, "worker-memory-limit", 0, "the worker's worker.memoryLimitMB (0 = the Go runtime's default)")
 	profile := flag.String("profile", "", "directory for the worker's heap and goroutine profiles, taken when the burst is contained")
+	flag.BoolVar(&onStack, "stack", false, "measure on the production stack (Temporal on PostgreSQL, scripts/stack.sh temporal): time-to-contain, the burst and the no-op ceiling only")
 	flag.Parse()
 	if err := run(*out, *seq, *burst, *latency, *profile); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -120,19 +125,14 @@ func run(out string, seq, burst int, latency time.Duration, profile string) erro
 	}
 	defer os.RemoveAll(tmp)
 
-	// Temporal, file-backed with the pragmas make run uses.
-	fmt.Fprintln(os.Stderr, "starting Temporal dev server (file-backed, WAL)…")
-	dev, err := testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
-		ExistingPath:     filepath.Join(root, "bin", "temporal"),
-		DBFilename:       filepath.Join(tmp, "temporal.db"),
-		LogLevel:         "error",
-		SearchAttributes: workflows.SearchAttributes(),
-		ExtraArgs:        []string{"--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"},
-		ClientOptions:    &client.Options{Logger: nopLogger{}},
-		Stdout:           io.Discard, Stderr: io.Discard,
-	})
+	var dev temporalServer
+	if onStack {
+		dev, err = startStack(root)
+	} else {
+		dev, err = startDevServer(ctx, root, tmp)
+	}
 	if err != nil {
-		return fmt.Errorf("dev server: %w", err)
+		return err
 	}
 	defer dev.Stop()
 	c := dev.Client()
@@ -154,7 +154,7 @@ func run(out string, seq, burst int, latency time.Duration, profile string) erro
 			return "", "", err
 		}
 		cfgPath = filepath.Join(tmp, name+".yaml")
-		return cfgPath, metrics, os.WriteFile(cfgPath, []byte(sims.config(dev.FrontendHostPort(), metrics, oktaLimits)), 0o600)
+		return cfgPath, metrics, os.WriteFile(cfgPath, []byte(sims.config(dev.FrontendHostPort(), dev.Namespace(), metrics, oktaLimits)), 0o600)
 	}
 	cfg1, metrics1, err := writeConfig("worker-1", "")
 	if err != nil {
@@ -210,6 +210,10 @@ func run(out string, seq, burst int, latency time.Duration, profile string) erro
 	}
 	f.NoopPerSec, f.NoopLastMS = noopPerSec, ms(noopLast)
 	f.ShareOfCeiling = f.BurstPerSec / f.NoopPerSec
+	if onStack {
+		f.Server = dev.Name()
+		return writeStackFigures(out, f)
+	}
 
 	// Scale out: a second process on the same task queue takes its share.
 	fmt.Fprintf(os.Stderr, "burst of %d terminations, two workers…\n", burst)
@@ -556,12 +560,12 @@ func (s *sims) close() {
 }
 
 // config is a worker's file; oktaLimits is YAML for okta's limits, or "".
-func (s *sims) config(hostPort, metricsAddr, oktaLimits string) string {
+func (s *sims) config(hostPort, namespace, metricsAddr, oktaLimits string) string {
 	if oktaLimits != "" {
 		oktaLimits = ", " + oktaLimits
 	}
 	return fmt.Sprintf(`
-temporal: {address: %s}
+temporal: {address: %s, namespace: %s}
 worker: {metricsAddr: %q, memoryLimitMB: %d}
 policy:
   approval: {always: true, timeout: 72h}
@@ -576,7 +580,7 @@ targets:
     kind: ldap
     ldap: {url: %q, caFile: %q, bindDN: "CN=Administrator,CN=Users,DC=corp,DC=example,DC=test", baseDN: "DC=corp,DC=example,DC=test", password: {env: BENCH_LDAP_PASSWORD}}
   - {name: aws, kind: awsiam, aws: {accountID: "123456789012", endpoint: %s, accessKeyID: {env: BENCH_AWS_KEY_ID}, secretAccessKey: {env: BENCH_AWS_SECRET}}}
-`, hostPort, metricsAddr, memoryLimitMB, s.oktaURL, oktaLimits, s.graphURL, s.crmURL, s.wikiURL, s.ldapURL, s.ldapCA, s.awsURL)
+`, hostPort, namespace, metricsAddr, memoryLimitMB, s.oktaURL, oktaLimits, s.graphURL, s.crmURL, s.wikiURL, s.ldapURL, s.ldapCA, s.awsURL)
 }
 
 func saveProfile(url, path string) error {

@@ -22,6 +22,9 @@ type Options struct {
 	Codec       string // the codec server
 	UI          string // the Web UI, for the codec server's allowed origins
 	SandboxHost string // the simulators' loopback address (bin/sandbox -host)
+	// DecisionKey is the public half (base64) of the stack's relay.decisionKey:
+	// it replaces the placeholder of people.decisionKeys' non-break-glass key.
+	DecisionKey string
 	// Overrides is a YAML mapping merged over the result, e.g. a test's
 	// {policy: {retention: 2s}} so that runs close while it watches.
 	Overrides []byte
@@ -113,6 +116,20 @@ func Derive(deployYAML []byte, a Options) ([]byte, []string, error) {
 		}
 	}
 
+	if a.DecisionKey != "" {
+		keys := get(root, "people", "decisionKeys")
+		replaced := false
+		for _, k := range contentOf(keys) {
+			if value(get(k, "breakGlass")) != "true" && !replaced {
+				set(k, a.DecisionKey, "publicKey")
+				replaced = true
+			}
+		}
+		if !replaced {
+			return nil, nil, fmt.Errorf("deploy/offboard.yaml: people.decisionKeys lists no key for the operator API")
+		}
+	}
+
 	if tokens := get(root, "relay", "tokens"); tokens != nil {
 		for _, tok := range tokens.Content {
 			sum := sha256.Sum256([]byte(Token(value(get(tok, "name")))))
@@ -167,6 +184,13 @@ func merge(n, over *yaml.Node) {
 		}
 		replace(n, k, v)
 	}
+}
+
+func contentOf(n *yaml.Node) []*yaml.Node {
+	if n == nil {
+		return nil
+	}
+	return n.Content
 }
 
 func walkScalars(n *yaml.Node, f func(*yaml.Node)) {

@@ -61,6 +61,21 @@ func TestDeriveFromDeployConfig(t *testing.T) {
 	assert.Contains(t, secrets, "codec_key")
 	assert.Contains(t, secrets, "hris_webhook_secret")
 
+	// The stack's own decision key replaces the operator API's placeholder.
+	opts.DecisionKey = "1/Q2WTuCSkxO3lyCyfgLBEQnbOcUKn92Mfuv9qC66YA="
+	out, _, err = Derive(deploy, opts)
+	require.NoError(t, err)
+	cfg, err = config.Parse(out, "derived")
+	require.NoError(t, err)
+	require.Len(t, cfg.People.DecisionKeys, len(want.People.DecisionKeys))
+	for i, k := range cfg.People.DecisionKeys {
+		if k.BreakGlass {
+			assert.Equal(t, want.People.DecisionKeys[i], k, "break-glass keys are kept")
+		} else {
+			assert.Equal(t, opts.DecisionKey, k.PublicKey)
+		}
+	}
+
 	// Unknown kinds are refused rather than left pointing at production.
 	_, _, err = Derive([]byte(strings.Replace(string(deploy), "kind: scim", "kind: scim\n    # x", 1)+"\n"), opts)
 	require.NoError(t, err)

@@ -11,6 +11,7 @@
 package main
 
 import (
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -61,16 +62,21 @@ func writeConfig(args []string) error {
 		return err
 	}
 	a.Overrides = []byte(overrides)
+	secrets := filepath.Join(a.Dir, "secrets")
+	if err := os.MkdirAll(secrets, 0o700); err != nil {
+		return err
+	}
+	pub, err := decisionKey(filepath.Join(secrets, "decision_key"))
+	if err != nil {
+		return err
+	}
+	a.DecisionKey = pub
 	src, err := os.ReadFile("deploy/offboard.yaml")
 	if err != nil {
 		return err
 	}
 	out, names, err := stack.Derive(src, a)
 	if err != nil {
-		return err
-	}
-	secrets := filepath.Join(a.Dir, "secrets")
-	if err := os.MkdirAll(secrets, 0o700); err != nil {
 		return err
 	}
 	for _, name := range names {
@@ -97,6 +103,27 @@ func writeConfig(args []string) error {
 		}
 	}
 	return os.WriteFile(filepath.Join(a.Dir, "offboard.yaml"), out, 0o600)
+}
+
+// decisionKey makes the operator API's signing key once (a base64 Ed25519
+// seed, as starter decision-keygen writes it) and returns its public half.
+func decisionKey(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		seed := make([]byte, ed25519.SeedSize)
+		_, _ = rand.Read(seed)
+		b = []byte(base64.StdEncoding.EncodeToString(seed) + "\n")
+		err = os.WriteFile(path, b, 0o600)
+	}
+	if err != nil {
+		return "", err
+	}
+	seed, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil || len(seed) != ed25519.SeedSize {
+		return "", fmt.Errorf("%s: not a base64 Ed25519 seed", path)
+	}
+	pub := ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey)
+	return base64.StdEncoding.EncodeToString(pub), nil
 }
 
 func printEnv(args []string) error {
