@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -92,6 +93,11 @@ func Decide(ctx context.Context, c client.Client, key ed25519.PrivateKey, req Re
 		return v, nil
 	case errors.As(err, &app):
 		v.Reason = app.Message()
+		if strings.HasPrefix(v.Reason, "unknown update") {
+			// A run started before decisions were signed Updates takes only
+			// the old signals (temporal workflow signal, by an administrator).
+			v.Reason = "this run started before decisions were signed Updates and takes none: " + v.Reason
+		}
 		return v, nil
 	case errors.As(err, &notFound):
 		return v, fmt.Errorf("decide %s on %s run %s: %w running: %s", req.Kind, id, run, ErrNotFound, notFound.Message)
