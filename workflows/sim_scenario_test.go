@@ -30,7 +30,7 @@ type simScenario struct {
 // event or drift in a target.
 type simEvent struct {
 	At   time.Duration `json:"at"`
-	Kind string        `json:"kind"` // approve reject hold release rescind reschedule retry waive drift redeliver
+	Kind string        `json:"kind"` // approve reject hold release rescind reschedule retry waive drift redeliver correct supersede
 	By   string        `json:"by,omitempty"`
 	// Pick chooses among what the decision can name (the controls in
 	// exception, the targets): index modulo their number.
@@ -144,10 +144,15 @@ func genScenario(seed uint64) simScenario {
 			ev.Kind, ev.By, ev.Pick = "waive", pick(r, simApprover, simSecurity), r.IntN(8)
 			ev.Span = time.Duration(1+r.IntN(20*24)) * time.Hour
 			ev.Bad = pickBad(r, "not-security", "no-reason", "expired", "unknown-control")
-		case k < 94:
+		case k < 92:
 			ev.Kind, ev.Pick = "drift", r.IntN(len(simTargetNames))
-		default:
+		case k < 95:
 			ev.Kind = "redeliver"
+		case k < 97:
+			ev.Kind, ev.By = "correct", simHR
+		default:
+			// A termination for the same person; it supersedes a role change.
+			ev.Kind, ev.Span = "supersede", time.Duration(r.IntN(10*24))*time.Hour
 		}
 		sc.Events = append(sc.Events, ev)
 	}

@@ -3,6 +3,8 @@ package workflows
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,6 +25,7 @@ type simTarget struct {
 	holds     map[string]bool
 	validFrom time.Time // revoke_sessions: sessions issued before this no longer work
 	gone      bool      // the account no longer exists
+	groups    []string  // group memberships; a role change keeps the new role's
 	behave    map[string]simBehaviour
 	calls     map[string]int       // control → Enforce calls so far
 	scheduled map[string]time.Time // activity id → clock when its first attempt ran
@@ -53,7 +56,7 @@ var simTargetNames = []string{"okta", "aws", "scim"}
 
 func newSimTarget(name string, clock func() time.Time, log *simLog, behave []simBehaviour) *simTarget {
 	t := &simTarget{name: name, clock: clock, log: log, holds: map[string]bool{}, behave: map[string]simBehaviour{},
-		calls: map[string]int{}, scheduled: map[string]time.Time{}}
+		calls: map[string]int{}, scheduled: map[string]time.Time{}, groups: []string{"all-staff", "eng", "sales"}}
 	for _, b := range behave {
 		if len(b.Control) > len(name) && b.Control[:len(name)+1] == name+"/" {
 			t.behave[b.Control[len(name)+1:]] = b
@@ -112,11 +115,14 @@ func (t *simTarget) Observe(ctx context.Context, name string, _ control.Account,
 		return ok(!t.holds["suspend"], fmt.Sprintf("suspended=%v", t.holds["suspend"])), nil
 	case "delete":
 		return ok(false, "user exists"), nil
+	case "remove_groups":
+		left := slices.DeleteFunc(slices.Clone(t.groups), func(g string) bool { return slices.Contains(p.KeepGroups, g) })
+		return ok(len(left) == 0, fmt.Sprintf("groups %v, keep %v", t.groups, p.KeepGroups)), nil
 	}
 	return ok(t.holds[name], fmt.Sprintf("%s=%v", name, t.holds[name])), nil
 }
 
-func (t *simTarget) Enforce(ctx context.Context, name string, _ control.Account, _ control.Params) (control.Response, error) {
+func (t *simTarget) Enforce(ctx context.Context, name string, _ control.Account, p control.Params) (control.Response, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	scheduled := t.scheduledAt(ctx)
@@ -149,7 +155,12 @@ func (t *simTarget) Enforce(ctx context.Context, name string, _ control.Account,
 		t.holds["suspend"] = false
 		t.log.reset(t.name+"/suspend", t.clock())
 	case "delete":
+		if len(t.groups) > 0 {
+			t.log.note(simNote{Target: t.name, At: t.clock(), What: t.name + " deleted with groups " + strings.Join(t.groups, ",") + " never removed"})
+		}
 		t.gone = true
+	case "remove_groups":
+		t.groups = slices.DeleteFunc(t.groups, func(g string) bool { return !slices.Contains(p.KeepGroups, g) })
 	default:
 		t.holds[name] = true
 	}
@@ -188,6 +199,21 @@ type simLog struct {
 	enforces []simEnforce
 	resets   map[string][]time.Time // control id → when its state was undone from outside
 	frozen   bool                   // past the horizon: nothing more is recorded
+	notes    []simNote              // what a target saw that a workflow may not have meant
+}
+
+type simNote struct {
+	Target string
+	At     time.Time
+	What   string
+}
+
+func (l *simLog) note(what simNote) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.frozen {
+		l.notes = append(l.notes, what)
+	}
 }
 
 type simEnforce struct {

@@ -63,6 +63,13 @@ func TestSimulation(t *testing.T) {
 		sc := genScenario(*simOne)
 		r := runScenario(sc)
 		t.Logf("scenario:\n%s\nphase %s, closed %v, ~%d history events", sc, r.phase(), r.closed, r.historyEvents())
+		for _, e := range r.final.Log {
+			t.Logf("log %s %s %s accepted=%v: %s", e.At.Sub(r.start), e.Kind, e.By, e.Accepted, e.Detail)
+		}
+		for _, v := range r.verdicts {
+			t.Logf("decision %s by %s (bad %q): accepted=%v %s", v.Kind, v.By, v.Bad, v.Accepted, v.Detail)
+		}
+		t.Logf("controls: %s", controlStates(r.final))
 		if v := checkScenario(sc, r); len(v) > 0 {
 			t.Fatalf("seed %d: %s", sc.Seed, strings.Join(v, "; "))
 		}
@@ -472,6 +479,9 @@ func (d simDriver) rescind(ev simEvent, person string, p Rescind) {
 func (d simDriver) reschedule(ev simEvent, person string, p Reschedule) {
 	d.decide(ev, UpdateReschedule, person, "", p)
 }
+func (d simDriver) correct(ev simEvent, person string, p IdentityCorrection) {
+	d.decide(ev, UpdateIdentityCorrection, person, "", p)
+}
 func (d simDriver) retry(ev simEvent, person string, p Retry) {
 	d.decide(ev, UpdateRetry, person, "", p)
 }
@@ -567,6 +577,13 @@ func (d simDriver) act(ev simEvent) {
 		d.run.targets[simTargetNames[ev.Pick%len(simTargetNames)]].drift("suspend")
 	case "redeliver":
 		d.hrEvent(HREvent{Termination: d.run.t})
+	case "supersede":
+		t := d.run.t
+		t.EventID, t.Kind, t.Reason, t.NewRole = t.EventID+"-term", KindTermination, ReasonInvoluntary, ""
+		t.EffectiveAt = d.run.start.Add(ev.Span)
+		d.hrEvent(HREvent{Termination: t})
+	case "correct":
+		d.correct(ev, ev.By, IdentityCorrection{Name: "Ada Lovelace", Reason: "sim: name spelled wrong"})
 	}
 }
 
@@ -788,6 +805,20 @@ func checkScenario(sc simScenario, r *simRun) []string {
 	r.mu.Lock()
 	v = append(v, r.midway...)
 	r.mu.Unlock()
+
+	// A group removal observed before an account was deleted left no
+	// groups (a waived or failed one may leave them to the deletion).
+	for _, n := range r.log.notes {
+		var last *simApply
+		for i, a := range r.applies {
+			if a.ID == n.Target+"/remove_groups" && !a.At.After(n.At) {
+				last = &r.applies[i]
+			}
+		}
+		if last != nil && last.OK {
+			bad("%s, though remove_groups was observed at %s", n.What, last.At.Sub(r.start))
+		}
+	}
 
 	// Every decision made invalid on purpose is refused.
 	r.mu.Lock()
