@@ -100,7 +100,7 @@ func TestConfigLoads(t *testing.T) {
 	host, port, err := net.SplitHostPort(cfg.Temporal.Address)
 	require.NoError(t, err)
 	require.Contains(t, c.Services, host, "temporal.address names the compose service")
-	assert.Contains(t, c.Services[host].Ports, port+":"+port)
+	assert.Contains(t, c.Services[host].Ports, "127.0.0.1:"+port+":"+port)
 	assert.Equal(t, cfg.Temporal.Namespace, c.Services["temporal-namespace"].Environment["TEMPORAL_NAMESPACE"], "the namespace the one-shot registers")
 	assert.Equal(t, cfg.Temporal.Namespace, c.Services["temporal-ui"].Environment["TEMPORAL_DEFAULT_NAMESPACE"])
 
@@ -279,9 +279,10 @@ func TestComposeServices(t *testing.T) {
 		}
 	}
 
-	// The ports of the design: Temporal 7233, Web UI 8233, starter 8080, worker 9090.
-	assert.Contains(t, c.Services["temporal"].Ports, "7233:7233")
-	assert.Contains(t, c.Services["temporal-ui"].Ports, "8233:8080")
+	// The ports of the design: Temporal 7233, Web UI 8233, starter 8080, worker 9090;
+	// Temporal (no authorizer) and its UI (no login) on the host's loopback only.
+	assert.Contains(t, c.Services["temporal"].Ports, "127.0.0.1:7233:7233")
+	assert.Contains(t, c.Services["temporal-ui"].Ports, "127.0.0.1:8233:8080")
 	assert.Contains(t, c.Services["starter"].Ports, "8080:8080")
 	assert.Contains(t, c.Services["worker"].Ports, "9090-9099:9090", "a range, so scaled workers each get a port")
 	assert.Contains(t, c.Services["temporal-ui"].Environment, "TEMPORAL_CODEC_ENDPOINT")

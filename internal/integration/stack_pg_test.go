@@ -135,6 +135,14 @@ func stackFaults(t *testing.T, s *pgstack.Stack, burst []demo.Person) {
 
 	// Mid-burst: some runs contained, most not finished.
 	waitSuspended(ctx, t, s, burst, oktaIDs, len(burst)/4)
+	suspended, deleted := 0, 0
+	for _, p := range burst {
+		a := oktaActions(t, s, oktaIDs[p.EmployeeID])
+		suspended += min(a["suspend"], 1)
+		deleted += min(a["delete"], 1)
+	}
+	require.Less(t, deleted, len(burst), "runs were in flight when the server was killed")
+	t.Logf("at the kill: %d of %d suspended in Okta, %d deleted", suspended, len(burst), deleted)
 	down := s.Signal(ctx, "temporal", syscall.SIGKILL, pgstack.Port(7233))
 	t.Logf("temporal server killed (SIGKILL) %.1fs into the burst; serving again after %.1fs", time.Since(t0).Seconds()-down.Seconds(), down.Seconds())
 	pgDown := s.Signal(ctx, "postgresql", syscall.SIGINT, s.PGPort)
@@ -158,7 +166,7 @@ func stackFaults(t *testing.T, s *pgstack.Stack, burst []demo.Person) {
 		for action, n := range iam {
 			require.Equal(t, 1, n, "%s: IAM %s applied %d times", p.EmployeeID, action, n)
 		}
-		require.Contains(t, iam, "DeleteUser "+p.Login, "%s: IAM user deleted", p.EmployeeID)
+		require.Contains(t, iam, "DeleteUser arn:aws:iam::123456789012:user/"+p.Login, "%s: IAM user deleted", p.EmployeeID)
 	}
 }
 
