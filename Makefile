@@ -76,10 +76,14 @@ bench: setup-run setup-stack build
 # The Deprovision workflow under seeded random scenarios (workflows/simulation_test.go):
 # SEEDS scenarios without the race detector (the race run of make test does 300),
 # printing scenarios per second; a failure prints its seed and a shrunk scenario.
+# Then SERVER_SEEDS of them on a real dev server, time compressed, whose
+# histories are counted and replayed (the test environment keeps none).
 SEEDS ?= 2000
+SERVER_SEEDS ?= 12
 .PHONY: simulate
-simulate:
-	$(GO) test -count=1 -timeout 60m -run 'TestSimulation$$' -v ./workflows -sim.seeds $(SEEDS)
+simulate: setup
+	$(GO) test -count=1 -timeout 60m -run 'TestSimulation$$|TestSimulationOnServer' -v ./workflows -sim.seeds $(SEEDS) -sim.server $(SERVER_SEEDS) \
+	  | grep -v '^=== RUN'; exit $${PIPESTATUS[0]}
 
 # Re-record the replay corpus in testdata/histories from the integration scenarios.
 histories: setup-run

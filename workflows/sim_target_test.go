@@ -28,6 +28,7 @@ type simTarget struct {
 	groups    []string  // group memberships; a role change keeps the new role's
 	behave    map[string]simBehaviour
 	calls     map[string]int       // control → Enforce calls so far
+	retryIn   time.Duration        // what a 429 asks to wait
 	scheduled map[string]time.Time // activity id → clock when its first attempt ran
 }
 
@@ -56,7 +57,7 @@ var simTargetNames = []string{"okta", "aws", "scim"}
 
 func newSimTarget(name string, clock func() time.Time, log *simLog, behave []simBehaviour) *simTarget {
 	t := &simTarget{name: name, clock: clock, log: log, holds: map[string]bool{}, behave: map[string]simBehaviour{},
-		calls: map[string]int{}, scheduled: map[string]time.Time{}, groups: []string{"all-staff", "eng", "sales"}}
+		calls: map[string]int{}, scheduled: map[string]time.Time{}, groups: []string{"all-staff", "eng", "sales"}, retryIn: 30 * time.Second}
 	for _, b := range behave {
 		if len(b.Control) > len(name) && b.Control[:len(name)+1] == name+"/" {
 			t.behave[b.Control[len(name)+1:]] = b
@@ -143,7 +144,7 @@ func (t *simTarget) Enforce(ctx context.Context, name string, _ control.Account,
 		case "unauthorized":
 			e.Kind, e.HTTPStatus = control.ErrUnauthorized, 403
 		case "ratelimited":
-			e.Kind, e.HTTPStatus, e.RetryAfter = control.ErrRateLimited, 429, 30*time.Second
+			e.Kind, e.HTTPStatus, e.RetryAfter = control.ErrRateLimited, 429, t.retryIn
 		}
 		return control.Response{}, e
 	}

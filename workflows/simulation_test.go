@@ -313,7 +313,7 @@ func runScenario(sc simScenario) *simRun {
 	if sc.HoldAtStart {
 		r.t.LegalHold = &Hold{By: simLegal, CaseRef: simCase, Reason: "litigation"}
 	}
-	d := simDriver{env: env, run: r}
+	d := simDriver{tr: envTransport{env}, run: r}
 	if sc.Quarantined {
 		// Security looks at the quarantine within the hour, most of the time.
 		env.RegisterDelayedCallback(func() {
@@ -360,7 +360,7 @@ func (r *simRun) checkWaiversLetOthersGo(d simDriver) {
 		for _, c := range st.Controls[i+1:] {
 			if c.Target == w.Target && c.Phase == w.Phase && c.State == StatePending {
 				r.mu.Lock()
-				r.midway = append(r.midway, fmt.Sprintf("%s waits behind waived %s at %s", c.ID, w.ID, d.env.Now().Sub(r.start)))
+				r.midway = append(r.midway, fmt.Sprintf("%s waits behind waived %s at %s", c.ID, w.ID, d.tr.now().Sub(r.start)))
 				r.mu.Unlock()
 			}
 		}
@@ -371,8 +371,52 @@ func (r *simRun) checkWaiversLetOthersGo(d simDriver) {
 // function per kind of decision, each a signed Workflow Update as the
 // operator API sends it, so a change in how decisions travel is a change here.
 type simDriver struct {
-	env *testsuite.TestWorkflowEnvironment
+	tr  simTransport
 	run *simRun
+}
+
+// simTransport is how decisions, HR events and queries reach a run: the
+// SDK's test environment here, a real Temporal server in sim_server_test.go.
+type simTransport interface {
+	now() time.Time
+	ids() (workflowID, runID string)
+	update(kind, id string, signed decision.Signed, done func(accepted bool, detail string))
+	signal(name string, v any)
+	query() (Status, error)
+}
+
+// envTransport is the test environment's clock, Updates, signals and query.
+type envTransport struct {
+	env *testsuite.TestWorkflowEnvironment
+}
+
+func (e envTransport) now() time.Time { return e.env.Now() }
+func (e envTransport) ids() (string, string) {
+	return "default-test-workflow-id", "default-test-run-id"
+}
+func (e envTransport) signal(name string, v any) {
+	e.env.SignalWorkflow(name, v)
+}
+func (e envTransport) update(kind, id string, signed decision.Signed, done func(bool, string)) {
+	e.env.UpdateWorkflow(kind, id, &testsuite.TestUpdateCallback{
+		OnAccept: func() {},
+		OnReject: func(err error) { done(false, err.Error()) },
+		OnComplete: func(_ any, err error) {
+			if err != nil {
+				done(false, err.Error())
+				return
+			}
+			done(true, "")
+		},
+	}, signed)
+}
+func (e envTransport) query() (Status, error) {
+	v, err := e.env.QueryWorkflow(QueryStatus)
+	if err != nil {
+		return Status{}, err
+	}
+	var st Status
+	return st, v.Get(&st)
 }
 
 // The operator API's key as the sandbox configures it (default.yaml lists
@@ -412,8 +456,9 @@ func (d simDriver) decide(ev simEvent, kind, person, digest string, p any) {
 	r.nonce++
 	nonce := r.nonce
 	r.mu.Unlock()
-	dec := decision.Decision{WorkflowID: "default-test-workflow-id", RunID: "default-test-run-id", Kind: kind,
-		Person: person, Roles: simRoles[person], PlanDigest: digest, Payload: body, At: d.env.Now(), Nonce: fmt.Sprint(nonce)}
+	wid, rid := d.tr.ids()
+	dec := decision.Decision{WorkflowID: wid, RunID: rid, Kind: kind,
+		Person: person, Roles: simRoles[person], PlanDigest: digest, Payload: body, At: d.tr.now(), Nonce: fmt.Sprint(nonce)}
 	key := simAPIKey
 	switch ev.Bad {
 	case "stray-key":
@@ -439,26 +484,15 @@ func (d simDriver) send(ev simEvent, kind, person string, signed decision.Signed
 	r.updates++
 	i := len(r.verdicts)
 	r.verdicts = append(r.verdicts, simVerdict{Kind: kind, By: person, Bad: ev.Bad})
-	r.mu.Unlock()
 	if ev.Bad == "replay" && i > 0 && r.verdicts[i-1].Bad == "replay" && r.verdicts[i-1].Kind == kind {
 		r.verdicts[i-1].Bad = "" // the first delivery of a replayed decision is a good one
 	}
-	done := func(ok bool, detail string) {
+	r.mu.Unlock()
+	d.tr.update(kind, id, signed, func(ok bool, detail string) {
 		r.mu.Lock()
 		r.verdicts[i].Accepted, r.verdicts[i].Detail = ok, detail
 		r.mu.Unlock()
-	}
-	d.env.UpdateWorkflow(kind, id, &testsuite.TestUpdateCallback{
-		OnAccept: func() {},
-		OnReject: func(err error) { done(false, err.Error()) },
-		OnComplete: func(_ any, err error) {
-			if err != nil {
-				done(false, err.Error())
-				return
-			}
-			done(true, "")
-		},
-	}, signed)
+	})
 }
 
 func (d simDriver) approve(ev simEvent, person, digest string, p ApproveRequest) {
@@ -494,16 +528,11 @@ func (d simDriver) hrEvent(v HREvent) {
 	d.run.mu.Lock()
 	d.run.signals++
 	d.run.mu.Unlock()
-	d.env.SignalWorkflow(SignalHREvent, v)
+	d.tr.signal(SignalHREvent, v)
 }
 
 func (d simDriver) status() (Status, error) {
-	v, err := d.env.QueryWorkflow(QueryStatus)
-	if err != nil {
-		return Status{}, err
-	}
-	var st Status
-	return st, v.Get(&st)
+	return d.tr.query()
 }
 
 // act carries out one event at its time, naming what the run shows now.
@@ -512,7 +541,7 @@ func (d simDriver) act(ev simEvent) {
 	if err != nil {
 		return
 	}
-	now := d.env.Now()
+	now := d.tr.now()
 	switch ev.Kind {
 	case "approve", "reject":
 		person, digest := ev.By, st.PlanDigest
