@@ -65,8 +65,16 @@ func (wf *deprovision) addControl(target, idSuffix, name string, phase control.P
 	if phase == control.Restore {
 		id = target + "/restore/" + idSuffix
 	}
-	if _, ok := wf.controlIndex[id]; ok {
-		return
+	if i, ok := wf.controlIndex[id]; ok {
+		if wf.status.Controls[i].Phase == phase {
+			return
+		}
+		// The same control in another phase: a termination superseding a
+		// role change removes every group, not only those the role left.
+		id = target + "/" + string(phase) + "/" + idSuffix
+		if _, ok := wf.controlIndex[id]; ok {
+			return
+		}
 	}
 	wf.controlIndex[id] = len(wf.status.Controls)
 	wf.status.Controls = append(wf.status.Controls, ControlStatus{ID: id, Target: target, Control: name, Phase: phase, State: StatePending})

@@ -20,7 +20,7 @@ func (wf *deprovision) approvalGate(ctx workflow.Context) Phase {
 	gate := wf.openGate(ctx, "approval", "removal plan "+wf.status.PlanDigest+" needs an approver")
 	timeout := wf.base.Policy.Approval.Timeout.D()
 	ok, _ := workflow.AwaitWithTimeout(ctx, timeout, func() bool {
-		return wf.approvedCurrentPlan() || wf.rejected != nil || wf.rescinded != nil || wf.superseding != nil
+		return wf.approvedCurrentPlan() || wf.rejected != nil || wf.rescinded != nil || (wf.superseding != nil && wf.t.Kind == KindRoleChange)
 	})
 	wf.closeGate(gate)
 	switch {
