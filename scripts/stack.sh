@@ -17,7 +17,8 @@
 #   codec server 18081, worker metrics 19090; the simulators on 127.0.0.2
 #   (their usual ports 8101–8106 and 8636).
 # `scripts/stack.sh temporal` starts PostgreSQL and Temporal only.
-# OFFBOARD_STACK_PORT_OFFSET, OFFBOARD_STACK_SANDBOX_HOST and OFFBOARD_STACK_DIR
+# OFFBOARD_STACK_PORT_OFFSET (at most 25000: Temporal keeps membership ports
+# as a PostgreSQL smallint), OFFBOARD_STACK_SANDBOX_HOST and OFFBOARD_STACK_DIR
 # move them (the tests run a second stack beside this one); OFFBOARD_STACK_BIN
 # is where worker, starter and sandbox are (default bin/); OFFBOARD_STACK_OVERRIDES
 # is YAML merged over the derived configuration (e.g. a short retention).
@@ -29,6 +30,7 @@ STATE=${OFFBOARD_STACK_DIR:-$ROOT/.offboard/stack}
 OFF=${OFFBOARD_STACK_PORT_OFFSET:-10000}
 SANDBOX_HOST=${OFFBOARD_STACK_SANDBOX_HOST:-127.0.0.2}
 APPBIN=${OFFBOARD_STACK_BIN:-$ROOT/bin}
+[ "$OFF" -le 25000 ] || { echo "OFFBOARD_STACK_PORT_OFFSET is at most 25000 (membership ports are a smallint in PostgreSQL)" >&2; exit 2; }
 PG_PORT=$((5432 + OFF))
 TEMPORAL_PORT=$((7233 + OFF))
 UI_PORT=$((8233 + OFF))
@@ -41,6 +43,7 @@ SECRETS=$STATE/secrets
 mkdir -p "$LOGS" "$RUN"
 rm -f "$RUN"/*
 supervisors=()
+oneshot= # the setup script running now
 
 say() { printf '\033[1mstack:\033[0m %s\n' "$*" >&2; }
 fail() {
@@ -48,10 +51,11 @@ fail() {
 	exit 1
 }
 
-stop() {
+stop() { # exit status
 	trap - INT TERM EXIT
 	touch "$RUN/stopping"
 	say "stopping…"
+	[ -z "$oneshot" ] || kill -TERM "$oneshot" 2>/dev/null || true
 	# In reverse order of start: the server closes its connections before PostgreSQL stops.
 	for ((i = ${#supervisors[@]} - 1; i >= 0; i--)); do
 		kill -TERM "${supervisors[i]}" 2>/dev/null || true
@@ -59,9 +63,10 @@ stop() {
 	done
 	rm -f "$RUN"/*
 	say "stopped. State is kept in ${STATE#"$ROOT"/}/."
-	exit 0
+	exit "$1"
 }
-trap stop INT TERM EXIT
+trap 'stop 0' INT TERM
+trap 'stop $?' EXIT
 
 # supervise NAME SIGNAL CMD...: runs CMD, logging to logs/NAME.log, and starts
 # it again when it dies (a second later); SIGNAL is what stops it.
@@ -92,6 +97,17 @@ wait_port() { # host port name [seconds]
 		sleep 0.1
 	done
 	fail "$3 did not come up on $1:$2; see ${LOGS#"$ROOT"/}/$3.log"
+}
+
+# run_oneshot NAME CMD...: a compose one-shot, logged to logs/NAME.log; in the
+# background, so that a TERM stops the stack at once.
+run_oneshot() {
+	local name=$1
+	shift
+	"$@" >>"$LOGS/$name.log" 2>&1 &
+	oneshot=$!
+	wait "$oneshot" || fail "$name failed; see ${LOGS#"$ROOT"/}/$name.log"
+	oneshot=
 }
 
 # compose_env SERVICE NAME=VALUE...: the compose service's environment, overridden.
@@ -153,8 +169,7 @@ done
 say "temporal-schema: deploy/temporal/setup-postgres.sh"
 mapfile -t env_schema < <(compose_env temporal-schema POSTGRES_SEEDS=127.0.0.1 DB_PORT="$PG_PORT" \
 	POSTGRES_PASSWORD_FILE="$pwfile" TEMPORAL_SCHEMA_DIR="$schema")
-env "${env_schema[@]}" sh deploy/temporal/setup-postgres.sh >>"$LOGS/temporal-schema.log" 2>&1 ||
-	fail "temporal-schema failed; see logs/temporal-schema.log"
+run_oneshot temporal-schema env "${env_schema[@]}" sh deploy/temporal/setup-postgres.sh
 
 # The server image's entrypoint is `temporal-server start` with the embedded
 # configuration template, filled from this environment; the compose file
@@ -172,8 +187,7 @@ wait_port 127.0.0.1 "$TEMPORAL_PORT" temporal 120
 
 say "temporal-namespace: deploy/temporal/setup-namespace.sh"
 mapfile -t env_ns < <(compose_env temporal-namespace TEMPORAL_ADDRESS="127.0.0.1:$TEMPORAL_PORT")
-env "${env_ns[@]}" sh deploy/temporal/setup-namespace.sh >>"$LOGS/temporal-namespace.log" 2>&1 ||
-	fail "temporal-namespace failed; see logs/temporal-namespace.log"
+run_oneshot temporal-namespace env "${env_ns[@]}" sh deploy/temporal/setup-namespace.sh
 
 if [ "${1:-}" = temporal ]; then
 	# scripts/stack.sh temporal: PostgreSQL and Temporal only (make bench runs its own workers).
