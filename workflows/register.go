@@ -13,4 +13,5 @@ func RegisterWorkflows(r worker.WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(Deprovision, workflow.RegisterOptions{Name: WorkflowType})
 	r.RegisterWorkflowWithOptions(Guard, workflow.RegisterOptions{Name: GuardWorkflowType})
 	r.RegisterWorkflowWithOptions(Delivery, workflow.RegisterOptions{Name: DeliveryWorkflowType})
+	r.RegisterWorkflowWithOptions(Reconcile, workflow.RegisterOptions{Name: ReconcileWorkflowType})
 }

@@ -21,19 +21,20 @@ import (
 
 // Config is the whole file, validated.
 type Config struct {
-	Temporal Temporal              `yaml:"temporal"`
-	Worker   Worker                `yaml:"worker"`
-	Starter  Starter               `yaml:"starter"`
-	Policy   Policy                `yaml:"policy"`
-	People   People                `yaml:"people"`
-	Roles    map[string]RoleGroups `yaml:"roles"`
-	Notify   Notify                `yaml:"notify"`
-	Evidence Evidence              `yaml:"evidence"`
-	Targets  []Target              `yaml:"targets"`
-	Relay    Relay                 `yaml:"relay"`   // the HRIS webhook relay and operator API (starter serve)
-	Codec    Codec                 `yaml:"codec"`   // payload encryption; keys are read when dialling, not here
-	Sandbox  bool                  `yaml:"sandbox"` // every target is a local simulator (the embedded default)
-	source   string
+	Temporal  Temporal              `yaml:"temporal"`
+	Worker    Worker                `yaml:"worker"`
+	Starter   Starter               `yaml:"starter"`
+	Policy    Policy                `yaml:"policy"`
+	People    People                `yaml:"people"`
+	Roles     map[string]RoleGroups `yaml:"roles"`
+	Notify    Notify                `yaml:"notify"`
+	Evidence  Evidence              `yaml:"evidence"`
+	Targets   []Target              `yaml:"targets"`
+	Relay     Relay                 `yaml:"relay"`     // the HRIS webhook relay and operator API (starter serve)
+	Codec     Codec                 `yaml:"codec"`     // payload encryption; keys are read when dialling, not here
+	Sandbox   bool                  `yaml:"sandbox"`   // every target is a local simulator (the embedded default)
+	Reconcile Reconcile             `yaml:"reconcile"` // nightly accounts-vs-HR reconciliation (reconcile.go)
+	source    string
 }
 
 // Temporal says how to reach the Temporal service.
@@ -318,6 +319,9 @@ func (c *Config) fieldError(root *yaml.Node, path []string, format string, args 
 }
 
 func (c *Config) validate(root *yaml.Node) error {
+	if err := c.Reconcile.Check(); err != nil {
+		return fmt.Errorf("config %s: %w", c.source, err)
+	}
 	p := c.Policy
 	for _, d := range []struct {
 		field string

@@ -179,6 +179,9 @@ func archiveActivities(ctx context.Context, cfg config.Config, c client.Client) 
 	if err := evidence.EnsureSchedule(ctx, c); err != nil {
 		return nil, "", fmt.Errorf("evidence: archive schedule: %w", err)
 	}
+	if err := evidence.EnsureReconcileSchedule(ctx, c, cfg.Reconcile.Interval()); err != nil {
+		return nil, "", err
+	}
 	return &evidence.Activities{
 		Client:           c,
 		Store:            store,
