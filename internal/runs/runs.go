@@ -102,6 +102,7 @@ func start(ctx context.Context, c client.Client, t workflows.Termination, reuse 
 		WorkflowIDReusePolicy:    reuse,
 		// Tell us when a run exists rather than silently handing it back.
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		StaticSummary:                            workflows.StaticSummary(t), // the run's line in the Web UI
 		Memo:                                     map[string]any{memoEventID: t.EventID, memoKind: string(t.Kind), memoIdentity: IdentityDigest(t)},
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			workflows.SAEmployeeID.ValueSet(t.EmployeeID),
