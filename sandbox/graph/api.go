@@ -60,7 +60,7 @@ func (s *Sim) listUsers(w http.ResponseWriter, r *http.Request) {
 	var all []map[string]any
 	for _, u := range s.sortedUsers() {
 		if f != nil && !f.match(map[string]string{"mail": u.mail, "userprincipalname": u.upn, "id": u.id, "displayname": u.displayName,
-			"othermails": strings.Join(u.otherMails, "\n")}) {
+			"othermails": strings.Join(u.otherMails, "\n"), "accountenabled": strconv.FormatBool(u.enabled)}) {
 			continue
 		}
 		all = append(all, project(s.userJSON(u), sel, userDefaults))

@@ -182,6 +182,11 @@ type comparison struct {
 // filterable are the user properties $filter accepts here, by lower-case name.
 var filterable = map[string]bool{"mail": true, "userprincipalname": true, "id": true, "displayname": true}
 
+// filterableBools are the Boolean user properties $filter accepts (eq true/false).
+var filterableBools = map[string]bool{"accountenabled": true}
+
+func isBool(t token) bool { return !t.str && (t.text == "true" || t.text == "false") }
+
 // filterableCollections are the collection properties $filter accepts with any().
 var filterableCollections = map[string]bool{"othermails": true}
 
@@ -199,7 +204,7 @@ func parseFilter(src string) (filter, error) {
 	var f filter
 	var and []comparison
 	for i := 0; ; {
-		if i+2 >= len(toks) || toks[i].str || !strings.EqualFold(toks[i+1].text, "eq") || toks[i+1].str || !toks[i+2].str {
+		if i+2 >= len(toks) || toks[i].str || !strings.EqualFold(toks[i+1].text, "eq") || toks[i+1].str || (!toks[i+2].str && !isBool(toks[i+2])) {
 			return nil, fmt.Errorf("expected property eq 'value' at token %d", i+1)
 		}
 		if m := anyLambda.FindStringSubmatch(toks[i].text); m != nil {
@@ -207,6 +212,8 @@ func parseFilter(src string) (filter, error) {
 			switch {
 			case !filterableCollections[prop]:
 				return nil, fmt.Errorf("property '%s' is not filterable with any", m[1])
+			case !toks[i+2].str:
+				return nil, fmt.Errorf("expected a string in any() at token %d", i+3)
 			case m[2] != m[3]:
 				return nil, fmt.Errorf("the range variable '%s' is not defined", m[3])
 			case i+3 >= len(toks) || toks[i+3].str || toks[i+3].text != ")":
@@ -216,7 +223,11 @@ func parseFilter(src string) (filter, error) {
 			i += 4
 		} else {
 			prop := strings.ToLower(toks[i].text)
-			if !filterable[prop] {
+			switch {
+			case filterableBools[prop] != isBool(toks[i+2]):
+				// Graph: a Boolean property compares with true/false, a string one with 'text'.
+				return nil, fmt.Errorf("a binary operator with incompatible types was detected for '%s'", toks[i].text)
+			case !filterable[prop] && !filterableBools[prop]:
 				return nil, fmt.Errorf("property '%s' is not filterable", toks[i].text)
 			}
 			and = append(and, comparison{prop: prop, value: toks[i+2].text})
