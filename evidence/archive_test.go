@@ -14,8 +14,8 @@ import (
 
 	"go.temporal.io/sdk/worker"
 
-	"github.com/offboard/offboard/internal/control"
 	"github.com/offboard/offboard/evidence"
+	"github.com/offboard/offboard/internal/control"
 	"github.com/offboard/offboard/workflows"
 )
 

@@ -10,10 +10,12 @@ import (
 	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
+	updatepb "go.temporal.io/api/update/v1"
 	"go.temporal.io/sdk/converter"
 
 	"github.com/offboard/offboard/activities"
 	"github.com/offboard/offboard/internal/control"
+	"github.com/offboard/offboard/internal/decision"
 	"github.com/offboard/offboard/workflows"
 )
 
@@ -120,6 +122,7 @@ func reconstruct(dc converter.DataConverter, events []*historypb.HistoryEvent, t
 		}
 		return &st.Controls[i]
 	}
+	accepted := map[string]*updatepb.Input{} // update id → its request
 	for _, e := range events {
 		at := e.GetEventTime().AsTime().UTC()
 		switch e.GetEventType() {
@@ -166,6 +169,16 @@ func reconstruct(dc converter.DataConverter, events []*historypb.HistoryEvent, t
 			c.State, c.Outcome, c.Error, c.Receipt = workflows.StateException, control.Failed, msg, &r
 		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
 			applySignal(dc, &st, e.GetWorkflowExecutionSignaledEventAttributes(), at)
+		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
+			// A person's decision: the signed envelope is in the accepted
+			// request; it took effect only if the Update then completed.
+			u := e.GetWorkflowExecutionUpdateAcceptedEventAttributes()
+			accepted[u.GetAcceptedRequest().GetMeta().GetUpdateId()] = u.GetAcceptedRequest().GetInput()
+		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED:
+			u := e.GetWorkflowExecutionUpdateCompletedEventAttributes()
+			if in := accepted[u.GetMeta().GetUpdateId()]; in != nil && u.GetOutcome().GetSuccess() != nil {
+				applyDecision(dc, &st, in.GetName(), in.GetArgs(), at)
+			}
 		case enumspb.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
 			fields := e.GetUpsertWorkflowSearchAttributesEventAttributes().GetSearchAttributes().GetIndexedFields()
 			var s string
@@ -243,6 +256,59 @@ func applySignal(dc converter.DataConverter, st *workflows.Status, s *historypb.
 		entry.By = v.By
 	}
 	st.Log = append(st.Log, entry)
+}
+
+// applyDecision records a signed decision the run applied (an Update that
+// completed): who decided is the signer, not a field of the payload.
+func applyDecision(dc converter.DataConverter, st *workflows.Status, name string, args *commonpb.Payloads, at time.Time) {
+	var signed decision.Signed
+	if fromPayloads(dc, args, &signed) != nil {
+		return
+	}
+	d, err := decision.Parse(signed.Body)
+	if err != nil {
+		return
+	}
+	by := d.Person
+	st.Log = append(st.Log, workflows.LogEntry{At: at, Kind: name, By: by, Accepted: true,
+		Detail: "signed decision applied (key " + signed.KeyID + "; the run did not complete, so its own log is not recorded)"})
+	switch name {
+	case workflows.UpdateApprove:
+		var v workflows.ApproveRequest
+		if json.Unmarshal(d.Payload, &v) == nil {
+			st.Approvals = append(st.Approvals, workflows.ApprovalRecord{At: at,
+				Approve: workflows.Approve{Approver: by, Decision: v.Decision, PlanDigest: d.PlanDigest, Reason: v.Reason}})
+		}
+	case workflows.UpdateLegalHold:
+		var v workflows.Hold
+		if json.Unmarshal(d.Payload, &v) == nil {
+			v.By = by
+			st.LegalHold = &v
+			st.Holds = append(st.Holds, workflows.HoldRecord{Hold: v, PlacedAt: at})
+		}
+	case workflows.UpdateReleaseHold:
+		var v workflows.Release
+		if json.Unmarshal(d.Payload, &v) == nil {
+			for i := range st.Holds {
+				if st.Holds[i].CaseRef == v.CaseRef && st.Holds[i].ReleasedAt.IsZero() {
+					st.Holds[i].ReleasedBy, st.Holds[i].ReleasedAt = by, at
+				}
+			}
+			if st.LegalHold != nil && st.LegalHold.CaseRef == v.CaseRef {
+				st.LegalHold = nil
+			}
+		}
+	case workflows.UpdateWaive:
+		var v workflows.Waive
+		if json.Unmarshal(d.Payload, &v) == nil {
+			v.By = by
+			i := slices.IndexFunc(st.Controls, func(c workflows.ControlStatus) bool { return c.ID == v.Control })
+			if i >= 0 && st.Controls[i].State == workflows.StateException {
+				c := &st.Controls[i]
+				c.State, c.Outcome, c.Waiver = workflows.StateWaived, control.Waived, &v
+			}
+		}
+	}
 }
 
 func innermost(msgs ...string) string {

@@ -4,12 +4,15 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -21,9 +24,11 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/offboard/offboard/activities"
+	"github.com/offboard/offboard/evidence"
 	"github.com/offboard/offboard/internal/config"
 	"github.com/offboard/offboard/internal/control"
-	"github.com/offboard/offboard/evidence"
+	"github.com/offboard/offboard/internal/decision"
+	"github.com/offboard/offboard/internal/runs"
 	"github.com/offboard/offboard/workflows"
 )
 
@@ -123,7 +128,9 @@ func newFixture(ctx context.Context) (*fixture, error) {
 		return nil, fmt.Errorf("start dev server: %w", err)
 	}
 	devServer = srv
-	cfg, err := config.Parse([]byte(testConfig), "evidence test")
+	pubKey := base64.StdEncoding.EncodeToString(decisionKey.Public().(ed25519.PublicKey))
+	yaml := strings.Replace(testConfig, "people:\n", "people:\n  decisionKeys: [{name: operator-api, publicKey: "+pubKey+"}]\n", 1)
+	cfg, err := config.Parse([]byte(yaml), "evidence test")
 	if err != nil {
 		return nil, err
 	}
@@ -205,9 +212,8 @@ func (f *fixture) recordCompleted(ctx context.Context) error {
 		return err
 	}
 	f.planDigest = st.PlanDigest
-	err = f.client.SignalWorkflow(ctx, run.GetID(), run.GetRunID(), workflows.SignalApprove,
-		workflows.Approve{Approver: f.approver, Decision: "approve", PlanDigest: st.PlanDigest, Reason: "leaver confirmed"})
-	if err != nil {
+	if err := f.decide(ctx, run, decision.KindApprove, f.approver, []string{decision.RoleApprover}, st.PlanDigest,
+		workflows.ApproveRequest{Decision: "approve", Reason: "leaver confirmed"}); err != nil {
 		return err
 	}
 	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
@@ -219,6 +225,26 @@ func (f *fixture) recordCompleted(ctx context.Context) error {
 	return nil
 }
 
+// decisionKey signs the fixture's decisions as the operator API would; the
+// test configuration trusts its public half.
+var decisionKey = func() ed25519.PrivateKey {
+	s := sha256.Sum256([]byte("evidence-fixture-decision-key"))
+	return ed25519.NewKeyFromSeed(s[:])
+}()
+
+// decide sends a person's signed decision to the run and requires it accepted.
+func (f *fixture) decide(ctx context.Context, run client.WorkflowRun, kind, person string, roles []string, digest string, payload any) error {
+	v, err := runs.Decide(ctx, f.client, decisionKey, runs.Request{EmployeeID: run.GetID()[len("deprovision-"):], RunID: run.GetRunID(),
+		Kind: kind, Person: person, Roles: roles, PlanDigest: digest, Payload: payload}, time.Now(), 30*time.Second)
+	if err != nil {
+		return fmt.Errorf("%s: %w", kind, err)
+	}
+	if !v.Accepted {
+		return fmt.Errorf("%s refused: %s", kind, v.Reason)
+	}
+	return nil
+}
+
 func (f *fixture) recordTerminated(ctx context.Context) error {
 	run, err := f.start(ctx, termination("E200"))
 	if err != nil {
@@ -227,8 +253,8 @@ func (f *fixture) recordTerminated(ctx context.Context) error {
 	if _, err := f.awaitApproval(ctx, run); err != nil {
 		return err
 	}
-	if err := f.client.SignalWorkflow(ctx, run.GetID(), run.GetRunID(), workflows.SignalLegalHold,
-		workflows.Hold{By: "legal@example.test", CaseRef: "CASE-7", Reason: "litigation"}); err != nil {
+	if err := f.decide(ctx, run, decision.KindLegalHold, "legal@example.test", []string{decision.RoleHR}, "",
+		workflows.Hold{CaseRef: "CASE-7", Reason: "litigation"}); err != nil {
 		return err
 	}
 	if err := f.client.TerminateWorkflow(ctx, run.GetID(), run.GetRunID(), "operator stopped the run"); err != nil {

@@ -7,8 +7,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/offboard/offboard/internal/config"
 	"github.com/offboard/offboard/evidence"
+	"github.com/offboard/offboard/internal/config"
 	"github.com/offboard/offboard/internal/testenv/s3fake"
 )
 
