@@ -19,10 +19,10 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/offboard/offboard/evidence"
 	"github.com/offboard/offboard/internal/codec"
 	"github.com/offboard/offboard/internal/config"
 	"github.com/offboard/offboard/internal/control"
-	"github.com/offboard/offboard/evidence"
 	"github.com/offboard/offboard/internal/runs"
 	"github.com/offboard/offboard/internal/targets"
 	"github.com/offboard/offboard/internal/tclient"

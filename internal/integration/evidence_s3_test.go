@@ -15,8 +15,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/client"
 
-	"github.com/offboard/offboard/internal/config"
 	"github.com/offboard/offboard/evidence"
+	"github.com/offboard/offboard/internal/config"
 	"github.com/offboard/offboard/internal/targets"
 	"github.com/offboard/offboard/internal/testenv/s3fake"
 	"github.com/offboard/offboard/internal/workerapp"
