@@ -207,6 +207,7 @@ func (rl *Relay) routes() http.Handler {
 	mux.HandleFunc("POST /deprovisions/release-quarantine", rl.operator(roleSet(config.RoleSecurity), rl.handleReleaseQuarantine))
 	mux.HandleFunc("POST /deprovisions/{employeeId}/{action}", rl.handleDecision)
 	mux.HandleFunc("GET /deprovisions/{employeeId}", rl.operator(roleSet(config.RoleAuditor, config.RoleHR, config.RoleSecurity), rl.handleStatus))
+	mux.HandleFunc("GET /exceptions", rl.operator(roleSet(config.RoleAuditor, config.RoleSecurity), rl.handleExceptions))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
