@@ -138,10 +138,18 @@ func TestSimulationRegressions(t *testing.T) {
 		if err != nil {
 			t.Fatalf("testdata/sim-seeds: %q: %v", line, err)
 		}
+		// "old=<change id>": the seed still fails on the branch before that fix.
+		var old string
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(note), "old="); ok {
+			old, note, _ = strings.Cut(rest, " ")
+		}
 		t.Run(field, func(t *testing.T) {
 			s := genScenario(seed)
 			if v := checkScenario(s, runScenario(s)); len(v) > 0 {
 				t.Fatalf("seed %d (%s): %s\n%s", seed, strings.TrimSpace(note), strings.Join(v, "; "), s)
+			}
+			if old != "" && len(checkScenario(s, runScenarioOld(s, []string{old}))) == 0 {
+				t.Fatalf("seed %d no longer fails on the branch before %s: it does not test that fix any more", seed, old)
 			}
 		})
 	}
@@ -175,6 +183,7 @@ type simRun struct {
 	t       Termination
 	log     *simLog
 	targets map[string]*simTarget
+	old     []string // change ids run on their old branch
 	closed  bool
 	err     error
 	res     Result
@@ -253,11 +262,14 @@ func simConfig() config.Config {
 
 var simCfg = simConfig()
 
-func runScenario(sc simScenario) *simRun {
+func runScenario(sc simScenario) *simRun { return runScenarioOld(sc, strings.Split(*simOld, ",")) }
+
+// runScenarioOld runs sc with the given change ids on their old branch.
+func runScenarioOld(sc simScenario, old []string) *simRun {
 	env := simSuite.NewTestWorkflowEnvironment()
 	env.SetStartTime(simStart)
 	env.SetWorkflowRunTimeout(simHorizon + time.Minute)
-	r := &simRun{start: simStart, log: newSimLog(), targets: map[string]*simTarget{}, acts: map[string]bool{}}
+	r := &simRun{start: simStart, log: newSimLog(), targets: map[string]*simTarget{}, acts: map[string]bool{}, old: old}
 	var tgts []control.Target
 	for _, name := range simTargetNames {
 		st := newSimTarget(name, env.Now, r.log, sc.Behaviours)
@@ -267,7 +279,7 @@ func runScenario(sc simScenario) *simRun {
 	acts := activities.New(simCfg, tgts)
 	RegisterWorkflows(env)
 	env.RegisterActivity(acts)
-	for _, id := range strings.Split(*simOld, ",") {
+	for _, id := range old {
 		if id != "" {
 			env.OnGetVersion(id, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
 		}
@@ -523,11 +535,23 @@ func (d simDriver) waive(ev simEvent, person string, p Waive) {
 	d.decide(ev, UpdateWaive, person, "", p)
 }
 
-// hrEvent is a later HR event: those need no answer, so they stay signals.
+// hrEvent is a later HR event: those need no answer, so they stay signals,
+// signed by the relay as the HR system.
 func (d simDriver) hrEvent(v HREvent) {
-	d.run.mu.Lock()
-	d.run.signals++
-	d.run.mu.Unlock()
+	r := d.run
+	r.mu.Lock()
+	r.signals++
+	r.nonce++
+	nonce := r.nonce
+	r.mu.Unlock()
+	body, _ := json.Marshal(v.Termination)
+	wid, rid := d.tr.ids()
+	signed, err := decision.Sign(simAPIKey, decision.Decision{WorkflowID: wid, RunID: rid, Kind: decision.KindHREvent,
+		Person: "hris:" + v.Termination.Source, Roles: []string{decision.RoleHR}, Payload: body, At: d.tr.now(), Nonce: fmt.Sprint(nonce)})
+	if err != nil {
+		panic(err)
+	}
+	v.Signed = &signed
 	d.tr.signal(SignalHREvent, v)
 }
 
@@ -865,7 +889,7 @@ func checkScenario(sc simScenario, r *simRun) []string {
 	// A refused decision changes nothing: the run without the decisions made
 	// invalid on purpose ends the same.
 	if len(v) == 0 && sc.hasBad() {
-		if a, b := digestRun(r), digestRun(runScenario(sc.valid())); a != b {
+		if a, b := digestRun(r), digestRun(runScenarioOld(sc.valid(), r.old)); a != b {
 			bad("a refused decision changed the run:\n--- with\n%s\n--- without\n%s", a, b)
 		}
 	}
