@@ -251,7 +251,7 @@ func (rl *Relay) hrRescind(ctx context.Context, source string, ev hris.Event) (r
 // not as a break-glass key. No key configured is not an error (the API then
 // refuses decisions with 503).
 func CheckDecisionKey(r config.Relay, people config.People) error {
-	key, err := loadDecisionKey(r.DecisionKey)
+	key, err := LoadDecisionKey(r.DecisionKey)
 	if err != nil || key == nil {
 		return err
 	}
@@ -267,8 +267,10 @@ func CheckDecisionKey(r config.Relay, people config.People) error {
 	return fmt.Errorf("relay.decisionKey (%s): its public key is not in people.decisionKeys, so every run would refuse what the API signs", id)
 }
 
-// loadDecisionKey reads the operator API's signing key, when configured.
-func loadDecisionKey(s config.Secret) (ed25519.PrivateKey, error) {
+// LoadDecisionKey reads the relay's signing key (relay.decisionKey), when
+// configured: it signs people's decisions and the HR events sent to runs
+// in flight; nil when none is set.
+func LoadDecisionKey(s config.Secret) (ed25519.PrivateKey, error) {
 	if !s.IsSet() {
 		return nil, nil
 	}

@@ -188,7 +188,7 @@ func New(cfg Config, c client.Client, logger *slog.Logger) (*Relay, error) {
 	if rl.tokens, err = parseTokens(rc.Tokens); err != nil {
 		return nil, err
 	}
-	if rl.decisionKey, err = loadDecisionKey(rc.DecisionKey); err != nil {
+	if rl.decisionKey, err = LoadDecisionKey(rc.DecisionKey); err != nil {
 		return nil, err
 	}
 	rl.oidc = newOperatorOIDC(rc.OIDC)

@@ -394,7 +394,7 @@ func (rl *Relay) apply(ctx context.Context, source string, ev hris.Event) (Outco
 		return o, err
 	}
 	t.Quarantined = v.Quarantined
-	st, err := runs.Start(ctx, rl.c, t)
+	st, err := runs.StartSigned(ctx, rl.c, t, rl.decisionKey)
 	if err != nil {
 		return o, err
 	}

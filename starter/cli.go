@@ -21,6 +21,7 @@ import (
 	"github.com/offboard/offboard/internal/hris"
 	"github.com/offboard/offboard/internal/runs"
 	"github.com/offboard/offboard/internal/tclient"
+	"github.com/offboard/offboard/relay"
 	"github.com/offboard/offboard/workflows"
 )
 
@@ -258,7 +259,14 @@ func terminateCmd(fs *flag.FlagSet) func(context.Context, *env) error {
 			return err
 		}
 		t.Quarantined = v.Quarantined
-		started, err := runs.Start(ctx, c, t)
+		// A correction or a supersession of the run in flight must be signed
+		// by the relay's key; an operator without it is told to go through
+		// the relay or `starter correct`.
+		key, err := relay.LoadDecisionKey(e.cfg.Relay.DecisionKey)
+		if err != nil {
+			return err
+		}
+		started, err := runs.StartSigned(ctx, c, t, key)
 		if err != nil {
 			return err
 		}

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -33,14 +35,20 @@ func TestTerminateOutcomes(t *testing.T) {
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
 
-	path := filepath.Join(t.TempDir(), "offboard.yaml")
+	// The relay's key signs what the CLI sends to a run in flight; the
+	// worker's (default) configuration trusts it.
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "decision.key")
+	seed := sha256.Sum256([]byte("sandbox-decision-key"))
+	require.NoError(t, os.WriteFile(keyFile, []byte(base64.StdEncoding.EncodeToString(seed[:])), 0o600))
+	path := filepath.Join(dir, "offboard.yaml")
 	require.NoError(t, os.WriteFile(path, []byte(fmt.Sprintf(`temporal: {address: %q}
-relay: {blastRadius: {max: 1, window: 10m}}
+relay: {blastRadius: {max: 1, window: 10m}, decisionKey: {file: %q}}
 targets:
   - name: scim-crm
     kind: scim
     scim: {baseURL: "http://127.0.0.1:1/scim/v2", bearer: {env: OFFBOARD_TEST_SCIM_TOKEN}}
-`, srv.HostPort)), 0o600))
+`, srv.HostPort, keyFile)), 0o600))
 	t.Setenv("OFFBOARD_CONFIG", path)
 	base := time.Now().UnixNano() % 1e6
 	id := func(p string) string { return fmt.Sprintf("%s%d", p, base) }
@@ -68,4 +76,16 @@ targets:
 	code, stdout, stderr = starter(t, "terminate", "-employee", id("L"), "-email", "l@example.test", "-effective", tomorrow)
 	require.Equal(t, 0, code, stderr)
 	require.Contains(t, stdout, "corrected: "+workflows.WorkflowID(id("L")))
+
+	// Without the relay's key a change to the run in flight is refused, and
+	// nothing is sent: no Temporal client can redirect a run unsigned.
+	unsigned := filepath.Join(dir, "unsigned.yaml")
+	conf, err := os.ReadFile(path)
+	require.NoError(t, err)
+	conf = []byte(strings.Replace(string(conf), fmt.Sprintf(", decisionKey: {file: %q}", keyFile), "", 1))
+	require.NoError(t, os.WriteFile(unsigned, conf, 0o600))
+	t.Setenv("OFFBOARD_CONFIG", unsigned)
+	code, _, stderr = starter(t, "terminate", "-employee", id("L"), "-email", "other@example.test", "-effective", tomorrow)
+	require.Equal(t, exitFailed, code, stderr)
+	require.Contains(t, stderr, "must be signed by the relay's key")
 }

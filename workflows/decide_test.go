@@ -114,9 +114,20 @@ func (s *deprovisionSuite) signal(name string, v any) {
 		by := p.By
 		p.By = ""
 		s.decide(UpdateWaive, by, "", p)
-	default: // HR events stay signals
+	case HREvent: // a signal, signed by the relay as the HR system
+		s.env.SignalWorkflow(name, s.signedHREvent(p.Termination, apiKey))
+	default:
 		s.env.SignalWorkflow(name, v)
 	}
+}
+
+// signedHREvent is an HR event as the relay sends it: signed by key.
+func (s *deprovisionSuite) signedHREvent(t Termination, key ed25519.PrivateKey) HREvent {
+	d := s.decisionFor(decision.KindHREvent, "hris:"+t.Source, "", t)
+	d.Roles = []string{decision.RoleHR}
+	signed, err := decision.Sign(key, d)
+	s.Require().NoError(err)
+	return HREvent{Termination: t, Signed: &signed}
 }
 
 // refused lists the reasons of the refused decisions of a kind, in order.

@@ -64,6 +64,7 @@ func (wf *deprovision) run(ctx workflow.Context) (Result, error) {
 		return Result{}, err
 	}
 	wf.base = base
+	wf.planLoaded = true
 	wf.readVersions(ctx)
 
 	// 2. Blast-radius guard: a quarantined event waits for security before anything.
@@ -260,6 +261,7 @@ type deprovision struct {
 	identityOpen bool         // the found-nowhere exception is open
 	corrections  int          // identity corrections applied
 	superseding  *Termination // a termination that supersedes this role change
+	planLoaded   bool         // wf.base holds the plan (and the keys signed HR events are checked with)
 }
 
 func newDeprovision(ctx workflow.Context, t Termination) *deprovision {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/offboard/offboard/activities"
 	"github.com/offboard/offboard/internal/control"
+	"github.com/offboard/offboard/internal/decision"
 )
 
 // identityControl is the exception a leaver found in no target waits in.
@@ -28,22 +29,52 @@ func (wf *deprovision) person() control.Person {
 // they are signals; each is applied or refused, and the log says which.
 func (wf *deprovision) listenHR(ctx workflow.Context) {
 	ch := workflow.GetSignalChannel(ctx, SignalHREvent)
+	applied := map[string]bool{} // digests of signed events applied: a redelivery changes nothing
 	workflow.Go(ctx, func(ctx workflow.Context) {
+		// The keys the run trusts come with its plan.
+		_ = workflow.Await(ctx, func() bool { return wf.planLoaded })
 		for {
 			var ev HREvent
 			ch.Receive(ctx, &ev)
-			if err := wf.onHREvent(ctx, ev); err != nil {
-				wf.log(ctx, SignalHREvent, "hr:"+ev.Termination.Source, "refused: "+err.Error(), false)
+			t, by, err := wf.verifyHREvent(ctx, ev, applied)
+			if err == nil {
+				err = wf.onHREvent(ctx, t, by)
+			}
+			if err != nil {
+				wf.log(ctx, SignalHREvent, by, "refused: "+err.Error(), false)
 			}
 		}
 	})
 }
 
+// verifyHREvent takes the termination from the event's signed copy: a
+// decision of kind hr-event by a key the run trusts, for this very run.
+func (wf *deprovision) verifyHREvent(ctx workflow.Context, ev HREvent, applied map[string]bool) (Termination, string, error) {
+	by := "unsigned:" + ev.Termination.Source
+	if ev.Signed == nil {
+		return Termination{}, by, fmt.Errorf("an HR event must be signed by the relay; this one is not, so it changes nothing")
+	}
+	v, err := wf.verify(decision.KindHREvent, *ev.Signed, applied)
+	if err != nil {
+		return Termination{}, by, err
+	}
+	by = v.Person
+	run := workflow.GetInfo(ctx).WorkflowExecution
+	if v.WorkflowID != run.ID || v.RunID != run.RunID {
+		return Termination{}, by, fmt.Errorf("HR event signed for %s run %s, not this run", v.WorkflowID, v.RunID)
+	}
+	var t Termination
+	if err := payload(v, &t); err != nil {
+		return Termination{}, by, err
+	}
+	applied[decision.Digest(*ev.Signed)] = true
+	return t, by, nil
+}
+
 // onHREvent applies a later HR event: a termination that supersedes a role
 // change in flight, or a correction of who the run is about. A redelivery
 // of what the run already knows changes nothing.
-func (wf *deprovision) onHREvent(ctx workflow.Context, ev HREvent) error {
-	t := ev.Termination
+func (wf *deprovision) onHREvent(ctx workflow.Context, t Termination, by string) error {
 	if !strings.EqualFold(strings.TrimSpace(t.EmployeeID), strings.TrimSpace(wf.t.EmployeeID)) {
 		return fmt.Errorf("event %s is about employee %q, this run about %q", t.EventID, t.EmployeeID, wf.t.EmployeeID)
 	}
@@ -53,7 +84,7 @@ func (wf *deprovision) onHREvent(ctx workflow.Context, ev HREvent) error {
 		}
 		tt := t
 		wf.superseding = &tt
-		wf.log(ctx, SignalHREvent, "hr:"+t.Source, fmt.Sprintf("%s event %s supersedes the role change %s", t.Kind, t.EventID, wf.t.EventID), true)
+		wf.log(ctx, SignalHREvent, by, fmt.Sprintf("%s event %s supersedes the role change %s", t.Kind, t.EventID, wf.t.EventID), true)
 		if wf.startedAt.IsZero() && !t.Quarantined {
 			// The role change has not begun: the run simply becomes the
 			// termination, and waits for its effective time instead.
@@ -62,7 +93,7 @@ func (wf *deprovision) onHREvent(ctx workflow.Context, ev HREvent) error {
 		}
 		return nil
 	}
-	c := IdentityCorrection{EventID: t.EventID, By: "hr:" + t.Source}
+	c := IdentityCorrection{EventID: t.EventID, By: by}
 	if e := strings.TrimSpace(t.Email); e != "" && !strings.EqualFold(e, strings.TrimSpace(wf.t.Email)) {
 		c.Email = e
 	}
@@ -78,7 +109,7 @@ func (wf *deprovision) onHREvent(ctx workflow.Context, ev HREvent) error {
 		}
 	}
 	if c.Email == "" && c.Name == "" && len(c.Accounts) == 0 {
-		wf.log(ctx, SignalHREvent, "hr:"+t.Source, "event "+t.EventID+" repeats what the run knows: nothing to change", true)
+		wf.log(ctx, SignalHREvent, by, "event "+t.EventID+" repeats what the run knows: nothing to change", true)
 		return nil
 	}
 	c.Reason = "corrected HR event " + t.EventID
@@ -137,6 +168,30 @@ func (wf *deprovision) correctIdentity(ctx workflow.Context, c IdentityCorrectio
 		})
 	}
 	return nil
+}
+
+// dropPendingRoleChange takes the role change's controls that never ran out
+// of the plan: the termination's own removal takes every group anyway.
+// Controls already running finish and keep their receipts.
+func (wf *deprovision) dropPendingRoleChange(ctx workflow.Context) {
+	var kept []ControlStatus
+	var dropped []string
+	for _, c := range wf.status.Controls {
+		if c.Phase == control.RoleChange && c.State == StatePending {
+			dropped = append(dropped, c.ID)
+			continue
+		}
+		kept = append(kept, c)
+	}
+	if len(dropped) == 0 {
+		return
+	}
+	wf.status.Controls = kept
+	wf.controlIndex = map[string]int{}
+	for i, c := range kept {
+		wf.controlIndex[c.ID] = i
+	}
+	wf.log(ctx, "superseded", "", "role change steps not run, the termination's removal covers them: "+strings.Join(dropped, ", "), true)
 }
 
 func (wf *deprovision) hasTarget(name string) bool {
@@ -334,6 +389,7 @@ func (wf *deprovision) adoptTermination(ctx workflow.Context) {
 	if t.Quarantined {
 		wf.t.Quarantined, wf.quarantineReleased = true, false
 	}
+	wf.dropPendingRoleChange(ctx)
 	if t.LegalHold != nil && wf.status.LegalHold == nil {
 		wf.placeHold(ctx, *t.LegalHold, "set by the superseding HR event")
 	}

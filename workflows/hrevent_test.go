@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/offboard/offboard/internal/control"
+	"github.com/offboard/offboard/internal/decision"
 )
 
 func (s *deprovisionSuite) TestLeaverFoundNowhereWaitsForACorrection() {
@@ -103,4 +104,57 @@ func (s *deprovisionSuite) TestCorrectionAfterRemovalStartedIsRefused() {
 	s.Equal(PhaseCompleted, res.Phase)
 	s.Empty(res.Status.Corrections)
 	s.Contains(lastLog(res.Status, SignalHREvent).Detail, "removal has started")
+}
+
+func (s *deprovisionSuite) TestForgedHREventsChangeNothing() {
+	s.okta.missing, s.aws.missing = true, true
+	s.at(20*time.Minute, func() {
+		s.okta.missing, s.aws.missing = false, false
+		t := s.termination()
+		t.Email = "ceo@example.test"
+		s.env.SignalWorkflow(SignalHREvent, HREvent{Termination: t})      // unsigned: any Temporal client
+		s.env.SignalWorkflow(SignalHREvent, s.signedHREvent(t, strayKey)) // a key the run does not trust
+		other := s.signedHREvent(t, apiKey)
+		other.Termination.Email = "ada@example.test"                                 // the unsigned copy says otherwise:
+		s.env.SignalWorkflow(SignalHREvent, HREvent{Termination: other.Termination}) // only the signed copy counts
+	})
+	s.at(30*time.Minute, func() {
+		st := s.status()
+		s.Empty(st.Corrections, "no forged event corrected the run")
+		s.Equal(StateException, controlByID(st, identityControl).State)
+		s.Empty(s.okta.enforcedNames())
+		var refused []string
+		for _, e := range st.Log {
+			if e.Kind == SignalHREvent && !e.Accepted {
+				refused = append(refused, e.Detail)
+			}
+		}
+		s.Require().Len(refused, 3)
+		s.Contains(refused[0], "must be signed")
+		s.Contains(refused[1], "ed25519")
+		s.signal(SignalRescind, Rescind{By: "hr-bot", Reason: "test over"})
+	})
+	res := s.run(s.termination())
+	s.Equal(PhaseRescinded, res.Phase)
+}
+
+func (s *deprovisionSuite) TestSignedHREventForAnotherRunIsRefused() {
+	s.okta.missing, s.aws.missing = true, true
+	s.at(20*time.Minute, func() {
+		t := s.termination()
+		t.Email = "someone@example.test"
+		d := s.decisionFor(decision.KindHREvent, "hris:test", "", t)
+		d.RunID = "an-older-run"
+		signed, err := decision.Sign(apiKey, d)
+		s.Require().NoError(err)
+		s.env.SignalWorkflow(SignalHREvent, HREvent{Termination: t, Signed: &signed})
+	})
+	s.at(30*time.Minute, func() {
+		st := s.status()
+		s.Empty(st.Corrections)
+		s.Contains(lastLog(st, SignalHREvent).Detail, "not this run")
+		s.signal(SignalRescind, Rescind{By: "hr-bot", Reason: "test over"})
+	})
+	res := s.run(s.termination())
+	s.Equal(PhaseRescinded, res.Phase)
 }

@@ -219,9 +219,13 @@ type PlanItem struct {
 	Params     control.Params `json:"params,omitzero"`
 }
 
-// HREvent is a later HR event for a run in flight (SignalHREvent).
+// HREvent is a later HR event for a run in flight (SignalHREvent). Only the
+// signed copy counts: the run takes the termination from Signed's payload
+// (a decision of kind hr-event by a trusted key, for this very run) and
+// refuses an event without one, so no Temporal client can redirect a run.
 type HREvent struct {
-	Termination Termination `json:"termination"`
+	Termination Termination      `json:"termination"`
+	Signed      *decision.Signed `json:"signed,omitempty"`
 }
 
 // IdentityCorrection fixes who a run in flight is about: the e-mail, name

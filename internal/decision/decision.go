@@ -32,6 +32,10 @@ const (
 	KindRetry              = "retry"
 	KindWaive              = "waive"
 	KindIdentityCorrection = "identity-correction"
+	// KindHREvent signs a later HR event the relay sends to a run in flight
+	// (a correction, a termination superseding a role change). It travels as
+	// a signal, HR needing no answer, so it is not in Kinds.
+	KindHREvent = "hr-event"
 )
 
 // Kinds lists every kind, in the order the documentation shows them.

@@ -2,6 +2,8 @@ package runs
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -14,6 +16,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
+	"github.com/offboard/offboard/internal/decision"
 	"github.com/offboard/offboard/workflows"
 )
 
@@ -55,7 +58,7 @@ func IdentityDigest(t workflows.Termination) string {
 // answerExisting decides what an event means for the person's run: a
 // correction or a supersession is sent to that very run; anything else is a
 // duplicate and changes nothing.
-func answerExisting(ctx context.Context, c client.Client, t workflows.Termination, run existingRun) (Started, error) {
+func answerExisting(ctx context.Context, c client.Client, t workflows.Termination, run existingRun, key ed25519.PrivateKey) (Started, error) {
 	id := workflows.WorkflowID(t.EmployeeID)
 	st := Started{WorkflowID: id, RunID: run.runID, SameEvent: run.event == t.EventID}
 	corrects := run.identity != "" && run.identity != IdentityDigest(t)
@@ -74,8 +77,15 @@ func answerExisting(ctx context.Context, c client.Client, t workflows.Terminatio
 		st.Outcome, st.Duplicate, st.Note = OutcomeDuplicate, true, "a deprovisioning for this person is already in flight (event "+run.event+")"
 		return st, nil
 	}
-	// To the run read, by its id: never to a newer one.
-	err := c.SignalWorkflow(ctx, id, run.runID, workflows.SignalHREvent, workflows.HREvent{Termination: t})
+	// Signed for the run read, and sent to it by its id: never to a newer one.
+	if key == nil {
+		return Started{}, fmt.Errorf("%s %s: %s: %w", st.Outcome, id, st.Note, ErrUnsigned)
+	}
+	ev, err := signHREvent(key, id, run.runID, t)
+	if err != nil {
+		return Started{}, err
+	}
+	err = c.SignalWorkflow(ctx, id, run.runID, workflows.SignalHREvent, ev)
 	var notFound *serviceerror.NotFound
 	switch {
 	case errors.As(err, &notFound):
@@ -85,6 +95,28 @@ func answerExisting(ctx context.Context, c client.Client, t workflows.Terminatio
 		return Started{}, fmt.Errorf("start %s: %s to run %s: %w: %w", id, st.Outcome, run.runID, ErrUnavailable, err)
 	}
 	return st, nil
+}
+
+// ErrUnsigned: an HR event that would change a run in flight came without
+// the key the runs trust; only the relay (or a holder of its key) sends those.
+var ErrUnsigned = errors.New("an HR event that changes a run in flight must be signed by the relay's key (relay.decisionKey): send it through `starter serve`, or correct the run with `starter correct`")
+
+// signHREvent signs t for one run as the HR system that sent it.
+func signHREvent(key ed25519.PrivateKey, workflowID, runID string, t workflows.Termination) (workflows.HREvent, error) {
+	body, err := json.Marshal(t)
+	if err != nil {
+		return workflows.HREvent{}, fmt.Errorf("sign hr event: %w", err)
+	}
+	var nonce [12]byte
+	if _, err := rand.Read(nonce[:]); err != nil {
+		return workflows.HREvent{}, fmt.Errorf("sign hr event: %w", err)
+	}
+	signed, err := decision.Sign(key, decision.Decision{WorkflowID: workflowID, RunID: runID, Kind: decision.KindHREvent,
+		Person: "hris:" + t.Source, Roles: []string{decision.RoleHR}, Payload: body, At: time.Now().UTC(), Nonce: hex.EncodeToString(nonce[:])})
+	if err != nil {
+		return workflows.HREvent{}, fmt.Errorf("sign hr event: %w", err)
+	}
+	return workflows.HREvent{Termination: t, Signed: &signed}, nil
 }
 
 // memoValue reads one string of the run's memo, like memoString.

@@ -6,6 +6,7 @@ package runs
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 
@@ -56,6 +57,14 @@ var (
 // new run. Corrections and supersessions reach that exact run (by run id)
 // as workflows.SignalHREvent.
 func Start(ctx context.Context, c client.Client, t workflows.Termination) (Started, error) {
+	return StartSigned(ctx, c, t, nil)
+}
+
+// StartSigned is Start for a sender holding a key the runs trust (the
+// relay's relay.decisionKey): a later event that corrects or supersedes the
+// run in flight is sent to it signed by key, as the run requires. Without a
+// key such an event is refused with ErrUnsigned and nothing changes.
+func StartSigned(ctx context.Context, c client.Client, t workflows.Termination, key ed25519.PrivateKey) (Started, error) {
 	if t.EventID == "" {
 		return Started{}, fmt.Errorf("start: event id is required")
 	}
@@ -82,7 +91,7 @@ func Start(ctx context.Context, c client.Client, t workflows.Termination) (Start
 		run.kind = queryKind(ctx, c, id, run.runID)
 	}
 	if run.running || run.event == t.EventID {
-		return answerExisting(ctx, c, t, run)
+		return answerExisting(ctx, c, t, run, key)
 	}
 	// A closed run for an earlier event: this event starts a new one. If
 	// another delivery wins the race, it is reported as a duplicate.

@@ -2,6 +2,7 @@ package runs
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"sync"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/offboard/offboard/internal/decision"
 	"github.com/offboard/offboard/internal/testenv/devserver"
 	"github.com/offboard/offboard/workflows"
 )
@@ -78,46 +80,64 @@ func termination(employee, event, email string, kind workflows.Kind) workflows.T
 	return t
 }
 
+// hrKey stands for the relay's key: what Start sends to a run in flight is signed by it.
+var hrKey = ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize))
+
+func signedStart(ctx context.Context, c client.Client, t workflows.Termination) (Started, error) {
+	return StartSigned(ctx, c, t, hrKey)
+}
+
 func TestStartAnswersEveryLaterEvent(t *testing.T) {
 	c := devClient(t)
 	ctx := t.Context()
 
 	// Issue 12: a termination while a role change is in flight is not a
 	// duplicate: it reaches that run.
-	role, err := Start(ctx, c, termination("E100", "evt-role", "ada@example.test", workflows.KindRoleChange))
+	role, err := signedStart(ctx, c, termination("E100", "evt-role", "ada@example.test", workflows.KindRoleChange))
 	require.NoError(t, err)
 	require.Equal(t, OutcomeStarted, role.Outcome)
 	term := termination("E100", "evt-term", "ada@example.test", workflows.KindTermination)
-	st, err := Start(ctx, c, term)
+	st, err := signedStart(ctx, c, term)
 	require.NoError(t, err)
 	assert.Equal(t, OutcomeSuperseded, st.Outcome)
 	assert.False(t, st.Duplicate)
 	assert.Equal(t, role.RunID, st.RunID)
 	require.Eventually(t, func() bool { return len(hrEvents(t, c, st)) == 1 }, 10*time.Second, 50*time.Millisecond)
 	assert.Equal(t, "evt-term", hrEvents(t, c, st)[0].Termination.EventID)
+	signed := hrEvents(t, c, st)[0].Signed
+	require.NotNil(t, signed, "the event reaches the run signed")
+	v, err := decision.Verify(*signed, []decision.Key{{Public: hrKey.Public().(ed25519.PublicKey)}})
+	require.NoError(t, err)
+	assert.Equal(t, role.RunID, v.RunID, "signed for the run it was sent to")
+	assert.Equal(t, decision.KindHREvent, v.Kind)
+
+	// Without the relay's key nothing that changes the run is sent.
+	_, err = Start(ctx, c, termination("E100", "evt-term-2", "ada@example.test", workflows.KindTermination))
+	require.ErrorIs(t, err, ErrUnsigned)
+	assert.Len(t, hrEvents(t, c, st), 1)
 
 	// Issue 11: the same event with a corrected e-mail is applied to the run;
 	// so is a new event that corrects the identity; a true redelivery is not.
-	first, err := Start(ctx, c, termination("E200", "evt-1", "ada@exmaple.test", workflows.KindTermination))
+	first, err := signedStart(ctx, c, termination("E200", "evt-1", "ada@exmaple.test", workflows.KindTermination))
 	require.NoError(t, err)
 	fixed := termination("E200", "evt-1", "ada@example.test", workflows.KindTermination)
-	st, err = Start(ctx, c, fixed)
+	st, err = signedStart(ctx, c, fixed)
 	require.NoError(t, err)
 	assert.Equal(t, OutcomeCorrected, st.Outcome)
 	assert.True(t, st.SameEvent)
 	assert.Equal(t, first.RunID, st.RunID)
 
-	again, err := Start(ctx, c, termination("E200", "evt-1", "ada@exmaple.test", workflows.KindTermination))
+	again, err := signedStart(ctx, c, termination("E200", "evt-1", "ada@exmaple.test", workflows.KindTermination))
 	require.NoError(t, err)
 	assert.Equal(t, OutcomeDuplicate, again.Outcome, "the run's own identity again changes nothing")
 	assert.True(t, again.Duplicate)
 
 	renamed := termination("E200", "evt-2", "ada@exmaple.test", workflows.KindTermination)
 	renamed.Accounts = map[string]string{"okta": "00u1ada"}
-	st, err = Start(ctx, c, renamed)
+	st, err = signedStart(ctx, c, renamed)
 	require.NoError(t, err)
 	assert.Equal(t, OutcomeCorrected, st.Outcome, "a new event correcting the identity")
-	st, err = Start(ctx, c, termination("E200", "evt-3", " ADA@exmaple.test ", workflows.KindTermination))
+	st, err = signedStart(ctx, c, termination("E200", "evt-3", " ADA@exmaple.test ", workflows.KindTermination))
 	require.NoError(t, err)
 	assert.Equal(t, OutcomeDuplicate, st.Outcome, "the e-mail is compared trimmed and in lower case")
 	require.Eventually(t, func() bool { return len(hrEvents(t, c, first)) == 2 }, 10*time.Second, 50*time.Millisecond)
@@ -128,7 +148,7 @@ func TestStartAnswersEveryLaterEvent(t *testing.T) {
 		d, err := c.DescribeWorkflow(ctx, first.WorkflowID, first.RunID)
 		return err == nil && d.RawResponse.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED
 	}, 10*time.Second, 50*time.Millisecond)
-	st, err = Start(ctx, c, termination("E200", "evt-4", "ada@example.test", workflows.KindTermination))
+	st, err = signedStart(ctx, c, termination("E200", "evt-4", "ada@example.test", workflows.KindTermination))
 	require.NoError(t, err)
 	assert.Equal(t, OutcomeStarted, st.Outcome)
 	assert.NotEqual(t, first.RunID, st.RunID)
