@@ -31,6 +31,7 @@ setup-stack:
 
 # The stack's fault test with a burst of 50: the Temporal server killed with
 # SIGKILL mid-burst, then PostgreSQL restarted; every run completes, no step twice.
+# (A make chaos can target this stack too: internal/testenv/stack's Start and Signal.)
 stack-faults: setup-stack build
 	OFFBOARD_STACK_TESTS=1 OFFBOARD_STACK_BURST=50 $(GO) test -count=1 -timeout 20m -run 'TestProductionStack' -v ./internal/integration/
 
