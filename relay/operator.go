@@ -11,6 +11,7 @@ import (
 	"mime"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -153,7 +154,10 @@ func (rl *Relay) handleDecision(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rl.operator(action.roles, func(w http.ResponseWriter, r *http.Request, tok token) {
-		employee := r.PathValue("employeeId")
+		employee, ok := pathEmployee(w, r)
+		if !ok {
+			return
+		}
 		var req DecisionRequest
 		if !decodeStrict(w, r, &req) {
 			return
@@ -285,8 +289,22 @@ func LoadDecisionKey(s config.Secret) (ed25519.PrivateKey, error) {
 	return k, nil
 }
 
+// pathEmployee reads the employee id of the path under HR's rule
+// (hris.NormalizeEmployeeID), so /deprovisions/e1001 names the run of E1001.
+func pathEmployee(w http.ResponseWriter, r *http.Request) (string, bool) {
+	id, err := hris.NormalizeEmployeeID(r.PathValue("employeeId"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "employee id "+strconv.Quote(r.PathValue("employeeId"))+" "+err.Error())
+		return "", false
+	}
+	return id, true
+}
+
 func (rl *Relay) handleStatus(w http.ResponseWriter, r *http.Request, _ token) {
-	employee := r.PathValue("employeeId")
+	employee, ok := pathEmployee(w, r)
+	if !ok {
+		return
+	}
 	st, err := runs.Status(r.Context(), rl.c, employee)
 	if err != nil {
 		if errors.Is(err, runs.ErrNotFound) {

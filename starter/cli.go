@@ -167,6 +167,20 @@ func required(name, v string) error {
 	return nil
 }
 
+// normalizeEmployee applies HR's employee-id rule (hris.NormalizeEmployeeID)
+// to the -employee flag, so " e1001" names the run of E1001, as the relay does.
+func normalizeEmployee(p *string) error {
+	if err := required("employee", *p); err != nil {
+		return err
+	}
+	id, err := hris.NormalizeEmployeeID(*p)
+	if err != nil {
+		return fmt.Errorf("%w: -employee %q %v", errUsage, *p, err)
+	}
+	*p = id
+	return nil
+}
+
 // parseTime accepts "now", RFC 3339, or a offset like "+2h" / "72h".
 func parseTime(name, v string, now time.Time) (time.Time, error) {
 	switch {
@@ -300,7 +314,7 @@ func cliEventID(t workflows.Termination) string {
 func statusCmd(fs *flag.FlagSet) func(context.Context, *env) error {
 	employee := fs.String("employee", "", "employee id (required)")
 	return func(ctx context.Context, e *env) error {
-		if err := required("employee", *employee); err != nil {
+		if err := normalizeEmployee(employee); err != nil {
 			return err
 		}
 		c, err := e.client()

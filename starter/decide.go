@@ -306,7 +306,7 @@ func approveCmd(fs *flag.FlagSet) func(context.Context, *env) error {
 	digest := fs.String("digest", "", "digest of the plan approved, with or without sha256: (without it the plan is shown); \"quarantine\" releases a quarantined run")
 	reason := fs.String("reason", "", "why")
 	return func(ctx context.Context, e *env) error {
-		if err := required("employee", *employee); err != nil {
+		if err := normalizeEmployee(employee); err != nil {
 			return err
 		}
 		if *verdict != "approve" && *verdict != "reject" {
@@ -354,7 +354,7 @@ func rescindCmd(fs *flag.FlagSet) func(context.Context, *env) error {
 	effective := fs.String("effective", "", "the effective time of the termination rescinded, RFC 3339 (this, or -event)")
 	reason := fs.String("reason", "", "why")
 	return func(ctx context.Context, e *env) error {
-		if err := required("employee", *employee); err != nil {
+		if err := normalizeEmployee(employee); err != nil {
 			return err
 		}
 		req := relay.DecisionRequest{EventID: *event, Reason: *reason}
@@ -440,7 +440,7 @@ func correctCmd(fs *flag.FlagSet) func(context.Context, *env) error {
 	fs.Var(accounts, "account", "TARGET=ID account hint (repeatable)")
 	reason := fs.String("reason", "", "why")
 	return func(ctx context.Context, e *env) error {
-		if err := required("employee", *employee); err != nil {
+		if err := normalizeEmployee(employee); err != nil {
 			return err
 		}
 		if *email == "" && *name == "" && len(accounts) == 0 {
