@@ -23,6 +23,7 @@ type versions struct {
 	boundRateLimits    bool // bound-rate-limits
 	reverifyExceptions bool // reverify-exceptions
 	holdEachStep       bool // hold-each-step
+	closeOpenWork      bool // close-open-work
 }
 
 func (wf *deprovision) readVersions(ctx workflow.Context) {
@@ -36,6 +37,7 @@ func (wf *deprovision) readVersions(ctx workflow.Context) {
 		boundRateLimits:    on(versionBoundRateLimits),
 		reverifyExceptions: on(versionReverifyExceptions),
 		holdEachStep:       on(versionHoldEachStep),
+		closeOpenWork:      on(versionCloseOpenWork),
 	}
 }
 

@@ -34,6 +34,7 @@ const (
 	versionBoundRateLimits    = "bound-rate-limits"       // a persistent 429 becomes an exception after maxRateLimitedRounds
 	versionReverifyExceptions = "reverify-exceptions"     // a re-verification that cannot read back is an exception
 	versionHoldEachStep       = "hold-each-step"          // a hold placed during removal or deletion stops the next step
+	versionCloseOpenWork      = "close-open-work"         // a role change refused or rescinded stops its exceptions before it closes
 	// Proven identity: no-account receipts say what was searched, a leaver
 	// found nowhere is an exception, admin rights found make the run privileged.
 	versionProvenIdentity = "proven-identity"
@@ -173,6 +174,7 @@ func (wf *deprovision) runRoleChange(ctx workflow.Context) (Result, error) {
 		return Result{}, nil
 	}
 	if decision != PhaseRemoving {
+		wf.abandonOpenWork(ctx)
 		return wf.finish(ctx, decision)
 	}
 	rescinded := wf.waitWhileHeld(ctx)
@@ -180,6 +182,7 @@ func (wf *deprovision) runRoleChange(ctx workflow.Context) (Result, error) {
 		return Result{}, nil
 	}
 	if rescinded {
+		wf.abandonOpenWork(ctx)
 		return wf.finish(ctx, PhaseRescinded)
 	}
 	wf.setPhase(ctx, PhaseRemoving)
@@ -193,6 +196,17 @@ func (wf *deprovision) runRoleChange(ctx workflow.Context) (Result, error) {
 		return Result{}, nil
 	}
 	return wf.finish(ctx, PhaseCompleted)
+}
+
+// abandonOpenWork: a role change that closes with nothing to do (refused,
+// or rescinded) stops its exceptions waiting for people first, so it closes
+// with no gate open (from version close-open-work).
+func (wf *deprovision) abandonOpenWork(ctx workflow.Context) {
+	if !wf.v.closeOpenWork {
+		return
+	}
+	wf.stopping = true
+	wf.waitForOpenWork(ctx)
 }
 
 // restore undoes containment when the termination is rescinded before removal.

@@ -88,6 +88,11 @@ func genScenario(seed uint64) simScenario {
 	// Most controls just work; some fail in one of the ways systems do.
 	kinds := []string{"transient", "transient", "permanent", "unauthorized", "ratelimited", "ratelimited", "gone", "unreadable"}
 	for _, tg := range simTargetNames {
+		// Looking the person up fails, or proves there is no account.
+		if r.IntN(100) < 4 {
+			k := []string{"transient", "permanent", "unauthorized", "noaccount"}[r.IntN(4)]
+			sc.Behaviours = append(sc.Behaviours, simBehaviour{Control: tg + "/resolve", Kind: k, Fail: 1 + r.IntN(4)})
+		}
 		for _, ph := range []control.Phase{control.Containment, control.Removal, control.Deletion, control.RoleChange, control.Restore} {
 			for _, c := range simControls[ph] {
 				if r.IntN(100) >= 7 {

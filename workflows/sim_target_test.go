@@ -37,7 +37,8 @@ type simBehaviour struct {
 	Control string `json:"control"` // "okta/suspend"
 	// Kind: transient, permanent, unauthorized, ratelimited (Fail < 0: for
 	// ever), gone (the account is deleted by someone else at After),
-	// unreadable (read-backs fail from After after the control's enforce).
+	// unreadable (read-backs fail from After after the control's enforce);
+	// for "<target>/resolve" also noaccount (proven absent).
 	Kind  string        `json:"kind"`
 	Fail  int           `json:"fail,omitempty"` // Enforce calls that fail; -1 = all
 	After time.Duration `json:"after,omitempty"`
@@ -72,6 +73,18 @@ func (t *simTarget) Kind() string { return "sim" }
 func (t *simTarget) Controls(phase control.Phase) []string { return simControls[phase] }
 
 func (t *simTarget) Resolve(_ context.Context, p control.Person) (control.Account, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.calls["resolve"]++
+	b := t.behave["resolve"]
+	switch {
+	case b.Kind == "noaccount":
+		return control.Account{}, &control.Error{Kind: control.ErrNotFound, Op: t.name + ": resolve",
+			Searched: []string{"GET /users?email=" + p.Email + ": 0 users"}}
+	case b.Kind != "" && (b.Fail < 0 || t.calls["resolve"] <= b.Fail):
+		kind := map[string]error{"transient": control.ErrTransient, "permanent": control.ErrPermanent, "unauthorized": control.ErrUnauthorized}[b.Kind]
+		return control.Account{}, &control.Error{Kind: kind, Op: t.name + ": resolve", HTTPStatus: 503}
+	}
 	return control.Account{ID: t.name + "-" + p.EmployeeID, Login: p.Email}, nil
 }
 
