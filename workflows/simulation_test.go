@@ -8,10 +8,11 @@ package workflows
 //	go test ./workflows -run TestSimulation -sim.seed 1234 -v  (one scenario, printed)
 //
 // A failing scenario is shrunk (events dropped one at a time while it still
-// fails) and printed with its seed; add the seed to testdata/sim-seeds.
+// fails) and printed with its seed; keep it as a regression case:
+//
+//	go test ./workflows -run 'TestSimulation$' -sim.seed N -sim.save testdata/sim-seeds/N.json [-sim.old <change id>]
 
 import (
-	"bufio"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
@@ -21,9 +22,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -49,6 +50,7 @@ var (
 	simFirst = flag.Uint64("sim.first", 1, "simulation: first seed")
 	simOne   = flag.Uint64("sim.seed", 0, "simulation: run only this seed, and print it")
 	simOld   = flag.String("sim.old", "", "simulation: change ids to run on their old branch (comma-separated), to see what a fix fixed")
+	simSave  = flag.String("sim.save", "", "simulation: with -sim.seed, write the scenario as a regression case to this file")
 )
 
 // simActivityCap stops a scenario whose run calls out without end.
@@ -61,6 +63,12 @@ const simHistoryBound = 2500
 func TestSimulation(t *testing.T) {
 	if *simOne != 0 {
 		sc := genScenario(*simOne)
+		if *simSave != "" {
+			b, _ := json.MarshalIndent(simRegression{Note: "what it found", Old: *simOld, Scenario: sc}, "", "  ")
+			if err := os.WriteFile(*simSave, append(b, '\n'), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
 		r := runScenario(sc)
 		t.Logf("scenario:\n%s\nphase %s, closed %v, ~%d history events", sc, r.phase(), r.closed, r.historyEvents())
 		for _, e := range r.final.Log {
@@ -120,36 +128,38 @@ func TestSimulation(t *testing.T) {
 	}
 }
 
-// TestSimulationRegressions runs every seed that ever failed.
+// simRegression is a scenario that once failed, kept whole in
+// testdata/sim-seeds/<seed>.json (so a change to the generator cannot lose
+// it): what it found, and the change id of its fix, when the fix is
+// versioned: on that old branch it must still fail, or it tests nothing.
+type simRegression struct {
+	Note     string      `json:"note"`
+	Old      string      `json:"old,omitempty"`
+	Scenario simScenario `json:"scenario"`
+}
+
+// TestSimulationRegressions runs every scenario that ever failed.
 func TestSimulationRegressions(t *testing.T) {
-	f, err := os.Open("testdata/sim-seeds")
-	if err != nil {
-		t.Fatal(err)
+	files, err := filepath.Glob("testdata/sim-seeds/*.json")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no regression scenarios in testdata/sim-seeds: %v", err)
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		field, note, _ := strings.Cut(line, " ")
-		seed, err := strconv.ParseUint(field, 10, 64)
-		if err != nil {
-			t.Fatalf("testdata/sim-seeds: %q: %v", line, err)
-		}
-		// "old=<change id>": the seed still fails on the branch before that fix.
-		var old string
-		if rest, ok := strings.CutPrefix(strings.TrimSpace(note), "old="); ok {
-			old, note, _ = strings.Cut(rest, " ")
-		}
-		t.Run(field, func(t *testing.T) {
-			s := genScenario(seed)
-			if v := checkScenario(s, runScenario(s)); len(v) > 0 {
-				t.Fatalf("seed %d (%s): %s\n%s", seed, strings.TrimSpace(note), strings.Join(v, "; "), s)
+	for _, f := range files {
+		t.Run(strings.TrimSuffix(filepath.Base(f), ".json"), func(t *testing.T) {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
 			}
-			if old != "" && len(checkScenario(s, runScenarioOld(s, []string{old}))) == 0 {
-				t.Fatalf("seed %d no longer fails on the branch before %s: it does not test that fix any more", seed, old)
+			var reg simRegression
+			if err := json.Unmarshal(b, &reg); err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			sc := reg.Scenario
+			if v := checkScenario(sc, runScenario(sc)); len(v) > 0 {
+				t.Fatalf("seed %d (%s): %s\n%s", sc.Seed, reg.Note, strings.Join(v, "; "), sc)
+			}
+			if reg.Old != "" && len(checkScenario(sc, runScenarioOld(sc, []string{reg.Old}))) == 0 {
+				t.Fatalf("seed %d no longer fails on the branch before %s: it does not test that fix any more", sc.Seed, reg.Old)
 			}
 		})
 	}
