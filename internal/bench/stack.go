@@ -66,9 +66,11 @@ type stackServer struct {
 	done chan error
 }
 
-func (s *stackServer) Client() client.Client    { return s.c }
-func (s *stackServer) FrontendHostPort() string { return fmt.Sprintf("127.0.0.1:%d", 7233+benchStackOffset) }
-func (s *stackServer) Namespace() string        { return "offboard" }
+func (s *stackServer) Client() client.Client { return s.c }
+func (s *stackServer) FrontendHostPort() string {
+	return fmt.Sprintf("127.0.0.1:%d", 7233+benchStackOffset)
+}
+func (s *stackServer) Namespace() string { return "offboard" }
 func (s *stackServer) Name() string {
 	v, _ := os.ReadFile("bin/temporal-server.version")
 	return "temporal-server " + strings.TrimSpace(string(v)) + " on PostgreSQL (scripts/stack.sh temporal)"
