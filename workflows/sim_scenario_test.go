@@ -153,11 +153,13 @@ func genScenario(seed uint64) simScenario {
 			ev.Kind, ev.Pick = "drift", r.IntN(len(simTargetNames))
 		case k < 95:
 			ev.Kind = "redeliver"
+			ev.Bad = pickBad(r, "unsigned")
 		case k < 97:
 			ev.Kind, ev.By = "correct", simHR
 		default:
 			// A termination for the same person; it supersedes a role change.
 			ev.Kind, ev.Span = "supersede", time.Duration(r.IntN(10*24))*time.Hour
+			ev.Bad = pickBad(r, "unsigned")
 		}
 		sc.Events = append(sc.Events, ev)
 	}

@@ -547,7 +547,11 @@ func (d simDriver) waive(ev simEvent, person string, p Waive) {
 
 // hrEvent is a later HR event: those need no answer, so they stay signals,
 // signed by the relay as the HR system.
-func (d simDriver) hrEvent(v HREvent) {
+func (d simDriver) hrEvent(ev simEvent, v HREvent) {
+	if ev.Bad == "unsigned" {
+		d.tr.signal(SignalHREvent, v) // not from the relay: it must change nothing
+		return
+	}
 	r := d.run
 	r.mu.Lock()
 	r.signals++
@@ -639,12 +643,12 @@ func (d simDriver) act(ev simEvent) {
 	case "drift":
 		d.run.targets[simTargetNames[ev.Pick%len(simTargetNames)]].drift("suspend")
 	case "redeliver":
-		d.hrEvent(HREvent{Termination: d.run.t})
+		d.hrEvent(ev, HREvent{Termination: d.run.t})
 	case "supersede":
 		t := d.run.t
 		t.EventID, t.Kind, t.Reason, t.NewRole = t.EventID+"-term", KindTermination, ReasonInvoluntary, ""
 		t.EffectiveAt = d.run.start.Add(ev.Span)
-		d.hrEvent(HREvent{Termination: t})
+		d.hrEvent(ev, HREvent{Termination: t})
 	case "correct":
 		d.correct(ev, ev.By, IdentityCorrection{Name: "Ada Lovelace", Reason: "sim: name spelled wrong"})
 	}
@@ -805,6 +809,18 @@ func checkScenario(sc simScenario, r *simRun) []string {
 		}
 		if name == "delete" && e.Scheduled.Before(retentionEnds) {
 			bad("%s at %s, before retention ends %s", e.ID, e.Scheduled.Sub(r.start), retentionEnds.Sub(r.start))
+		}
+	}
+
+	// SLA clocks start no earlier than the current effective time (a
+	// superseded role change keeps its own deadline: not checked here).
+	slas := map[string]time.Duration{"containment": simCfg.Policy.ContainmentSLA.D(), "credentials": simCfg.Policy.CredentialsSLA.D()}
+	for _, dl := range st.Deadlines {
+		if st.Superseded != "" {
+			break
+		}
+		if dl.Due.Add(-slas[dl.Phase]).Before(st.EffectiveAt) {
+			bad("%s SLA due %s, before %s after the effective time", dl.Phase, dl.Due.Sub(r.start), slas[dl.Phase])
 		}
 	}
 
