@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -78,6 +79,7 @@ type ReconcileCounts struct {
 	LeaverActive   int `json:"leaverActive"`
 	Orphans        int `json:"orphans"`
 	ServiceNoOwner int `json:"serviceNoOwner"`
+	Canary         int `json:"canary,omitempty"` // the drill's canary: known, not an orphan
 }
 
 // ListPageInput asks one activity for up to MaxPages pages of one target.
@@ -175,6 +177,10 @@ func (a *Activities) classifyAccount(res *ListPageResult, idx *roster.Index, acc
 	rc := a.Config.Reconcile
 	res.Counts.Accounts++
 	f := Finding{Target: res.Target, AccountID: acct.ID, Login: acct.Login, Email: acct.Email, Name: acct.Name}
+	if a.isCanary(res.Target, acct) {
+		res.Counts.Canary++
+		return
+	}
 	if rc.IsService(acct.Login) {
 		if rc.ServiceOwners[acct.Login] != "" {
 			res.Counts.ServiceOwned++
@@ -201,6 +207,18 @@ func (a *Activities) classifyAccount(res *ListPageResult, idx *roster.Index, acc
 		res.Counts.LeaverActive++
 	}
 	res.Findings = append(res.Findings, f)
+}
+
+// isCanary reports whether the account is the drill's canary in this target.
+func (a *Activities) isCanary(target string, acct control.ActiveAccount) bool {
+	c := a.Config.Drill.Canary
+	if c.EmployeeID == "" {
+		return false
+	}
+	hint := c.Accounts[target]
+	return (c.Email != "" && (strings.EqualFold(acct.Email, c.Email) || strings.EqualFold(acct.Login, c.Email))) ||
+		(hint != "" && (acct.ID == hint || strings.EqualFold(acct.Login, hint))) ||
+		(acct.EmployeeID != "" && acct.EmployeeID == c.EmployeeID)
 }
 
 func (a *Activities) targetRate(name string) float64 {

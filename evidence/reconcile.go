@@ -339,6 +339,44 @@ table{border-collapse:collapse;width:100%;background:#fff}td,th{border:1px solid
 </main></body></html>
 `))
 
+// EnsureProofSchedules creates the schedules of issue 14, or brings them up
+// to date: Reconcile every interval, Attest for the quarter just ended (at
+// 03:00 UTC on the first day of each quarter) and Drill quarterly (03:00 UTC
+// on the 15th of the quarter's second month). Overlapping runs are skipped.
+func EnsureProofSchedules(ctx context.Context, c client.Client, reconcileEvery time.Duration) error {
+	if err := EnsureReconcileSchedule(ctx, c, reconcileEvery); err != nil {
+		return err
+	}
+	quarterly := func(month, day int) client.ScheduleSpec {
+		var months []client.ScheduleRange
+		for m := month; m <= 12; m += 3 {
+			months = append(months, client.ScheduleRange{Start: m})
+		}
+		return client.ScheduleSpec{Calendars: []client.ScheduleCalendarSpec{{
+			Second: []client.ScheduleRange{{Start: 0}}, Minute: []client.ScheduleRange{{Start: 0}}, Hour: []client.ScheduleRange{{Start: 3}},
+			DayOfMonth: []client.ScheduleRange{{Start: day}}, Month: months, DayOfWeek: []client.ScheduleRange{{Start: 0, End: 6}},
+		}}}
+	}
+	for _, s := range []struct {
+		id, wf, note string
+		spec         client.ScheduleSpec
+		arg          any
+	}{
+		{workflows.AttestScheduleID, workflows.AttestWorkflowType, "quarterly attestation pack for the quarter just ended (issue 14)", quarterly(1, 1), workflows.AttestInput{}},
+		{workflows.DrillScheduleID, workflows.DrillWorkflowType, "quarterly termination drill of the canary identity (issue 14)", quarterly(2, 15), workflows.DrillInput{}},
+	} {
+		_, err := c.ScheduleClient().Create(ctx, client.ScheduleOptions{
+			ID: s.id, Spec: s.spec, Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP, Note: s.note,
+			Action: &client.ScheduleWorkflowAction{ID: s.id, Workflow: s.wf, Args: []any{s.arg}, TaskQueue: workflows.TaskQueue,
+				WorkflowRunTimeout: 2 * time.Hour, StaticSummary: s.note},
+		})
+		if err != nil && !errors.Is(err, temporal.ErrScheduleAlreadyRunning) {
+			return fmt.Errorf("evidence: schedule %s: %w", s.id, err)
+		}
+	}
+	return nil
+}
+
 // EnsureReconcileSchedule creates the Reconcile schedule (every interval),
 // or brings an existing one to that interval. Overlapping runs are skipped.
 func EnsureReconcileSchedule(ctx context.Context, c client.Client, every time.Duration) error {

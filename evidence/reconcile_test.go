@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -34,7 +35,7 @@ policy:
   containmentSLA: 15m
   credentialsSLA: 24h
   approval: {privileged: true, forCause: true, timeout: 1h}
-  retention: 1s
+  retention: 24h
   reverify: []
   controlAttempts: 2
 people:
@@ -42,7 +43,7 @@ people:
   security: [sec@example.test]
 evidence: {dir: unused}
 reconcile:
-  roster: {kind: sandbox, sandboxSize: 25, sandboxLeavers: [E1003, E1004]}
+  roster: {kind: sandbox, sandboxSize: 25, sandboxLeavers: [E1003, E1004, E1005]}
   servicePrefixes: [svc-]
   serviceOwners: {svc-deploy@example.test: ops@example.test}
   dueIn: 72h
@@ -56,7 +57,7 @@ targets:
 // orphan HR does not know, a service account nobody owns and one that ops
 // owns; in a SCIM app, the first 10 people and the orphan. E1003 left
 // before: their run is closed, yet their accounts are active again (drift).
-// E1004 was never offboarded. One Reconcile on a real dev server, two pages
+// E1004 was never offboarded. E1005 leaves tomorrow: their run is in flight. One Reconcile on a real dev server, two pages
 // per run before it continues as new.
 func TestReconcileOnDevServer(t *testing.T) {
 	srv := devserver.Start(t)
@@ -96,6 +97,13 @@ func TestReconcileOnDevServer(t *testing.T) {
 			Kind: workflows.KindTermination, EffectiveAt: time.Now().Add(time.Hour).UTC()})
 	require.NoError(t, err)
 	require.NoError(t, srv.Client.TerminateWorkflow(ctx, old.GetID(), old.GetRunID(), "closed for the test"))
+	tomorrow := roster[4]
+	_, err = srv.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: workflows.WorkflowID(tomorrow.EmployeeID), TaskQueue: workflows.TaskQueue},
+		workflows.WorkflowType, workflows.Termination{EventID: "evt-tomorrow", Source: "cli", EmployeeID: tomorrow.EmployeeID, Email: tomorrow.Email,
+			Kind: workflows.KindTermination, EffectiveAt: time.Now().Add(24 * time.Hour).UTC()})
+	require.NoError(t, err)
+	leaverUser, ok := osim.User(leaver.Email)
+	require.True(t, ok)
 
 	run, err := srv.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "reconcile-test", TaskQueue: workflows.TaskQueue},
 		workflows.ReconcileWorkflowType, workflows.ReconcileInput{PagesPerActivity: 1, Limit: 5, ActivitiesPerRun: 2})
@@ -106,10 +114,10 @@ func TestReconcileOnDevServer(t *testing.T) {
 	rep := res.Report
 
 	require.Len(t, rep.Targets, 2)
-	assert.Equal(t, activities.ReconcileCounts{Accounts: 28, Pages: 6, Matched: 23, ServiceOwned: 1, LeaverActive: 2, Orphans: 1, ServiceNoOwner: 1}, rep.Targets[0].Counts)
-	assert.Equal(t, activities.ReconcileCounts{Accounts: 11, Pages: 3, Matched: 8, LeaverActive: 2, Orphans: 1}, rep.Targets[1].Counts)
+	assert.Equal(t, activities.ReconcileCounts{Accounts: 28, Pages: 6, Matched: 22, ServiceOwned: 1, LeaverActive: 3, Orphans: 1, ServiceNoOwner: 1}, rep.Targets[0].Counts)
+	assert.Equal(t, activities.ReconcileCounts{Accounts: 11, Pages: 3, Matched: 7, LeaverActive: 3, Orphans: 1}, rep.Targets[1].Counts)
 	assert.True(t, rep.Targets[0].Done && rep.Targets[1].Done)
-	assert.Equal(t, map[string]int{activities.FindingLeaverActive: 4, activities.FindingOrphan: 2, activities.FindingServiceNoOwner: 1}, rep.FindingTally)
+	assert.Equal(t, map[string]int{activities.FindingLeaverActive: 6, activities.FindingOrphan: 2, activities.FindingServiceNoOwner: 1}, rep.FindingTally)
 
 	// It continued as new: more than one run in the chain.
 	desc, err := srv.Client.DescribeWorkflow(ctx, "reconcile-test", "")
@@ -123,6 +131,7 @@ func TestReconcileOnDevServer(t *testing.T) {
 	drift := byKey["okta/leaver_active/E1003"+leaver.Email]
 	assert.Equal(t, workflows.OutcomeDrift, drift.Outcome)
 	assert.Equal(t, workflows.WorkflowID("E1003"), drift.WorkflowID)
+	assert.Equal(t, workflows.OutcomeInFlight, byKey["okta/leaver_active/E1005"+tomorrow.Email].Outcome)
 	never := byKey["crm/leaver_active/E1004"+roster[3].Email]
 	assert.Equal(t, workflows.OutcomeNeverOffboard, never.Outcome)
 	assert.Equal(t, "sec@example.test", never.Owner)
@@ -139,10 +148,15 @@ func TestReconcileOnDevServer(t *testing.T) {
 	now, err := srv.Client.DescribeWorkflow(ctx, workflows.WorkflowID("E1003"), "")
 	require.NoError(t, err)
 	assert.NotEqual(t, old.GetRunID(), now.RawResponse.GetWorkflowExecutionInfo().GetExecution().GetRunId())
-	require.Eventually(t, func() bool {
-		u, ok := osim.User(leaver.Email)
-		return ok && u.Status == "SUSPENDED"
-	}, 30*time.Second, 100*time.Millisecond, "the drifted leaver is contained again")
+	if !assert.Eventually(t, func() bool {
+		return slices.ContainsFunc(osim.Transitions(leaverUser.ID), func(tr oktasim.Transition) bool { return tr.Action == "suspend" })
+	}, 30*time.Second, 100*time.Millisecond, "the drifted leaver is contained again") {
+		v, err := srv.Client.QueryWorkflow(ctx, workflows.WorkflowID("E1003"), "", workflows.QueryStatus)
+		require.NoError(t, err)
+		var st workflows.Status
+		require.NoError(t, v.Get(&st))
+		t.Fatalf("the re-containment run: phase %s, gates %+v, controls %+v", st.Phase, st.PendingGates, st.Controls)
+	}
 	// E1004 was not offboarded: policy "report" leaves it to a person.
 	_, err = srv.Client.DescribeWorkflow(ctx, workflows.WorkflowID("E1004"), "")
 	require.Error(t, err)
@@ -162,16 +176,21 @@ func TestReconcileOnDevServer(t *testing.T) {
 	_, err = evidence.VerifyReport(dir, pub)
 	require.ErrorIs(t, err, evidence.ErrTampered)
 
-	// A second reconciliation finds E1003 in flight, not drifted again.
+	// Once the re-containment has removed access, a second reconciliation
+	// finds E1003 active nowhere: the drift is gone.
+	require.Eventually(t, func() bool {
+		v, err := srv.Client.QueryWorkflow(ctx, workflows.WorkflowID("E1003"), "", workflows.QueryStatus)
+		var st workflows.Status
+		return err == nil && v.Get(&st) == nil && st.Phase == workflows.PhaseRetention
+	}, 30*time.Second, 100*time.Millisecond, "the re-containment run reaches retention")
 	run2, err := srv.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "reconcile-test-2", TaskQueue: workflows.TaskQueue},
 		workflows.ReconcileWorkflowType, workflows.ReconcileInput{})
 	require.NoError(t, err)
 	var res2 workflows.ReconcileResult
 	require.NoError(t, run2.Get(ctx, &res2))
+	assert.Equal(t, 4, res2.Report.FindingTally[activities.FindingLeaverActive], "E1004 and E1005, in both targets")
 	for _, it := range res2.Report.Items {
-		if it.EmployeeID == "E1003" {
-			assert.Equal(t, workflows.OutcomeInFlight, it.Outcome, "%s", it.Target)
-		}
+		assert.NotEqual(t, "E1003", it.EmployeeID, "%s still active in %s", it.Login, it.Target)
 	}
 }
 

@@ -271,6 +271,9 @@ func keyFromConfig(ev config.Evidence) (ed25519.PrivateKey, error) {
 
 // verifyAll verifies one run directory, or every run below dir.
 func verifyAll(dir string, pub ed25519.PublicKey, stdout io.Writer, opts ...evidence.Option) error {
+	if _, err := os.Stat(filepath.Join(dir, evidence.ReportManifestFile)); err == nil {
+		return verifyReport(dir, pub, stdout) // a reconciliation, attestation or drill report (reconcile.go)
+	}
 	if _, err := os.Stat(filepath.Join(dir, evidence.ManifestFile)); err == nil {
 		return verifyOne(dir, pub, stdout, opts...)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -13,6 +14,7 @@ import (
 
 	"go.temporal.io/sdk/client"
 
+	"github.com/offboard/offboard/evidence"
 	"github.com/offboard/offboard/internal/runs"
 	"github.com/offboard/offboard/workflows"
 )
@@ -21,6 +23,8 @@ import (
 func init() {
 	commands["reconcile"] = command{"reconcile accounts with HR now, or show the schedule", reconcileCmd}
 	commands["exceptions"] = command{"list every open exception and waiver", exceptionsCmd}
+	commands["attest"] = command{"write the attestation pack now, or show the schedule", attestCmd}
+	commands["drill"] = command{"run a termination drill now, or show the schedule", drillCmd}
 	usage += reconcileUsage
 }
 
@@ -28,6 +32,8 @@ const reconcileUsage = `
 Keeping it proven (issue 14):
   reconcile   show the nightly reconciliation; -now runs one and prints progress   starter reconcile -now
   exceptions  every open exception and waiver, with owner, age, expiry and the command   starter exceptions
+  attest      the quarterly attestation pack; -now writes one (-from/-to, default the last quarter)   starter attest -now
+  drill       the quarterly termination drill of the canary; -now runs one   starter drill -now
 `
 
 // progressEvery is how often a long command prints progress.
@@ -202,4 +208,123 @@ func printExceptions(w io.Writer, reg runs.Registry) {
 	for _, u := range reg.Unreadable {
 		fmt.Fprintln(w, "unreadable:", u)
 	}
+}
+
+func attestCmd(fs *flag.FlagSet) func(context.Context, *env) error {
+	now := fs.Bool("now", false, "write an attestation pack now and wait for it")
+	from := fs.String("from", "", "start of the period (RFC 3339 or 2006-01-02); default the last full quarter")
+	to := fs.String("to", "", "end of the period, exclusive")
+	return func(ctx context.Context, e *env) error {
+		c, err := e.client()
+		if err != nil {
+			return err
+		}
+		if !*now {
+			return showSchedule(ctx, c, e.stdout, workflows.AttestScheduleID)
+		}
+		var in workflows.AttestInput
+		if (*from == "") != (*to == "") {
+			return fmt.Errorf("%w: give both -from and -to, or neither", errUsage)
+		}
+		if *from != "" {
+			if in.From, err = parseDay(*from); err != nil {
+				return err
+			}
+			if in.To, err = parseDay(*to); err != nil {
+				return err
+			}
+		}
+		var sum workflows.AttestSummary
+		id := "attest-now-" + time.Now().UTC().Format("20060102T150405Z")
+		if err := runNow(ctx, c, e, id, workflows.AttestWorkflowType, in, &sum); err != nil {
+			return err
+		}
+		if e.json {
+			return printJSON(e.stdout, sum)
+		}
+		fmt.Fprintf(e.stdout, "attestation pack in the evidence store at %s\n", sum.Where)
+		fmt.Fprintf(e.stdout, "leavers %d, SLA missed %d, open exceptions %d, waivers %d, findings %d (%d open), drills %d (%d failed)\n",
+			sum.Leavers, sum.SLAMissed, sum.OpenExceptions, sum.Waivers, sum.Findings, sum.FindingsOpen, sum.Drills, sum.DrillsFailed)
+		for _, g := range sum.Gaps {
+			fmt.Fprintln(e.stdout, "gap:", g)
+		}
+		return nil
+	}
+}
+
+func drillCmd(fs *flag.FlagSet) func(context.Context, *env) error {
+	now := fs.Bool("now", false, "run a termination drill of the canary now and wait for it")
+	return func(ctx context.Context, e *env) error {
+		c, err := e.client()
+		if err != nil {
+			return err
+		}
+		if !*now {
+			return showSchedule(ctx, c, e.stdout, workflows.DrillScheduleID)
+		}
+		var res workflows.DrillResult
+		id := "drill-now-" + time.Now().UTC().Format("20060102T150405Z")
+		if err := runNow(ctx, c, e, id, workflows.DrillWorkflowType, workflows.DrillInput{}, &res); err != nil {
+			return err
+		}
+		if e.json {
+			return printJSON(e.stdout, res)
+		}
+		verdict := "passed"
+		if !res.Passed {
+			verdict = "FAILED"
+		}
+		fmt.Fprintf(e.stdout, "drill %s of canary %s: %s; report at %s\n", res.ID, res.Canary, verdict, res.Where)
+		for _, t := range res.Targets {
+			fmt.Fprintf(e.stdout, "  %-12s contained %-5v verified %-5v restored %-5v %s\n", t.Name, t.Contained, t.Verified, t.Restored, t.Error)
+		}
+		if !res.Passed {
+			return errors.New("the drill failed (notified through the webhook)")
+		}
+		return nil
+	}
+}
+
+// runNow starts a workflow and waits for it, printing the activity it is on.
+func runNow(ctx context.Context, c client.Client, e *env, id, wf string, arg, out any) error {
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: workflows.TaskQueue}, wf, arg)
+	if err != nil {
+		return fmt.Errorf("start %s: %w", id, err)
+	}
+	fmt.Fprintf(e.stderr, "started %s\n", id)
+	return waitPrinting(ctx, run, e.stderr, func() (string, error) {
+		d, err := c.DescribeWorkflowExecution(ctx, id, "")
+		if err != nil {
+			return "", err
+		}
+		var parts []string
+		for _, p := range d.GetPendingActivities() {
+			parts = append(parts, fmt.Sprintf("%s (attempt %d)", p.GetActivityType().GetName(), p.GetAttempt()))
+		}
+		if len(parts) == 0 {
+			return "working", nil
+		}
+		return "running " + strings.Join(parts, ", "), nil
+	}, out)
+}
+
+func parseDay(v string) (time.Time, error) {
+	for _, layout := range []string{time.RFC3339, time.DateOnly} {
+		if t, err := time.Parse(layout, v); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("%w: %q is not RFC 3339 or 2006-01-02", errUsage, v)
+}
+
+// verifyReport checks a signed report (reconciliation, attestation, drill)
+// exported to dir, for starter evidence verify.
+func verifyReport(dir string, pub ed25519.PublicKey, stdout io.Writer) error {
+	m, err := evidence.VerifyReport(dir, pub)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "ok %s: %s report %s made %s; signature by %s, %d files match\n",
+		dir, m.Kind, m.ID, m.GeneratedAt.Format(time.RFC3339), m.KeyID, len(m.Files))
+	return nil
 }

@@ -76,10 +76,44 @@ targets:
 	assert.Contains(t, stdout, "sec@example.test")
 	assert.Regexp(t, `okta\s+6\s+5\s+0\s+1\s+0\s+whole`, stdout)
 
+	code, stdout, stderr = starter(t, "attest", "-now", "-from", time.Now().Add(-time.Hour).UTC().Format(time.RFC3339), "-to", time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
+	require.Equal(t, exitOK, code, stderr)
+	assert.Contains(t, stdout, "attestation pack in the evidence store at attestation/")
+	assert.Contains(t, stdout, "findings 1 (1 open), drills 0 (0 failed)")
+	code, _, stderr = starter(t, "attest", "-now", "-from", "2026-01-01")
+	assert.Equal(t, exitUsage, code, stderr)
+
+	// No canary configured: the drill refuses rather than terminate someone.
+	code, _, stderr = starter(t, "drill", "-now")
+	assert.Equal(t, exitFailed, code)
+	assert.Contains(t, stderr, "no canary configured")
+
 	code, stdout, stderr = starter(t, "exceptions", "-json")
 	require.Equal(t, exitOK, code, stderr)
 	var reg runs.Registry
 	require.NoError(t, json.Unmarshal([]byte(stdout), &reg))
 	assert.True(t, reg.Complete)
 	assert.Empty(t, reg.Exceptions)
+}
+
+// starter evidence verify checks a signed report as it checks a run: ok, and
+// exit 1 (tampered) after a byte changes.
+func TestEvidenceVerifyReport(t *testing.T) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	require.NoError(t, err)
+	keyFile := filepath.Join(t.TempDir(), "pub.pem")
+	require.NoError(t, os.WriteFile(keyFile, evidence.MarshalPublicKey(pub), 0o600))
+	store := evidence.Dir{Root: t.TempDir()}
+	where, err := evidence.WriteReport(t.Context(), store, priv, "attestation", "q3", time.Now(),
+		map[string][]byte{"attestation.csv": []byte("a,b\n"), "attestation.html": []byte("<p>ok</p>")})
+	require.NoError(t, err)
+	dir := filepath.Join(store.Root, where)
+
+	code, stdout, stderr := starter(t, "evidence", "verify", "-public-key", keyFile, dir)
+	require.Equal(t, exitOK, code, stderr)
+	assert.Contains(t, stdout, "attestation report q3")
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "attestation.csv"), []byte("a,c\n"), 0o600))
+	code, _, stderr = starter(t, "evidence", "verify", "-public-key", keyFile, dir)
+	assert.Equal(t, evidence.ExitTampered, code, stderr)
+	assert.Contains(t, stderr, "attestation.csv")
 }

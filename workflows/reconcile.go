@@ -282,4 +282,5 @@ func addCounts(c *activities.ReconcileCounts, d activities.ReconcileCounts) {
 	c.LeaverActive += d.LeaverActive
 	c.Orphans += d.Orphans
 	c.ServiceNoOwner += d.ServiceNoOwner
+	c.Canary += d.Canary
 }

@@ -14,4 +14,6 @@ func RegisterWorkflows(r worker.WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(Guard, workflow.RegisterOptions{Name: GuardWorkflowType})
 	r.RegisterWorkflowWithOptions(Delivery, workflow.RegisterOptions{Name: DeliveryWorkflowType})
 	r.RegisterWorkflowWithOptions(Reconcile, workflow.RegisterOptions{Name: ReconcileWorkflowType})
+	r.RegisterWorkflowWithOptions(Attest, workflow.RegisterOptions{Name: AttestWorkflowType})
+	r.RegisterWorkflowWithOptions(DrillWorkflow, workflow.RegisterOptions{Name: DrillWorkflowType})
 }

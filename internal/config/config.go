@@ -34,6 +34,7 @@ type Config struct {
 	Codec     Codec                 `yaml:"codec"`     // payload encryption; keys are read when dialling, not here
 	Sandbox   bool                  `yaml:"sandbox"`   // every target is a local simulator (the embedded default)
 	Reconcile Reconcile             `yaml:"reconcile"` // nightly accounts-vs-HR reconciliation (reconcile.go)
+	Drill     Drill                 `yaml:"drill"`     // quarterly canary termination drill (reconcile.go)
 	source    string
 }
 

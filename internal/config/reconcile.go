@@ -98,3 +98,22 @@ func (r Reconcile) Check() error {
 	}
 	return nil
 }
+
+// Drill is the quarterly simulated termination of a canary identity (issue
+// 14): contained, verified and restored in each target, as evidence the
+// pipeline works end to end.
+type Drill struct {
+	// Canary is the designated identity: an account in each target that is
+	// nobody's, kept for drills. Without one, drills refuse to run.
+	Canary DrillCanary `yaml:"canary" json:"canary"`
+	// Targets limits the drill to these targets; empty is every target.
+	Targets []string `yaml:"targets" json:"targets,omitempty"`
+}
+
+// DrillCanary names the canary as HR would.
+type DrillCanary struct {
+	EmployeeID string `yaml:"employeeId" json:"employeeId"`
+	Email      string `yaml:"email" json:"email"`
+	// Accounts are per-target account hints (target name → id or login).
+	Accounts map[string]string `yaml:"accounts" json:"accounts,omitempty"`
+}

@@ -179,7 +179,7 @@ func archiveActivities(ctx context.Context, cfg config.Config, c client.Client) 
 	if err := evidence.EnsureSchedule(ctx, c); err != nil {
 		return nil, "", fmt.Errorf("evidence: archive schedule: %w", err)
 	}
-	if err := evidence.EnsureReconcileSchedule(ctx, c, cfg.Reconcile.Interval()); err != nil {
+	if err := evidence.EnsureProofSchedules(ctx, c, cfg.Reconcile.Interval()); err != nil {
 		return nil, "", err
 	}
 	return &evidence.Activities{
