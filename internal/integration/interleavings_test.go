@@ -167,6 +167,48 @@ func TestScenariosInterleavings(t *testing.T) {
 	})
 }
 
+// TestScenariosInFlight records runs that are still waiting: the replay
+// tests then prove that a run in flight when the worker is upgraded goes on
+// replaying on the new code, not only runs that closed.
+func TestScenariosInFlight(t *testing.T) {
+	t.Run("inflight-awaiting-approval", func(t *testing.T) {
+		s := newStack(t)
+		s.startWorker(defaultPolicy())
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		p := s.people[17] // privileged
+
+		started := s.terminate(ctx, p, func(t *workflows.Termination) { t.Privileged = true })
+		s.waitStatus(ctx, p.EmployeeID, "approval gate, contained", func(st workflows.Status) bool {
+			return st.Phase == workflows.PhaseAwaitingApproval && !st.ContainedAt.IsZero()
+		})
+		s.recordHistory(ctx, "inflight-awaiting-approval", started)
+		require.NoError(t, s.temporal.Client.TerminateWorkflow(ctx, started.WorkflowID, started.RunID, "recorded in flight"))
+	})
+
+	t.Run("inflight-exception", func(t *testing.T) {
+		s := newStack(t)
+		s.startWorker(defaultPolicy())
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		p := s.people[18]
+		user, _ := s.okta.User(p.Email)
+		s.okta.Faults().Add(fault.Rule{Method: "POST", PathPrefix: "/api/v1/users/" + user.ID + "/lifecycle/suspend", Status: 403})
+
+		started := s.terminate(ctx, p, nil)
+		s.waitStatus(ctx, p.EmployeeID, "an exception waiting for a person", func(st workflows.Status) bool {
+			for _, g := range st.PendingGates {
+				if g.Kind == "exception:okta/suspend" {
+					return true
+				}
+			}
+			return false
+		})
+		s.recordHistory(ctx, "inflight-exception", started)
+		require.NoError(t, s.temporal.Client.TerminateWorkflow(ctx, started.WorkflowID, started.RunID, "recorded in flight"))
+	})
+}
+
 // startWorkerEdited runs a worker on the scenario configuration as edit
 // changes it (a role, a shorter approval timeout).
 func (s *stack) startWorkerEdited(p policy, edit func(yaml string) string) {
