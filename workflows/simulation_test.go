@@ -1059,6 +1059,11 @@ var simCases = map[string]simScenario{
 	// reverify-exceptions
 	"a re-verification that cannot read back": {Kind: KindTermination, Behaviours: []simBehaviour{
 		{Control: "okta/suspend", Kind: "unreadable", After: 30 * time.Minute}}},
+	// a restore that fails waits for a person, then the rescind ends
+	"a restore that fails, waived": {Kind: KindTermination, Privileged: true, Behaviours: []simBehaviour{
+		{Control: "okta/unsuspend", Kind: "permanent", Fail: -1}},
+		Events: []simEvent{{At: 10 * time.Minute, Kind: "rescind", By: simHR},
+			{At: time.Hour, Kind: "waive", By: simSecurity, Span: 24 * time.Hour}}},
 	// hold-each-step
 	"a hold during deletion": {Kind: KindTermination, Behaviours: []simBehaviour{
 		{Control: "okta/delete", Kind: "transient", Fail: 3}},
