@@ -293,12 +293,12 @@ func runNow(ctx context.Context, c client.Client, e *env, id, wf string, arg, ou
 	}
 	fmt.Fprintf(e.stderr, "started %s\n", id)
 	return waitPrinting(ctx, run, e.stderr, func() (string, error) {
-		d, err := c.DescribeWorkflowExecution(ctx, id, "")
+		d, err := c.DescribeWorkflow(ctx, id, "")
 		if err != nil {
 			return "", err
 		}
 		var parts []string
-		for _, p := range d.GetPendingActivities() {
+		for _, p := range d.RawResponse.GetPendingActivities() {
 			parts = append(parts, fmt.Sprintf("%s (attempt %d)", p.GetActivityType().GetName(), p.GetAttempt()))
 		}
 		if len(parts) == 0 {

@@ -93,7 +93,17 @@ targets:
 	var reg runs.Registry
 	require.NoError(t, json.Unmarshal([]byte(stdout), &reg))
 	assert.True(t, reg.Complete)
-	assert.Empty(t, reg.Exceptions)
+	// The orphan the reconciliation left for people is in the registry.
+	require.Len(t, reg.Exceptions, 1)
+	x := reg.Exceptions[0]
+	assert.Equal(t, "finding", x.Kind)
+	assert.Equal(t, "sec@example.test", x.Owner)
+	assert.Contains(t, x.Control, "okta/orphan:mallory.orphan@example.test")
+	assert.False(t, x.ExpiresAt.IsZero(), "its due date")
+	assert.Contains(t, x.Action, "mallory.orphan@example.test")
+	code, stdout, stderr = starter(t, "exceptions")
+	require.Equal(t, exitOK, code, stderr)
+	assert.Contains(t, stdout, "1 open")
 }
 
 // starter evidence verify checks a signed report as it checks a run: ok, and

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
@@ -18,7 +19,7 @@ import (
 // exception registry (`starter exceptions`, GET /exceptions). Temporal is the
 // store: visibility finds the runs, the status query says what is open.
 type Exception struct {
-	Kind       string    `json:"kind"` // exception | waiver
+	Kind       string    `json:"kind"` // exception | waiver | finding (of the latest reconciliation)
 	EmployeeID string    `json:"employeeId"`
 	WorkflowID string    `json:"workflowId"`
 	RunID      string    `json:"runId"`
@@ -99,6 +100,11 @@ func Exceptions(ctx context.Context, c client.Client, owner string, now time.Tim
 		}()
 	}
 	wg.Wait()
+	findings, err := reconcileFindings(ctx, c, now)
+	if err != nil {
+		reg.Unreadable = append(reg.Unreadable, "the latest reconciliation: "+err.Error())
+	}
+	reg.Exceptions = append(reg.Exceptions, findings...)
 	slices.SortFunc(reg.Exceptions, func(a, b Exception) int {
 		return strings.Compare(a.WorkflowID+a.Control+a.Kind, b.WorkflowID+b.Control+b.Kind)
 	})
@@ -140,4 +146,47 @@ func openOf(st workflows.Status, id, runID string, start time.Time, owner string
 		out = append(out, e)
 	}
 	return out
+}
+
+// reconcileFindings are the exceptions the latest completed reconciliation
+// left for people: orphans, service accounts without owner, leavers never
+// offboarded. The next reconciliation replaces them.
+func reconcileFindings(ctx context.Context, c client.Client, now time.Time) ([]Exception, error) {
+	// The newest by close time (not every visibility store takes ORDER BY).
+	var e *workflowpb.WorkflowExecutionInfo
+	var token []byte
+	for {
+		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{NextPageToken: token,
+			Query: fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Completed'", workflows.ReconcileWorkflowType)})
+		if err != nil {
+			return nil, err
+		}
+		for _, x := range resp.GetExecutions() {
+			if e == nil || x.GetCloseTime().AsTime().After(e.GetCloseTime().AsTime()) {
+				e = x
+			}
+		}
+		if token = resp.GetNextPageToken(); len(token) == 0 {
+			break
+		}
+	}
+	if e == nil {
+		return nil, nil
+	}
+	var res workflows.ReconcileResult
+	if err := c.GetWorkflow(ctx, e.GetExecution().GetWorkflowId(), e.GetExecution().GetRunId()).Get(ctx, &res); err != nil {
+		return nil, err
+	}
+	var out []Exception
+	for _, it := range res.Report.Items {
+		if !strings.HasPrefix(it.Outcome, workflows.OutcomeException) {
+			continue
+		}
+		x := Exception{Kind: "finding", EmployeeID: it.EmployeeID, WorkflowID: e.GetExecution().GetWorkflowId(), RunID: e.GetExecution().GetRunId(),
+			Control: it.Target + "/" + it.Kind + ":" + it.Login, Phase: "reconcile", Owner: it.Owner, Since: res.Report.StartedAt,
+			ExpiresAt: it.DueAt, Reason: it.Outcome, Action: it.Action}
+		x.Age = now.Sub(x.Since).Round(time.Minute).String()
+		out = append(out, x)
+	}
+	return out, nil
 }
