@@ -20,6 +20,7 @@ type simScenario struct {
 	Reason      Reason         `json:"reason"`
 	Privileged  bool           `json:"privileged,omitempty"`
 	Quarantined bool           `json:"quarantined,omitempty"`
+	Rejected    bool           `json:"rejected,omitempty"` // security rejects the quarantined event
 	HoldAtStart bool           `json:"holdAtStart,omitempty"`
 	Effective   time.Duration  `json:"effective"` // from the start; negative = in the past
 	Behaviours  []simBehaviour `json:"behaviours,omitempty"`
@@ -75,6 +76,7 @@ func genScenario(seed uint64) simScenario {
 	}
 	sc.Privileged = r.IntN(3) == 0
 	sc.Quarantined = r.IntN(15) == 0
+	sc.Rejected = sc.Quarantined && r.IntN(3) == 0
 	sc.HoldAtStart = r.IntN(12) == 0
 	switch r.IntN(3) {
 	case 0:

@@ -114,7 +114,8 @@ func runOnServer(c client.Client, sc simScenario) ([]string, int) {
 	later := func(at time.Duration, fn func()) { timers = append(timers, time.AfterFunc(scaled(at), fn)) }
 	if sc.Quarantined {
 		later(40*time.Minute, func() {
-			d.releaseQuarantine(simEvent{}, simSecurity, ApproveRequest{Decision: "approve", Reason: "checked with HR"})
+			decision := map[bool]string{false: "approve", true: "reject"}[sc.Rejected]
+			d.releaseQuarantine(simEvent{}, simSecurity, ApproveRequest{Decision: decision, Reason: "checked with HR"})
 		})
 	}
 	for _, b := range sc.Behaviours {

@@ -339,6 +339,10 @@ func runScenarioOld(sc simScenario, old []string) *simRun {
 	if sc.Quarantined {
 		// Security looks at the quarantine within the hour, most of the time.
 		env.RegisterDelayedCallback(func() {
+			if sc.Rejected {
+				d.releaseQuarantine(simEvent{}, simSecurity, ApproveRequest{Decision: "reject", Reason: "not a real termination"})
+				return
+			}
 			d.releaseQuarantine(simEvent{}, simSecurity, ApproveRequest{Decision: "approve", Reason: "checked with HR"})
 		}, 40*time.Minute+time.Duration(sc.Seed%1000)*time.Millisecond)
 	}
@@ -822,6 +826,11 @@ func checkScenario(sc simScenario, r *simRun) []string {
 		if dl.Due.Add(-slas[dl.Phase]).Before(st.EffectiveAt) {
 			bad("%s SLA due %s, before %s after the effective time", dl.Phase, dl.Due.Sub(r.start), slas[dl.Phase])
 		}
+	}
+
+	// A quarantine security rejected touches nothing.
+	if sc.Rejected && len(r.log.enforces) > 0 {
+		bad("a rejected quarantine enforced %s", r.log.enforces[0].ID)
 	}
 
 	// A rescind restores every account it contained.
