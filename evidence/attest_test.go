@@ -100,6 +100,7 @@ func TestDrillAndAttestationOnDevServer(t *testing.T) {
 		run, err := srv.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: workflows.TaskQueue}, wf, arg)
 		require.NoError(t, err)
 		require.NoError(t, run.Get(ctx, out))
+		recordHistory(t, srv.Client, id, run.GetRunID(), id+".v1")
 	}
 	// The leaver, offboarded to the end and archived.
 	leaver := roster[1]

@@ -123,6 +123,8 @@ func TestReconcileOnDevServer(t *testing.T) {
 	desc, err := srv.Client.DescribeWorkflow(ctx, "reconcile-test", "")
 	require.NoError(t, err)
 	assert.NotEqual(t, firstRun, desc.RawResponse.GetWorkflowExecutionInfo().GetExecution().GetRunId())
+	recordHistory(t, srv.Client, "reconcile-test", firstRun, "reconcile-continued.v1")
+	recordHistory(t, srv.Client, "reconcile-test", desc.RawResponse.GetWorkflowExecutionInfo().GetExecution().GetRunId(), "reconcile-drift.v1")
 
 	byKey := map[string]workflows.ReconcileItem{}
 	for _, it := range rep.Items {
