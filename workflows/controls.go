@@ -24,6 +24,7 @@ type versions struct {
 	reverifyExceptions bool // reverify-exceptions
 	holdEachStep       bool // hold-each-step
 	closeOpenWork      bool // close-open-work
+	roleChangeLookups  bool // role-change-lookups
 }
 
 func (wf *deprovision) readVersions(ctx workflow.Context) {
@@ -38,6 +39,7 @@ func (wf *deprovision) readVersions(ctx workflow.Context) {
 		reverifyExceptions: on(versionReverifyExceptions),
 		holdEachStep:       on(versionHoldEachStep),
 		closeOpenWork:      on(versionCloseOpenWork),
+		roleChangeLookups:  on(versionRoleChangeLookups),
 	}
 }
 

@@ -35,6 +35,7 @@ const (
 	versionReverifyExceptions = "reverify-exceptions"     // a re-verification that cannot read back is an exception
 	versionHoldEachStep       = "hold-each-step"          // a hold placed during removal or deletion stops the next step
 	versionCloseOpenWork      = "close-open-work"         // a role change refused or rescinded stops its exceptions before it closes
+	versionRoleChangeLookups  = "role-change-lookups"     // a role change settles its failed lookups before approval and removal
 	// Proven identity: no-account receipts say what was searched, a leaver
 	// found nowhere is an exception, admin rights found make the run privileged.
 	versionProvenIdentity = "proven-identity"
@@ -169,6 +170,20 @@ func (wf *deprovision) run(ctx workflow.Context) (Result, error) {
 // A termination for the same person supersedes it at any of its waits
 // (hrevent.go): it returns then, and the run goes on as that termination.
 func (wf *deprovision) runRoleChange(ctx workflow.Context) (Result, error) {
+	if wf.v.roleChangeLookups {
+		// A lookup that failed is retried or waived before the plan is
+		// approved and acted on, as containment waits for it in a termination.
+		_ = workflow.Await(ctx, func() bool {
+			return wf.phaseSettled(control.Containment) || wf.rescinded != nil || wf.superseding != nil
+		})
+		if wf.superseding != nil {
+			return Result{}, nil
+		}
+		if wf.rescinded != nil {
+			wf.abandonOpenWork(ctx)
+			return wf.finish(ctx, PhaseRescinded)
+		}
+	}
 	decision := wf.approvalGate(ctx)
 	if wf.superseding != nil {
 		return Result{}, nil

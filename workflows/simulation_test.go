@@ -127,8 +127,8 @@ func TestSimulation(t *testing.T) {
 
 // simRegression is a scenario that once failed, kept whole in
 // testdata/sim-seeds/<seed>.json (so a change to the generator cannot lose
-// it): what it found, and the change id of its fix, when the fix is
-// versioned: on that old branch it must still fail, or it tests nothing.
+// it): what it found, and the change ids of its fix, when the fix is
+// versioned: on those old branches it must still fail, or it tests nothing.
 type simRegression struct {
 	Note     string      `json:"note"`
 	Old      string      `json:"old,omitempty"`
@@ -155,7 +155,7 @@ func TestSimulationRegressions(t *testing.T) {
 			if v := checkScenario(sc, runScenario(sc)); len(v) > 0 {
 				t.Fatalf("seed %d (%s): %s\n%s", sc.Seed, reg.Note, strings.Join(v, "; "), sc)
 			}
-			if reg.Old != "" && len(checkScenario(sc, runScenarioOld(sc, []string{reg.Old}))) == 0 {
+			if reg.Old != "" && len(checkScenario(sc, runScenarioOld(sc, strings.Split(reg.Old, ",")))) == 0 {
 				t.Fatalf("seed %d no longer fails on the branch before %s: it does not test that fix any more", sc.Seed, reg.Old)
 			}
 		})
