@@ -333,6 +333,7 @@ table{border-collapse:collapse;width:100%;background:#fff}td,th{border:1px solid
 {{end}}</table>
 <h2>Findings ({{len .Items}})</h2>
 <p class="meta">{{range $k, $v := .FindingTally}}{{$k}}: {{$v}} &nbsp; {{end}}</p>
+{{if .NotItemised}}<p><b>{{.NotItemised}} more findings are counted per target above but not itemised here (over the limit one reconciliation carries); resolve these and run it again.</b></p>{{end}}
 <table><tr><th>Target</th><th>Finding</th><th>Account</th><th>HR</th><th>Outcome</th><th>Owner</th><th>Due</th><th>Act with</th></tr>
 {{range .Items}}<tr><td>{{.Target}}</td><td>{{.Kind}}</td><td>{{.Login}}<br><small>{{.AccountID}}</small></td><td>{{.EmployeeID}}</td><td>{{.Outcome}}{{if .WorkflowID}}<br><small>{{.WorkflowID}}</small>{{end}}</td><td>{{.Owner}}</td><td>{{ts .DueAt}}</td><td><code>{{.Action}}</code></td></tr>
 {{end}}</table>

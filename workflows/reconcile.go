@@ -29,6 +29,10 @@ const (
 	QueryReconcile = "reconcile"
 	// ReconcileActivitiesPerRun bounds one run's history before it continues as new.
 	ReconcileActivitiesPerRun = 100
+	// MaxReconcileFindings bounds the findings carried from run to run (a
+	// workflow's input has a size limit); beyond it they are counted, and
+	// the report says how many were not itemised.
+	MaxReconcileFindings = 5000
 
 	// Activities of the evidence package (they need Temporal and the
 	// store), called by name: this package cannot import it.
@@ -68,6 +72,8 @@ type ReconcileState struct {
 	Targets   []ReconcileTarget        `json:"targets"`
 	Findings  []activities.Finding     `json:"findings"`
 	Runs      int                      `json:"runs"` // runs so far, continued as new
+	// Dropped counts findings beyond MaxReconcileFindings, not itemised.
+	Dropped int `json:"dropped,omitempty"`
 }
 
 // ReconcileTarget is one target's part of the report.
@@ -116,6 +122,9 @@ type ReconcileReport struct {
 	Targets      []ReconcileTarget `json:"targets"`
 	Items        []ReconcileItem   `json:"items"`
 	FindingTally map[string]int    `json:"findingTally"`
+	// NotItemised counts findings beyond MaxReconcileFindings: in the
+	// per-target counts, not in Items.
+	NotItemised int `json:"notItemised,omitempty"`
 }
 
 // ReconcileResult is the workflow's result.
@@ -191,7 +200,9 @@ func Reconcile(ctx workflow.Context, in ReconcileInput) (ReconcileResult, error)
 			continue
 		}
 		addCounts(&out.Counts, res.Counts)
-		st.Findings = append(st.Findings, res.Findings...)
+		keep := min(len(res.Findings), max(MaxReconcileFindings-len(st.Findings), 0))
+		st.Findings = append(st.Findings, res.Findings[:keep]...)
+		st.Dropped += len(res.Findings) - keep
 		st.Cursor = res.Next
 		if res.Done {
 			out.Done = true
@@ -231,7 +242,7 @@ func finishReconcile(ctx workflow.Context, st ReconcileState) (ReconcileResult, 
 		}
 	}
 	rep := ReconcileReport{ID: st.ID, StartedAt: st.StartedAt, Policy: policy.OrphanPolicy(), Targets: st.Targets,
-		Items: []ReconcileItem{}, FindingTally: map[string]int{}}
+		Items: []ReconcileItem{}, FindingTally: map[string]int{}, NotItemised: st.Dropped}
 	for _, f := range st.Findings {
 		it := ReconcileItem{Finding: f, Owner: st.Plan.Owner, DueAt: due}
 		switch f.Kind {
