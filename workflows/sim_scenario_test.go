@@ -244,3 +244,93 @@ func (e simEvent) String() string {
 	}
 	return b.String()
 }
+
+// Scenarios are read and written with durations people can read ("1h30m0s");
+// nanoseconds are still read.
+
+type jsonDuration time.Duration
+
+func (d jsonDuration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+func (d *jsonDuration) UnmarshalJSON(b []byte) error {
+	var s string
+	if json.Unmarshal(b, &s) == nil {
+		v, err := time.ParseDuration(s)
+		*d = jsonDuration(v)
+		return err
+	}
+	var n int64
+	if err := json.Unmarshal(b, &n); err != nil {
+		return fmt.Errorf("duration %s: %w", b, err)
+	}
+	*d = jsonDuration(n)
+	return nil
+}
+
+func (sc simScenario) MarshalJSON() ([]byte, error) {
+	type plain simScenario
+	return json.Marshal(struct {
+		plain
+		Effective jsonDuration `json:"effective"`
+	}{plain(sc), jsonDuration(sc.Effective)})
+}
+
+func (sc *simScenario) UnmarshalJSON(b []byte) error {
+	type plain simScenario
+	var v struct {
+		plain
+		Effective jsonDuration `json:"effective"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*sc = simScenario(v.plain)
+	sc.Effective = time.Duration(v.Effective)
+	return nil
+}
+
+func (e simEvent) MarshalJSON() ([]byte, error) {
+	type plain simEvent
+	return json.Marshal(struct {
+		plain
+		At   jsonDuration `json:"at"`
+		Span jsonDuration `json:"span,omitempty"`
+	}{plain(e), jsonDuration(e.At), jsonDuration(e.Span)})
+}
+
+func (e *simEvent) UnmarshalJSON(b []byte) error {
+	type plain simEvent
+	var v struct {
+		plain
+		At   jsonDuration `json:"at"`
+		Span jsonDuration `json:"span"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*e = simEvent(v.plain)
+	e.At, e.Span = time.Duration(v.At), time.Duration(v.Span)
+	return nil
+}
+
+func (b simBehaviour) MarshalJSON() ([]byte, error) {
+	type plain simBehaviour
+	return json.Marshal(struct {
+		plain
+		After jsonDuration `json:"after,omitempty"`
+	}{plain(b), jsonDuration(b.After)})
+}
+
+func (b *simBehaviour) UnmarshalJSON(data []byte) error {
+	type plain simBehaviour
+	var v struct {
+		plain
+		After jsonDuration `json:"after"`
+	}
+	if err := json.Unmarshal(data, &v); err != nil {
+		return err
+	}
+	*b = simBehaviour(v.plain)
+	b.After = time.Duration(v.After)
+	return nil
+}

@@ -162,8 +162,9 @@ func TestSimulationRegressions(t *testing.T) {
 	}
 }
 
-// shrink drops events, then behaviours, one at a time while the scenario
-// still fails, and says what it still fails with.
+// shrink drops events, then behaviours, one at a time, then makes the HR
+// event plainer, while the scenario still fails, and says what it still
+// fails with.
 func shrink(sc simScenario) (simScenario, string) {
 	why := checkScenario(sc, runScenario(sc))
 	for i := len(sc.Events) - 1; i >= 0; i-- {
@@ -174,6 +175,20 @@ func shrink(sc simScenario) (simScenario, string) {
 	}
 	for i := len(sc.Behaviours) - 1; i >= 0; i-- {
 		try := sc.withoutBehaviour(i)
+		if v := checkScenario(try, runScenario(try)); len(v) > 0 {
+			sc, why = try, v
+		}
+	}
+	// Then the event itself, one plain field at a time.
+	for _, plain := range []func(*simScenario){
+		func(s *simScenario) { s.Privileged = false },
+		func(s *simScenario) { s.Quarantined, s.Rejected = false, false },
+		func(s *simScenario) { s.HoldAtStart = false },
+		func(s *simScenario) { s.Reason = ReasonVoluntary },
+		func(s *simScenario) { s.Effective = 0 },
+	} {
+		try := sc
+		plain(&try)
 		if v := checkScenario(try, runScenario(try)); len(v) > 0 {
 			sc, why = try, v
 		}
