@@ -182,7 +182,7 @@ func (a *Activities) classifyAccount(res *ListPageResult, idx *roster.Index, acc
 		return
 	}
 	if rc.IsService(acct.Login) {
-		if rc.ServiceOwners[acct.Login] != "" {
+		if rc.ServiceOwner(acct.Login) != "" {
 			res.Counts.ServiceOwned++
 			return
 		}

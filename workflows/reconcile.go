@@ -268,9 +268,6 @@ func finishReconcile(ctx workflow.Context, st ReconcileState) (ReconcileResult, 
 		if it.Manager != "" {
 			it.Owner = it.Manager
 		}
-		if o := policy.ServiceOwners[f.Login]; o != "" {
-			it.Owner = o
-		}
 		rep.FindingTally[f.Kind]++
 		rep.Items = append(rep.Items, it)
 	}

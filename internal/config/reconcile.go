@@ -2,6 +2,8 @@ package config
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 )
@@ -70,14 +72,31 @@ func (r Reconcile) OrphanPolicy() string {
 	return r.Orphans
 }
 
-// IsService reports whether a login names a service account.
+// IsService reports whether a login names a service account: it has a
+// service prefix, or serviceOwners names its owner.
 func (r Reconcile) IsService(login string) bool {
+	if r.ServiceOwner(login) != "" {
+		return true
+	}
 	for _, p := range r.ServicePrefixes {
 		if p != "" && strings.HasPrefix(strings.ToLower(login), strings.ToLower(p)) {
 			return true
 		}
 	}
 	return false
+}
+
+// ServiceOwner is who owns a service account, by login (case-insensitive).
+func (r Reconcile) ServiceOwner(login string) string {
+	if o, ok := r.ServiceOwners[login]; ok {
+		return o
+	}
+	for _, l := range slices.Sorted(maps.Keys(r.ServiceOwners)) {
+		if strings.EqualFold(l, login) {
+			return r.ServiceOwners[l]
+		}
+	}
+	return ""
 }
 
 // Check says what is wrong with the section, if anything.

@@ -25,6 +25,13 @@ func TestReconcileSection(t *testing.T) {
 	assert.Equal(t, OrphansContain, cfg.Reconcile.OrphanPolicy())
 	assert.True(t, cfg.Reconcile.IsService("svc-build"))
 
+	// An account serviceOwners names is a service account whatever its name.
+	cfg, err = Parse([]byte(minimal+"reconcile:\n  serviceOwners: {Administrator: it-ops@example.test}\n"), "offboard.yaml")
+	require.NoError(t, err)
+	assert.True(t, cfg.Reconcile.IsService("administrator"))
+	assert.Equal(t, "it-ops@example.test", cfg.Reconcile.ServiceOwner("ADMINISTRATOR"))
+	assert.False(t, cfg.Reconcile.IsService("ada"))
+
 	for name, section := range map[string]string{
 		"unknown policy": "reconcile: {orphans: delete}\n",
 		"csv needs path": "reconcile: {roster: {kind: csv}}\n",
