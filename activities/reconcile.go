@@ -116,7 +116,7 @@ func (a *Activities) ReconcileListPages(ctx context.Context, in ListPageInput) (
 	if !ok {
 		return ListPageResult{}, temporal.NewNonRetryableApplicationError(in.Target+": this connector cannot list accounts", ErrTypePermanent, nil)
 	}
-	people, err := openRoster(ctx, a.Config.Reconcile)
+	people, err := openRoster(ctx, a.Config)
 	if err != nil {
 		return ListPageResult{}, err
 	}
@@ -232,8 +232,8 @@ func (a *Activities) targetRate(name string) float64 {
 
 // openRoster reads the HR roster. A roster that cannot be read fails the
 // activity for good: matching against nobody would make everyone an orphan.
-func openRoster(ctx context.Context, rc config.Reconcile) ([]roster.Person, error) {
-	r, err := roster.Open(rc.Roster)
+func openRoster(ctx context.Context, cfg config.Config) ([]roster.Person, error) {
+	r, err := roster.Open(cfg)
 	if err == nil {
 		var people []roster.Person
 		people, err = r.People(ctx)

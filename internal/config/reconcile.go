@@ -34,7 +34,7 @@ type Reconcile struct {
 
 // RosterSource names the HR roster.
 type RosterSource struct {
-	Kind string `yaml:"kind" json:"kind,omitempty"` // "sandbox" or "csv"
+	Kind string `yaml:"kind" json:"kind,omitempty"` // "sandbox", "csv" or "bamboohr" (its employee directory)
 	Path string `yaml:"path" json:"path,omitempty"` // the CSV file
 	// SandboxSize is how many demo people the sandbox roster holds (default demo.Size).
 	SandboxSize int `yaml:"sandboxSize" json:"sandboxSize,omitempty"`
@@ -112,8 +112,9 @@ func (r Reconcile) Check() error {
 		if r.Roster.Path == "" {
 			return fmt.Errorf("reconcile.roster: kind csv needs a path")
 		}
+	case "bamboohr": // the directory, with relay.sources.bamboohr's API settings
 	default:
-		return fmt.Errorf("reconcile.roster.kind: %q is neither sandbox nor csv", r.Roster.Kind)
+		return fmt.Errorf("reconcile.roster.kind: %q is not sandbox, csv or bamboohr", r.Roster.Kind)
 	}
 	return nil
 }

@@ -38,13 +38,25 @@ type Roster interface {
 	People(ctx context.Context) ([]Person, error)
 }
 
-// Open returns the roster the configuration names.
-func Open(cfg config.RosterSource) (Roster, error) {
+// Open returns the roster the configuration's reconcile.roster names;
+// bamboohr uses relay.sources.bamboohr's API settings.
+func Open(c config.Config) (Roster, error) {
+	cfg := c.Reconcile.Roster
 	switch cfg.Kind {
 	case "", "sandbox":
 		return Sandbox{Size: cfg.SandboxSize, Leavers: cfg.SandboxLeavers}, nil
 	case "csv":
 		return CSV{Path: cfg.Path}, nil
+	case "bamboohr":
+		src := c.Relay.Sources.BambooHR
+		if src == nil || src.CompanyDomain == "" || !src.APIKey.IsSet() {
+			return nil, fmt.Errorf("roster: kind bamboohr needs relay.sources.bamboohr with companyDomain and apiKey")
+		}
+		key, err := src.APIKey.Value()
+		if err != nil {
+			return nil, fmt.Errorf("roster: bamboohr apiKey: %w", err)
+		}
+		return BambooHR{BaseURL: src.APIBaseURL, CompanyDomain: src.CompanyDomain, APIKey: key}, nil
 	}
 	return nil, fmt.Errorf("roster: unknown kind %q", cfg.Kind)
 }
