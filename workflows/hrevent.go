@@ -59,8 +59,10 @@ func (wf *deprovision) verifyHREvent(ctx workflow.Context, ev HREvent, applied m
 		return Termination{}, by, err
 	}
 	by = v.Person
-	run := workflow.GetInfo(ctx).WorkflowExecution
-	if v.WorkflowID != run.ID || v.RunID != run.RunID {
+	// The run id alone binds the event (run ids are unique): a replayer runs
+	// the history under another workflow id, but the same run id, so this
+	// check decides the same way on replay.
+	if run := workflow.GetInfo(ctx).WorkflowExecution; v.RunID != run.RunID {
 		return Termination{}, by, fmt.Errorf("HR event signed for %s run %s, not this run", v.WorkflowID, v.RunID)
 	}
 	var t Termination
