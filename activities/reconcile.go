@@ -106,7 +106,8 @@ type ListPageResult struct {
 // and matches each to the HR roster. After every page it heartbeats the
 // next cursor with what it found so far, so an attempt that dies (a worker
 // crash, a heartbeat timeout) is retried from that cursor, not from the top.
-// With the target's ActivitiesPerSecond set, pages are spaced to it.
+// With the target's ActivitiesPerSecond set, pages are spaced by the calls
+// each took, to about four requests per allowed activity.
 func (a *Activities) ReconcileListPages(ctx context.Context, in ListPageInput) (ListPageResult, error) {
 	t, err := a.target(in.Target)
 	if err != nil {
@@ -137,10 +138,10 @@ func (a *Activities) ReconcileListPages(ctx context.Context, in ListPageInput) (
 	if maxPages <= 0 {
 		maxPages = 5
 	}
+	// The target's limit is in activities per second, about a quarter of its
+	// request budget (config.Limits): pages are spaced by the calls they took.
+	rate := a.targetRate(in.Target)
 	var gap time.Duration
-	if rate := a.targetRate(in.Target); rate > 0 {
-		gap = time.Duration(float64(time.Second) / rate)
-	}
 	seen := map[string]bool{}
 	for pages := 0; pages < maxPages; pages++ {
 		if pages > 0 && gap > 0 {
@@ -163,6 +164,9 @@ func (a *Activities) ReconcileListPages(ctx context.Context, in ListPageInput) (
 			a.classifyAccount(&res, idx, acct)
 		}
 		res.Counts.Pages++
+		if rate > 0 {
+			gap = time.Duration(float64(max(page.Calls, 1)) / (4 * rate) * float64(time.Second))
+		}
 		res.Next = page.Next
 		res.Done = page.Next == ""
 		activity.RecordHeartbeat(ctx, res)

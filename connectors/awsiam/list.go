@@ -31,10 +31,11 @@ func (c *Client) ListActive(ctx context.Context, cursor string, limit int) (cont
 	if err != nil {
 		return control.Page{}, classify(op, err, rec)
 	}
-	page := control.Page{Accounts: []control.ActiveAccount{}}
+	page := control.Page{Accounts: []control.ActiveAccount{}, Calls: 1}
 	for _, u := range pg.Users {
 		name := aws.ToString(u.UserName)
-		active, err := c.hasActiveCredential(ctx, name)
+		active, calls, err := c.hasActiveCredential(ctx, name)
+		page.Calls += calls
 		if isNoSuchEntity(err) {
 			continue // deleted while we listed: no access left
 		}
@@ -58,12 +59,14 @@ func (c *Client) ListActive(ctx context.Context, cursor string, limit int) (cont
 	return page, nil
 }
 
-// hasActiveCredential: an Active access key, else a login profile.
-func (c *Client) hasActiveCredential(ctx context.Context, user string) (bool, error) {
-	active := false
+// hasActiveCredential: an Active access key, else a login profile; and how
+// many calls it took.
+func (c *Client) hasActiveCredential(ctx context.Context, user string) (bool, int, error) {
+	active, calls := false, 0
 	in := &iam.ListAccessKeysInput{UserName: aws.String(user)}
 	err := walk("ListAccessKeys", func(marker *string) ([]string, bool, *string, error) {
 		in.Marker = marker
+		calls++
 		pg, err := c.iam.ListAccessKeys(ctx, in)
 		if err != nil {
 			return nil, false, nil, err
@@ -76,15 +79,16 @@ func (c *Client) hasActiveCredential(ctx context.Context, user string) (bool, er
 		return ids, pg.IsTruncated, pg.Marker, nil
 	})
 	if err != nil || active {
-		return active, err
+		return active, calls, err
 	}
+	calls++
 	_, err = c.iam.GetLoginProfile(ctx, &iam.GetLoginProfileInput{UserName: aws.String(user)})
 	switch {
 	case err == nil:
-		return true, nil
+		return true, calls, nil
 	case isNoSuchEntity(err):
 		// No console password. The user itself may also be gone; either way no credential.
-		return false, nil
+		return false, calls, nil
 	}
-	return false, err
+	return false, calls, err
 }

@@ -21,6 +21,10 @@ type Lister interface {
 type Page struct {
 	Accounts []ActiveAccount `json:"accounts"`
 	Next     string          `json:"next,omitempty"`
+	// Calls is how many API requests the page took (0 means one), so the
+	// caller can pace pages to the target's request budget: IAM reads each
+	// user's credentials, one page costing many calls.
+	Calls int `json:"calls,omitempty"`
 }
 
 // ActiveAccount is one account that can still be used, with whatever the
