@@ -25,6 +25,7 @@ type versions struct {
 	holdEachStep       bool // hold-each-step
 	closeOpenWork      bool // close-open-work
 	roleChangeLookups  bool // role-change-lookups
+	slaRecheck         bool // sla-recheck
 }
 
 func (wf *deprovision) readVersions(ctx workflow.Context) {
@@ -40,6 +41,7 @@ func (wf *deprovision) readVersions(ctx workflow.Context) {
 		holdEachStep:       on(versionHoldEachStep),
 		closeOpenWork:      on(versionCloseOpenWork),
 		roleChangeLookups:  on(versionRoleChangeLookups),
+		slaRecheck:         on(versionSLARecheck),
 	}
 }
 

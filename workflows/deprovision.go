@@ -36,6 +36,7 @@ const (
 	versionHoldEachStep       = "hold-each-step"          // a hold placed during removal or deletion stops the next step
 	versionCloseOpenWork      = "close-open-work"         // a role change refused or rescinded stops its exceptions before it closes
 	versionRoleChangeLookups  = "role-change-lookups"     // a role change settles its failed lookups before approval and removal
+	versionSLARecheck         = "sla-recheck"             // an SLA whose due had passed when it started is checked, not breached blindly
 	// Proven identity: no-account receipts say what was searched, a leaver
 	// found nowhere is an exception, admin rights found make the run privileged.
 	versionProvenIdentity = "proven-identity"

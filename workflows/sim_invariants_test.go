@@ -155,6 +155,17 @@ func checkScenario(sc simScenario, r *simRun) []string {
 		bad("a rejected quarantine enforced %s", r.log.enforces[0].ID)
 	}
 
+	// No SLA breach is recorded once the run is rescinded.
+	var rescindedAt time.Time
+	for _, e := range st.Log {
+		if e.Kind == UpdateRescind && e.Accepted && rescindedAt.IsZero() {
+			rescindedAt = e.At
+		}
+		if e.Kind == "sla_breach" && !rescindedAt.IsZero() && !e.At.Before(rescindedAt) {
+			bad("%s at %s, after the rescind at %s", e.Detail, e.At.Sub(r.start), rescindedAt.Sub(r.start))
+		}
+	}
+
 	// A rescind restores every account it contained.
 	if rescinded && r.closed {
 		for _, name := range simTargetNames {

@@ -432,6 +432,10 @@ var simCases = map[string]simScenario{
 		{Control: "okta/unsuspend", Kind: "permanent", Fail: -1}},
 		Events: []simEvent{{At: 10 * time.Minute, Kind: "rescind", By: simHR},
 			{At: time.Hour, Kind: "waive", By: simSecurity, Span: 24 * time.Hour}}},
+	// sla-recheck: found by the race detector in the deprovision suite
+	"rescinded while nobody was found": {Kind: KindTermination, Behaviours: []simBehaviour{
+		{Control: "okta/resolve", Kind: "noaccount"}, {Control: "aws/resolve", Kind: "noaccount"}, {Control: "scim/resolve", Kind: "noaccount"}},
+		Events: []simEvent{{At: 30*time.Minute + time.Millisecond, Kind: "rescind", By: simHR}}},
 	// hold-each-step
 	"a hold during deletion": {Kind: KindTermination, Behaviours: []simBehaviour{
 		{Control: "okta/delete", Kind: "transient", Fail: 3}},
