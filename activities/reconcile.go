@@ -42,11 +42,16 @@ type ReconcilePlan struct {
 	Targets []ReconcileTargetPlan `json:"targets"`
 	Policy  config.Reconcile      `json:"policy"`
 	Owner   string                `json:"owner"`
+	// The blast-radius guard's limits (relay.blastRadius): re-containments
+	// a reconciliation starts count against them like HR terminations.
+	GuardMax    int           `json:"guardMax,omitempty"`
+	GuardWindow time.Duration `json:"guardWindow,omitempty"`
 }
 
 // LoadReconcilePlan lists the configured targets and the reconcile policy.
 func (a *Activities) LoadReconcilePlan(ctx context.Context) (ReconcilePlan, error) {
-	p := ReconcilePlan{Policy: a.Config.Reconcile, Owner: a.Config.Reconcile.Owner}
+	p := ReconcilePlan{Policy: a.Config.Reconcile, Owner: a.Config.Reconcile.Owner,
+		GuardMax: a.Config.Relay.BlastRadius.Max, GuardWindow: a.Config.Relay.BlastRadius.Window.D()}
 	if p.Owner == "" && len(a.Config.People.Security) > 0 {
 		p.Owner = a.Config.People.Security[0]
 	}

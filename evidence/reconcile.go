@@ -219,7 +219,23 @@ func (a *Activities) ReconcileLeavers(ctx context.Context, in workflows.LeaversI
 			out = append(out, o)
 			continue
 		}
-		started, err := runs.Start(ctx, a.Client, leaverTermination(in.ReconcileID, fs))
+		t := leaverTermination(in.ReconcileID, fs)
+		// Re-containments count against the blast-radius guard like HR
+		// terminations: a bad import that re-enables hundreds of leavers
+		// starts runs that wait for security, not a mass removal.
+		if in.GuardMax > 0 {
+			adm := workflows.AdmissionFor("start", "reconcile", t, in.GuardMax, in.GuardWindow)
+			adm.Key = "start|" + t.EmployeeID + "|" + t.EventID // the effective time is now: not part of the key
+			v, err := runs.Admit(ctx, a.Client, adm)
+			if err != nil {
+				return nil, fmt.Errorf("reconcile: %s: %w", t.EmployeeID, err)
+			}
+			t.Quarantined = v.Quarantined
+		}
+		started, err := runs.Start(ctx, a.Client, t)
+		if err == nil && t.Quarantined {
+			started.Outcome += ", quarantined by the blast-radius guard: waits for security (starter release-quarantine)"
+		}
 		switch {
 		case err != nil:
 			o.Outcome, o.Detail = workflows.OutcomeStartFailed, err.Error()

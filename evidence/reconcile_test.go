@@ -22,6 +22,7 @@ import (
 	"github.com/offboard/offboard/evidence"
 	"github.com/offboard/offboard/internal/config"
 	"github.com/offboard/offboard/internal/control"
+	"github.com/offboard/offboard/internal/runs"
 	"github.com/offboard/offboard/internal/testenv/devserver"
 	"github.com/offboard/offboard/sandbox/demo"
 	oktasim "github.com/offboard/offboard/sandbox/okta"
@@ -42,8 +43,9 @@ people:
   approvers: [alice@example.test]
   security: [sec@example.test]
 evidence: {dir: unused}
+relay: {blastRadius: {max: 1, window: 10m}}
 reconcile:
-  roster: {kind: sandbox, sandboxSize: 25, sandboxLeavers: [E1003, E1004, E1005]}
+  roster: {kind: sandbox, sandboxSize: 25, sandboxLeavers: [E1003, E1004, E1005, E1006]}
   servicePrefixes: [svc-]
   serviceOwners: {svc-deploy@example.test: ops@example.test}
   dueIn: 72h
@@ -57,7 +59,9 @@ targets:
 // orphan HR does not know, a service account nobody owns and one that ops
 // owns; in a SCIM app, the first 10 people and the orphan. E1003 left
 // before: their run is closed, yet their accounts are active again (drift).
-// E1004 was never offboarded. E1005 leaves tomorrow: their run is in flight. One Reconcile on a real dev server, two pages
+// E1004 was never offboarded. E1005 leaves tomorrow: their run is in flight.
+// E1006 drifted too, but the blast-radius guard (max 1) quarantines that
+// second re-containment: it waits for security. One Reconcile on a real dev server, two pages
 // per run before it continues as new.
 func TestReconcileOnDevServer(t *testing.T) {
 	srv := devserver.Start(t)
@@ -90,13 +94,16 @@ func TestReconcileOnDevServer(t *testing.T) {
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
 
-	// E1003's earlier run, closed.
+	// E1003's and E1006's earlier runs, closed.
 	leaver := roster[2]
-	old, err := srv.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: workflows.WorkflowID(leaver.EmployeeID), TaskQueue: workflows.TaskQueue},
-		workflows.WorkflowType, workflows.Termination{EventID: "evt-old", Source: "cli", EmployeeID: leaver.EmployeeID, Email: leaver.Email,
-			Kind: workflows.KindTermination, EffectiveAt: time.Now().Add(time.Hour).UTC()})
-	require.NoError(t, err)
-	require.NoError(t, srv.Client.TerminateWorkflow(ctx, old.GetID(), old.GetRunID(), "closed for the test"))
+	var old client.WorkflowRun
+	for _, p := range []demo.Person{roster[5], leaver} {
+		old, err = srv.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: workflows.WorkflowID(p.EmployeeID), TaskQueue: workflows.TaskQueue},
+			workflows.WorkflowType, workflows.Termination{EventID: "evt-old", Source: "cli", EmployeeID: p.EmployeeID, Email: p.Email,
+				Kind: workflows.KindTermination, EffectiveAt: time.Now().Add(time.Hour).UTC()})
+		require.NoError(t, err)
+		require.NoError(t, srv.Client.TerminateWorkflow(ctx, old.GetID(), old.GetRunID(), "closed for the test"))
+	}
 	tomorrow := roster[4]
 	_, err = srv.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: workflows.WorkflowID(tomorrow.EmployeeID), TaskQueue: workflows.TaskQueue},
 		workflows.WorkflowType, workflows.Termination{EventID: "evt-tomorrow", Source: "cli", EmployeeID: tomorrow.EmployeeID, Email: tomorrow.Email,
@@ -114,10 +121,10 @@ func TestReconcileOnDevServer(t *testing.T) {
 	rep := res.Report
 
 	require.Len(t, rep.Targets, 2)
-	assert.Equal(t, activities.ReconcileCounts{Accounts: 28, Pages: 6, Matched: 22, ServiceOwned: 1, LeaverActive: 3, Orphans: 1, ServiceNoOwner: 1}, rep.Targets[0].Counts)
-	assert.Equal(t, activities.ReconcileCounts{Accounts: 11, Pages: 3, Matched: 7, LeaverActive: 3, Orphans: 1}, rep.Targets[1].Counts)
+	assert.Equal(t, activities.ReconcileCounts{Accounts: 28, Pages: 6, Matched: 21, ServiceOwned: 1, LeaverActive: 4, Orphans: 1, ServiceNoOwner: 1}, rep.Targets[0].Counts)
+	assert.Equal(t, activities.ReconcileCounts{Accounts: 11, Pages: 3, Matched: 6, LeaverActive: 4, Orphans: 1}, rep.Targets[1].Counts)
 	assert.True(t, rep.Targets[0].Done && rep.Targets[1].Done)
-	assert.Equal(t, map[string]int{activities.FindingLeaverActive: 6, activities.FindingOrphan: 2, activities.FindingServiceNoOwner: 1}, rep.FindingTally)
+	assert.Equal(t, map[string]int{activities.FindingLeaverActive: 8, activities.FindingOrphan: 2, activities.FindingServiceNoOwner: 1}, rep.FindingTally)
 
 	// It continued as new: more than one run in the chain.
 	desc, err := srv.Client.DescribeWorkflow(ctx, "reconcile-test", "")
@@ -159,6 +166,11 @@ func TestReconcileOnDevServer(t *testing.T) {
 		require.NoError(t, v.Get(&st))
 		t.Fatalf("the re-containment run: phase %s, gates %+v, controls %+v", st.Phase, st.PendingGates, st.Controls)
 	}
+	// E1006's re-containment was started, quarantined: it waits for security.
+	assert.Equal(t, workflows.OutcomeDrift, byKey["okta/leaver_active/E1006"+roster[5].Email].Outcome)
+	st6, err := runs.Status(ctx, srv.Client, "E1006")
+	require.NoError(t, err)
+	assert.Equal(t, workflows.PhaseQuarantined, st6.Phase)
 	// E1004 was not offboarded: policy "report" leaves it to a person.
 	_, err = srv.Client.DescribeWorkflow(ctx, workflows.WorkflowID("E1004"), "")
 	require.Error(t, err)
@@ -190,7 +202,7 @@ func TestReconcileOnDevServer(t *testing.T) {
 	require.NoError(t, err)
 	var res2 workflows.ReconcileResult
 	require.NoError(t, run2.Get(ctx, &res2))
-	assert.Equal(t, 4, res2.Report.FindingTally[activities.FindingLeaverActive], "E1004 and E1005, in both targets")
+	assert.Equal(t, 6, res2.Report.FindingTally[activities.FindingLeaverActive], "E1004, E1005 and the quarantined E1006, in both targets")
 	for _, it := range res2.Report.Items {
 		assert.NotEqual(t, "E1003", it.EmployeeID, "%s still active in %s", it.Login, it.Target)
 	}

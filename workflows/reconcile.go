@@ -102,6 +102,8 @@ type LeaversInput struct {
 	ReconcileID string               `json:"reconcileId"`
 	Findings    []activities.Finding `json:"findings"`
 	Contain     bool                 `json:"contain"` // policy: offboard a leaver never offboarded
+	GuardMax    int                  `json:"guardMax,omitempty"`
+	GuardWindow time.Duration        `json:"guardWindow,omitempty"`
 }
 
 // LeaverOutcome is what was done for one leaver (all of their accounts).
@@ -229,7 +231,8 @@ func finishReconcile(ctx workflow.Context, st ReconcileState) (ReconcileResult, 
 	outcomes := map[string]LeaverOutcome{}
 	if len(leavers) > 0 {
 		var got []LeaverOutcome
-		in := LeaversInput{ReconcileID: st.ID, Findings: leavers, Contain: policy.OrphanPolicy() == "contain"}
+		in := LeaversInput{ReconcileID: st.ID, Findings: leavers, Contain: policy.OrphanPolicy() == "contain",
+			GuardMax: st.Plan.GuardMax, GuardWindow: st.Plan.GuardWindow}
 		if err := workflow.ExecuteActivity(ctx, ActivityReconcileLeavers, in).Get(ctx, &got); err != nil {
 			// Nobody was re-contained: every leaver stays an exception, said so.
 			workflow.GetLogger(ctx).Error("reconcile: leavers not checked against their runs", "error", err)
