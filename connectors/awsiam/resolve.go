@@ -9,6 +9,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/iam/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
@@ -194,90 +195,107 @@ func (c *Client) privileges(ctx context.Context, user string) []string {
 	return out
 }
 
+// policyLists are the three IAM calls that say which policies a user or a
+// group has: attached managed policies, inline policy names, an inline
+// policy's document.
+type policyLists struct {
+	what     string // "User" or "Group", as the API names it
+	attached func(marker *string) (arns []string, truncated bool, next *string, err error)
+	inline   func(marker *string) (names []string, truncated bool, next *string, err error)
+	document func(name string) (string, error)
+}
+
 func (c *Client) userPolicies(ctx context.Context, user string) (attached []string, inline map[string]string, err error) {
-	ain := &iam.ListAttachedUserPoliciesInput{UserName: aws.String(user)}
-	err = walk("ListAttachedUserPolicies", func(marker *string) ([]string, bool, *string, error) {
-		ain.Marker = marker
-		pg, err := c.iam.ListAttachedUserPolicies(ctx, ain)
-		if err != nil {
-			return nil, false, nil, err
-		}
-		var arns []string
-		for _, p := range pg.AttachedPolicies {
-			arns = append(arns, aws.ToString(p.PolicyArn))
-		}
+	return readPolicies(policyLists{
+		what: "User",
+		attached: func(marker *string) ([]string, bool, *string, error) {
+			pg, err := c.iam.ListAttachedUserPolicies(ctx, &iam.ListAttachedUserPoliciesInput{UserName: aws.String(user), Marker: marker})
+			if err != nil {
+				return nil, false, nil, err
+			}
+			return policyARNs(pg.AttachedPolicies), pg.IsTruncated, pg.Marker, nil
+		},
+		inline: func(marker *string) ([]string, bool, *string, error) {
+			pg, err := c.iam.ListUserPolicies(ctx, &iam.ListUserPoliciesInput{UserName: aws.String(user), Marker: marker})
+			if err != nil {
+				return nil, false, nil, err
+			}
+			return pg.PolicyNames, pg.IsTruncated, pg.Marker, nil
+		},
+		document: func(name string) (string, error) {
+			out, err := c.iam.GetUserPolicy(ctx, &iam.GetUserPolicyInput{UserName: aws.String(user), PolicyName: aws.String(name)})
+			if err != nil {
+				return "", err
+			}
+			return aws.ToString(out.PolicyDocument), nil
+		},
+	})
+}
+
+func (c *Client) groupPolicies(ctx context.Context, group string) (attached []string, inline map[string]string, err error) {
+	return readPolicies(policyLists{
+		what: "Group",
+		attached: func(marker *string) ([]string, bool, *string, error) {
+			pg, err := c.iam.ListAttachedGroupPolicies(ctx, &iam.ListAttachedGroupPoliciesInput{GroupName: aws.String(group), Marker: marker})
+			if err != nil {
+				return nil, false, nil, err
+			}
+			return policyARNs(pg.AttachedPolicies), pg.IsTruncated, pg.Marker, nil
+		},
+		inline: func(marker *string) ([]string, bool, *string, error) {
+			pg, err := c.iam.ListGroupPolicies(ctx, &iam.ListGroupPoliciesInput{GroupName: aws.String(group), Marker: marker})
+			if err != nil {
+				return nil, false, nil, err
+			}
+			return pg.PolicyNames, pg.IsTruncated, pg.Marker, nil
+		},
+		document: func(name string) (string, error) {
+			out, err := c.iam.GetGroupPolicy(ctx, &iam.GetGroupPolicyInput{GroupName: aws.String(group), PolicyName: aws.String(name)})
+			if err != nil {
+				return "", err
+			}
+			return aws.ToString(out.PolicyDocument), nil
+		},
+	})
+}
+
+// readPolicies walks both lists to their end (paging checked by walk) and
+// reads every inline policy's document.
+func readPolicies(l policyLists) (attached []string, inline map[string]string, err error) {
+	err = walk("ListAttached"+l.what+"Policies", func(marker *string) ([]string, bool, *string, error) {
+		arns, truncated, next, err := l.attached(marker)
 		attached = append(attached, arns...)
-		return arns, pg.IsTruncated, pg.Marker, nil
+		return arns, truncated, next, err
 	})
 	if err != nil {
 		return nil, nil, err
 	}
 	var names []string
-	iin := &iam.ListUserPoliciesInput{UserName: aws.String(user)}
-	err = walk("ListUserPolicies", func(marker *string) ([]string, bool, *string, error) {
-		iin.Marker = marker
-		pg, err := c.iam.ListUserPolicies(ctx, iin)
-		if err != nil {
-			return nil, false, nil, err
-		}
-		names = append(names, pg.PolicyNames...)
-		return pg.PolicyNames, pg.IsTruncated, pg.Marker, nil
+	err = walk("List"+l.what+"Policies", func(marker *string) ([]string, bool, *string, error) {
+		page, truncated, next, err := l.inline(marker)
+		names = append(names, page...)
+		return page, truncated, next, err
 	})
 	if err != nil {
 		return nil, nil, err
 	}
 	inline = map[string]string{}
 	for _, n := range names {
-		out, err := c.iam.GetUserPolicy(ctx, &iam.GetUserPolicyInput{UserName: aws.String(user), PolicyName: aws.String(n)})
+		doc, err := l.document(n)
 		if err != nil {
 			return nil, nil, err
 		}
-		inline[n] = aws.ToString(out.PolicyDocument)
+		inline[n] = doc
 	}
 	return attached, inline, nil
 }
 
-func (c *Client) groupPolicies(ctx context.Context, group string) (attached []string, inline map[string]string, err error) {
-	ain := &iam.ListAttachedGroupPoliciesInput{GroupName: aws.String(group)}
-	err = walk("ListAttachedGroupPolicies", func(marker *string) ([]string, bool, *string, error) {
-		ain.Marker = marker
-		pg, err := c.iam.ListAttachedGroupPolicies(ctx, ain)
-		if err != nil {
-			return nil, false, nil, err
-		}
-		var arns []string
-		for _, p := range pg.AttachedPolicies {
-			arns = append(arns, aws.ToString(p.PolicyArn))
-		}
-		attached = append(attached, arns...)
-		return arns, pg.IsTruncated, pg.Marker, nil
-	})
-	if err != nil {
-		return nil, nil, err
+func policyARNs(ps []types.AttachedPolicy) []string {
+	arns := make([]string, 0, len(ps))
+	for _, p := range ps {
+		arns = append(arns, aws.ToString(p.PolicyArn))
 	}
-	var names []string
-	iin := &iam.ListGroupPoliciesInput{GroupName: aws.String(group)}
-	err = walk("ListGroupPolicies", func(marker *string) ([]string, bool, *string, error) {
-		iin.Marker = marker
-		pg, err := c.iam.ListGroupPolicies(ctx, iin)
-		if err != nil {
-			return nil, false, nil, err
-		}
-		names = append(names, pg.PolicyNames...)
-		return pg.PolicyNames, pg.IsTruncated, pg.Marker, nil
-	})
-	if err != nil {
-		return nil, nil, err
-	}
-	inline = map[string]string{}
-	for _, n := range names {
-		out, err := c.iam.GetGroupPolicy(ctx, &iam.GetGroupPolicyInput{GroupName: aws.String(group), PolicyName: aws.String(n)})
-		if err != nil {
-			return nil, nil, err
-		}
-		inline[n] = aws.ToString(out.PolicyDocument)
-	}
-	return attached, inline, nil
+	return arns
 }
 
 // managedDocument reads a customer managed policy's default version.
