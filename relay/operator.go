@@ -334,7 +334,7 @@ type Released struct {
 
 func (rl *Relay) handleReleaseQuarantine(w http.ResponseWriter, r *http.Request, tok token) {
 	var req releaseRequest
-	if !decodeOperatorBody(w, r, &req) {
+	if !decodeStrict(w, r, &req) {
 		return
 	}
 	if req.Decision == "" {
@@ -413,27 +413,6 @@ func decodeStrict(w http.ResponseWriter, r *http.Request, v any) bool {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		writeError(w, http.StatusBadRequest, "invalid JSON: "+err.Error()+" (who decides is the bearer token's person, never a field)")
-		return false
-	}
-	return true
-}
-
-// decodeOperatorBody reads an optional JSON body; unknown fields are ignored.
-func decodeOperatorBody(w http.ResponseWriter, r *http.Request, v any) bool {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
-	if err != nil {
-		writeError(w, http.StatusRequestEntityTooLarge, "body is over the 64 KiB limit")
-		return false
-	}
-	if len(bytes.TrimSpace(body)) == 0 {
-		return true
-	}
-	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
-		writeError(w, http.StatusUnsupportedMediaType, "send application/json")
-		return false
-	}
-	if err := json.Unmarshal(body, v); err != nil {
-		writeError(w, http.StatusBadRequest, "invalid JSON: "+err.Error())
 		return false
 	}
 	return true

@@ -393,9 +393,18 @@ func TestReleaseQuarantine(t *testing.T) {
 	}
 	assert.Empty(t, ft.sent())
 
+	// Who releases is the token's person: a body naming someone is refused,
+	// as on every decision route, and nothing is sent.
 	rec := httptest.NewRecorder()
 	rl.Handler().ServeHTTP(rec, operatorRequest(http.MethodPost, "/deprovisions/release-quarantine", "security-token",
 		`{"reason":"HR confirmed the layoff list","employeeIds":["E3"],"approver":"mallory@example.test"}`))
+	require.Equal(t, http.StatusBadRequest, rec.Code, rec.Body.String())
+	assert.Contains(t, rec.Body.String(), `unknown field \"approver\"`)
+	assert.Empty(t, ft.sent())
+
+	rec = httptest.NewRecorder()
+	rl.Handler().ServeHTTP(rec, operatorRequest(http.MethodPost, "/deprovisions/release-quarantine", "security-token",
+		`{"reason":"HR confirmed the layoff list","employeeIds":["E3"]}`))
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
 	sent := ft.sent()
 	require.Len(t, sent, 1, "only the named run")
