@@ -19,6 +19,7 @@ import (
 	"github.com/offboard/offboard/internal/control"
 	"github.com/offboard/offboard/internal/metrics"
 	"github.com/offboard/offboard/internal/retryafter"
+	"github.com/offboard/offboard/internal/siem"
 )
 
 // Error types the workflow and retry policies know.
@@ -45,6 +46,9 @@ type Activities struct {
 	// SelfCheck, when set, vets a target before each use: an error (the
 	// target failed its self-check) fails the activity for good, naming why.
 	SelfCheck func(target string) error
+	// Events sends control outcomes and notifications to the SIEM; nil: none.
+	// It never blocks (internal/siem).
+	Events *siem.Emitter
 }
 
 // New builds Activities over the given targets, kept in the given order.
@@ -170,7 +174,8 @@ type ControlInput struct {
 
 // ApplyControl observes the control, enforces it only if it does not hold,
 // and observes again. A retry after a crash repeats the same harmless sequence.
-func (a *Activities) ApplyControl(ctx context.Context, in ControlInput) (control.Receipt, error) {
+func (a *Activities) ApplyControl(ctx context.Context, in ControlInput) (rec control.Receipt, err error) {
+	defer func() { a.emitControl(ctx, "apply", in, rec, err) }()
 	t, err := a.target(in.Target)
 	if err != nil {
 		return control.Receipt{}, err
@@ -246,7 +251,8 @@ func (r *receipt) confirmGone(ctx context.Context, t control.Target, in ControlI
 
 // VerifyControl only observes: re-verification uses it to find drift.
 // A control that no longer holds is returned with Drift set and outcome failed.
-func (a *Activities) VerifyControl(ctx context.Context, in ControlInput) (control.Receipt, error) {
+func (a *Activities) VerifyControl(ctx context.Context, in ControlInput) (rec control.Receipt, err error) {
+	defer func() { a.emitControl(ctx, "verify", in, rec, err) }()
 	t, err := a.target(in.Target)
 	if err != nil {
 		return control.Receipt{}, err
@@ -280,6 +286,9 @@ type Notification struct {
 
 // Notify posts to the Slack-compatible webhook, if one is configured.
 func (a *Activities) Notify(ctx context.Context, n Notification) (bool, error) {
+	if a.Events != nil {
+		a.Events.Emit(siem.NoticeEvent(runOf(ctx), n.Kind, n.EmployeeID, n.Text, time.Now()))
+	}
 	if !a.Config.Notify.WebhookURL.IsSet() {
 		activity.GetLogger(ctx).Info("notification (no webhook configured)", "kind", n.Kind, "workflowId", n.WorkflowID, "text", n.Text)
 		metrics.Notified(n.Kind, false)
@@ -307,6 +316,27 @@ func (a *Activities) Notify(ctx context.Context, n Notification) (bool, error) {
 	}
 	metrics.Notified(n.Kind, true)
 	return true, nil
+}
+
+// emitControl sends a control's outcome to the SIEM: the receipt, or the
+// error the attempt failed with (the receipt then names what was tried).
+func (a *Activities) emitControl(ctx context.Context, op string, in ControlInput, rec control.Receipt, err error) {
+	if a.Events == nil {
+		return
+	}
+	if rec.ControlID == "" {
+		rec.ControlID, rec.System, rec.Action, rec.Phase, rec.Target = in.ControlID, in.Target, in.Control, in.Phase, in.Account.ID
+	}
+	a.Events.Emit(siem.ControlEvent(runOf(ctx), op, rec, err, time.Now()))
+}
+
+// runOf names the activity for the SIEM event's id and join fields.
+func runOf(ctx context.Context) siem.Run {
+	if !activity.IsActivity(ctx) {
+		return siem.Run{}
+	}
+	info := activity.GetInfo(ctx)
+	return siem.Run{WorkflowID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID, ActivityID: info.ActivityID, Attempt: info.Attempt}
 }
 
 func (a *Activities) target(name string) (control.Target, error) {

@@ -30,6 +30,7 @@ import (
 	"github.com/offboard/offboard/sandbox/demo"
 	"github.com/offboard/offboard/sandbox/fault"
 	"github.com/offboard/offboard/sandbox/graph"
+	"github.com/offboard/offboard/sandbox/hec"
 	iamsim "github.com/offboard/offboard/sandbox/iam"
 	"github.com/offboard/offboard/sandbox/ldapdir"
 	oktasim "github.com/offboard/offboard/sandbox/okta"
@@ -43,6 +44,7 @@ const (
 	LDAPPassword = "sandbox-ldap-password"
 	AWSKeyID     = "AKIASANDBOXOFFBOARD1"
 	AWSSecret    = "sandbox-aws-secret"
+	HECToken     = "sandbox-hec-token"
 )
 
 func main() {
@@ -98,6 +100,7 @@ func main() {
 		{"scim-crm", 8104, crm.Handler()},
 		{"scim-wiki", 8105, wiki.Handler()},
 		{"ad-admin", 8106, ad.Handler()},
+		{"siem-hec", 8107, hec.New(HECToken).Handler()}, // GET /counts shows the events by id
 	}
 	// What Offboard changed survives a restart of make run, so that resumed
 	// workflows find the accounts as they left them, not freshly seeded.

@@ -35,6 +35,7 @@ type Config struct {
 	Sandbox   bool                  `yaml:"sandbox"`   // every target is a local simulator (the embedded default)
 	Reconcile Reconcile             `yaml:"reconcile"` // nightly accounts-vs-HR reconciliation (reconcile.go)
 	Drill     Drill                 `yaml:"drill"`     // quarterly canary termination drill (reconcile.go)
+	SIEM      SIEM                  `yaml:"siem"`      // OCSF events to Splunk HEC, syslog-TLS, a file (siem.go)
 	source    string
 }
 
@@ -323,6 +324,9 @@ func (c *Config) validate(root *yaml.Node) error {
 	if err := c.Reconcile.Check(); err != nil {
 		return fmt.Errorf("config %s: %w", c.source, err)
 	}
+	if err := c.SIEM.Check(); err != nil {
+		return fmt.Errorf("config %s: %w", c.source, err)
+	}
 	p := c.Policy
 	for _, d := range []struct {
 		field string
@@ -544,10 +548,14 @@ func (c *Config) outsideTargetSecrets() []namedSecret {
 		{[]string{"evidence", "signingKey"}, c.Evidence.SigningKey},
 		{[]string{"relay", "decisionKey"}, c.Relay.DecisionKey},
 	}
+	if h := c.SIEM.HEC; h != nil {
+		out = append(out, namedSecret{[]string{"siem", "hec", "token"}, h.Token})
+	}
 	if e := c.Evidence.S3; e != nil {
 		out = append(out, namedSecret{[]string{"evidence", "s3", "accessKeyID"}, e.AccessKeyID},
 			namedSecret{[]string{"evidence", "s3", "secretAccessKey"}, e.SecretAccessKey})
 	}
+	out = append(out, namedSecret{[]string{"reconcile", "roster", "password"}, c.Reconcile.Roster.Password})
 	src := c.Relay.Sources
 	if b := src.BambooHR; b != nil {
 		for i, s := range b.Secrets {

@@ -25,6 +25,7 @@ import (
 	"github.com/offboard/offboard/internal/config"
 	"github.com/offboard/offboard/internal/control"
 	"github.com/offboard/offboard/internal/metrics"
+	"github.com/offboard/offboard/internal/siem"
 	"github.com/offboard/offboard/internal/targets"
 	"github.com/offboard/offboard/internal/tclient"
 	"github.com/offboard/offboard/workflows"
@@ -58,6 +59,17 @@ func RunWith(ctx context.Context, cfg config.Config, c client.Client, tgts []con
 		MaxConcurrentActivityTaskPollers: cfg.Worker.ActivityTaskPollers,
 	})
 	acts := activities.New(cfg, tgts)
+	events, err := siem.FromConfig(cfg.SIEM)
+	if err != nil {
+		return err
+	}
+	acts.Events = events
+	defer func() {
+		// What is still queued gets a few seconds; the rest is counted as dropped.
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = acts.Events.Close(cctx)
+	}()
 	probes := ProbeTargets(ctx, tgts, ProbeTimeout)
 	logProbes(logger, probes)
 	acts.SelfCheck = newSelfChecks(tgts, probes, time.Now).Check
