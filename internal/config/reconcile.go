@@ -34,12 +34,18 @@ type Reconcile struct {
 
 // RosterSource names the HR roster.
 type RosterSource struct {
-	Kind string `yaml:"kind" json:"kind,omitempty"` // "sandbox", "csv" or "bamboohr" (its employee directory)
+	Kind string `yaml:"kind" json:"kind,omitempty"` // "sandbox", "csv", "bamboohr" (its employee directory) or "workday" (Get_Workers)
 	Path string `yaml:"path" json:"path,omitempty"` // the CSV file
 	// SandboxSize is how many demo people the sandbox roster holds (default demo.Size).
 	SandboxSize int `yaml:"sandboxSize" json:"sandboxSize,omitempty"`
 	// SandboxLeavers are employee ids the sandbox roster marks terminated.
 	SandboxLeavers []string `yaml:"sandboxLeavers" json:"sandboxLeavers,omitempty"`
+	// Kind workday: Get_Workers from the tenant's Human_Resources endpoint
+	// (https://HOST/ccx/service/TENANT/Human_Resources/v42.0) as an
+	// integration system user, with basic auth.
+	URL      string `yaml:"url" json:"url,omitempty"`
+	Username string `yaml:"username" json:"username,omitempty"`
+	Password Secret `yaml:"password" json:"-"`
 }
 
 // Reconcile policies for orphans.
@@ -113,8 +119,15 @@ func (r Reconcile) Check() error {
 			return fmt.Errorf("reconcile.roster: kind csv needs a path")
 		}
 	case "bamboohr": // the directory, with relay.sources.bamboohr's API settings
+	case "workday":
+		if r.Roster.URL == "" || r.Roster.Username == "" || !r.Roster.Password.IsSet() {
+			return fmt.Errorf("reconcile.roster: kind workday needs url, username and password")
+		}
+		if err := r.Roster.Password.check(); err != nil {
+			return fmt.Errorf("reconcile.roster.password: %v", err)
+		}
 	default:
-		return fmt.Errorf("reconcile.roster.kind: %q is not sandbox, csv or bamboohr", r.Roster.Kind)
+		return fmt.Errorf("reconcile.roster.kind: %q is not sandbox, csv, bamboohr or workday", r.Roster.Kind)
 	}
 	return nil
 }

@@ -39,7 +39,8 @@ type Roster interface {
 }
 
 // Open returns the roster the configuration's reconcile.roster names;
-// bamboohr uses relay.sources.bamboohr's API settings.
+// bamboohr uses relay.sources.bamboohr's API settings, workday
+// reconcile.roster's url, username and password.
 func Open(c config.Config) (Roster, error) {
 	cfg := c.Reconcile.Roster
 	switch cfg.Kind {
@@ -57,6 +58,12 @@ func Open(c config.Config) (Roster, error) {
 			return nil, fmt.Errorf("roster: bamboohr apiKey: %w", err)
 		}
 		return BambooHR{BaseURL: src.APIBaseURL, CompanyDomain: src.CompanyDomain, APIKey: key}, nil
+	case "workday":
+		pw, err := cfg.Password.Value()
+		if err != nil {
+			return nil, fmt.Errorf("roster: workday password: %w", err)
+		}
+		return Workday{URL: cfg.URL, Username: cfg.Username, Password: pw}, nil
 	}
 	return nil, fmt.Errorf("roster: unknown kind %q", cfg.Kind)
 }
