@@ -7,6 +7,7 @@
 //	ad    ldaps://127.0.0.1:8636  Active Directory-shaped LDAP directory (admin view on http://127.0.0.1:8106)
 //	crm   http://127.0.0.1:8104   SCIM 2.0 app with PATCH
 //	wiki  http://127.0.0.1:8105   SCIM 2.0 app without PATCH (PUT only)
+//	hr    http://127.0.0.1:8108   the HR roster: BambooHR's employee directory, Workday Get_Workers
 //
 // Each answers /_sandbox/faults to inject latency and failures, and
 // /_sandbox/users/{login} to show what Offboard did.
@@ -101,6 +102,7 @@ func main() {
 		{"scim-wiki", 8105, wiki.Handler()},
 		{"ad-admin", 8106, ad.Handler()},
 		{"siem-hec", 8107, hec.New(HECToken).Handler()}, // GET /counts shows the events by id
+		{"hr", HRPort, hrRoster(seed)},                  // BambooHR directory and Workday Get_Workers (roster.go)
 	}
 	// What Offboard changed survives a restart of make run, so that resumed
 	// workflows find the accounts as they left them, not freshly seeded.

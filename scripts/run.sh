@@ -16,7 +16,7 @@ declare -A ports=(
 	[7233]="Temporal dev server (gRPC)" [8233]="Temporal Web UI"
 	[8101]="sandbox: Okta" [8102]="sandbox: Microsoft Graph" [8103]="sandbox: AWS IAM"
 	[8104]="sandbox: SCIM app crm" [8105]="sandbox: SCIM app wiki"
-	[8106]="sandbox: AD admin view" [8107]="sandbox: Splunk HEC (GET /counts)" [8636]="sandbox: AD (LDAPS)"
+	[8106]="sandbox: AD admin view" [8107]="sandbox: Splunk HEC (GET /counts)" [8108]="sandbox: HR roster (BambooHR, Workday)" [8636]="sandbox: AD (LDAPS)"
 	[9090]="worker health and metrics" [8080]="starter (HRIS relay, operator API)"
 	[8081]="starter (codec server for the Web UI)"
 )
@@ -115,6 +115,7 @@ wait_port 8233 temporal
 start sandbox bin/sandbox -people 200
 wait_port 8101 sandbox
 wait_port 8636 sandbox
+wait_port 8108 sandbox
 
 start worker bin/worker
 wait_port 9090 worker
