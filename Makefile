@@ -68,11 +68,14 @@ hostile:
 # Time-to-contain, burst throughput against the no-op ceiling, worker RSS
 # (table + .offboard/bench.json); the same on the production stack's Temporal
 # on PostgreSQL (.offboard/bench-stack.json); then the HRIS relay: webhooks accepted per
-# second sustained for 30 s against a dev server, and its added latency.
+# second sustained for 30 s against a dev server, and its added latency; then a
+# reconcile of 50,000 accounts (Okta, SCIM and IAM simulators, OFFBOARD_BENCH_ACCOUNTS):
+# accounts/s, worker peak RSS, each target's requests/s against its budget.
 bench: setup-run setup-stack build
 	$(GO) run ./internal/bench -out .offboard/bench.json
 	$(GO) run ./internal/bench -stack -out .offboard/bench-stack.json
 	OFFBOARD_BENCH_TEMPORAL=devserver $(GO) test ./relay -run '^$$' -bench BenchmarkRelay -benchtime 30s
+	$(GO) test ./internal/workerapp -run '^$$' -bench BenchmarkReconcile -benchtime 1x -timeout 30m
 
 # The Deprovision workflow under seeded random scenarios (workflows/simulation_test.go):
 # SEEDS scenarios without the race detector (the race run of make test does 300),
