@@ -12,6 +12,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/offboard/offboard/internal/config"
 	"github.com/offboard/offboard/sandbox/demo"
@@ -63,7 +64,7 @@ func Open(c config.Config) (Roster, error) {
 		if err != nil {
 			return nil, fmt.Errorf("roster: workday password: %w", err)
 		}
-		return Workday{URL: cfg.URL, Username: cfg.Username, Password: pw}, nil
+		return Workday{URL: cfg.URL, Username: cfg.Username, Password: pw, CacheFor: 10 * time.Minute}, nil
 	}
 	return nil, fmt.Errorf("roster: unknown kind %q", cfg.Kind)
 }

@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -30,6 +32,21 @@ type Workday struct {
 	PageSize int // workers per page; default 500 (Workday allows up to 999)
 	HTTP     *http.Client
 	Now      func() time.Time // pins every page to one moment; default time.Now
+	// CacheFor keeps a roster read for this long in this process: a
+	// reconciliation reads the roster once per batch of account pages, and
+	// a large tenant's Get_Workers takes seconds (50,000 workers: about 4 s).
+	CacheFor time.Duration
+}
+
+// workdayCache holds the last roster read per endpoint and user.
+var workdayCache struct {
+	sync.Mutex
+	m map[string]workdayCached
+}
+
+type workdayCached struct {
+	people []Person
+	at     time.Time
 }
 
 const (
@@ -46,13 +63,38 @@ func (w Workday) People(ctx context.Context) ([]Person, error) {
 	if w.URL == "" {
 		return nil, errors.New("workday get_workers: no URL")
 	}
-	size := w.PageSize
-	if size <= 0 {
-		size = 500
-	}
 	now := w.Now
 	if now == nil {
 		now = time.Now
+	}
+	if w.CacheFor <= 0 {
+		return w.read(ctx, now)
+	}
+	key := w.URL + "\x00" + w.Username
+	workdayCache.Lock()
+	c, ok := workdayCache.m[key]
+	workdayCache.Unlock()
+	if ok && now().Sub(c.at) < w.CacheFor {
+		return slices.Clone(c.people), nil
+	}
+	people, err := w.read(ctx, now)
+	if err != nil {
+		return nil, err // an error is never kept: the next call asks again
+	}
+	workdayCache.Lock()
+	if workdayCache.m == nil {
+		workdayCache.m = map[string]workdayCached{}
+	}
+	workdayCache.m[key] = workdayCached{people: people, at: now()}
+	workdayCache.Unlock()
+	return slices.Clone(people), nil
+}
+
+// read pages through Get_Workers.
+func (w Workday) read(ctx context.Context, now func() time.Time) ([]Person, error) {
+	size := w.PageSize
+	if size <= 0 {
+		size = 500
 	}
 	// Every page is read as of the same moment, so a hire or a termination
 	// entered while we page cannot shift workers from one page to another.

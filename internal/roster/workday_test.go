@@ -248,3 +248,41 @@ func TestWorkdayRefusesWhatItCannotRead(t *testing.T) {
 		})
 	}
 }
+
+// Within CacheFor the roster is read once per endpoint; an error is never
+// kept, and past CacheFor the roster is read again.
+func TestWorkdayCache(t *testing.T) {
+	fail := true
+	srv, seen := workdayServer(t, func(w http.ResponseWriter, req askedWorkers) {
+		if fail {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, wdPage(1, 500, wdResults(2, 1, 2, 1), wdAda, wdAlan))
+	})
+	now := time.Date(2026, 11, 29, 13, 0, 0, 0, time.UTC)
+	wd := Workday{URL: srv.URL, Username: "u", Password: "p", CacheFor: 10 * time.Minute, Now: func() time.Time { return now }}
+
+	_, err := wd.People(t.Context())
+	require.Error(t, err)
+	fail = false
+	people, err := wd.People(t.Context())
+	require.NoError(t, err, "the failure was not kept")
+	require.Len(t, people, 2)
+	people[0].Status = "changed by the caller"
+	require.Len(t, *seen, 2)
+
+	now = now.Add(9 * time.Minute)
+	for range 2 {
+		again, err := wd.People(t.Context())
+		require.NoError(t, err)
+		assert.Equal(t, Active, again[0].Status, "the cache hands out copies")
+		again[0].Status = "changed by the caller"
+	}
+	assert.Len(t, *seen, 2, "read from the cache")
+
+	now = now.Add(2 * time.Minute)
+	_, err = wd.People(t.Context())
+	require.NoError(t, err)
+	assert.Len(t, *seen, 3, "read again past CacheFor")
+}
