@@ -286,3 +286,24 @@ func TestWorkdayCache(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, *seen, 3, "read again past CacheFor")
 }
+
+// Whatever a server answers, the parser errs or returns workers each with an
+// id and a status it read; it never panics.
+func FuzzParseGetWorkers(f *testing.F) {
+	f.Add(200, wdPage(1, 2, wdResults(4, 2, 2, 1), wdAda, wdAlan))
+	f.Add(200, wdPage(1, 2, wdResults(1, 1, 1, 1), wdKen))
+	f.Add(500, `<env:Envelope xmlns:env="http://schemas.xmlsoap.org/soap/envelope/"><env:Body><env:Fault><faultcode>x</faultcode></env:Fault></env:Body></env:Envelope>`)
+	f.Add(200, "<html></html>")
+	f.Fuzz(func(t *testing.T, status int, body string) {
+		page, err := parseGetWorkers(status, "text/xml", []byte(body))
+		if err != nil {
+			return
+		}
+		require.Equal(t, http.StatusOK, status)
+		for _, w := range page.people {
+			require.NotEmpty(t, w.id)
+			require.Equal(t, w.id, w.person.EmployeeID)
+			require.Contains(t, []string{Active, Terminated, ""}, w.person.Status)
+		}
+	})
+}
