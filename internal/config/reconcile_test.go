@@ -33,13 +33,13 @@ func TestReconcileSection(t *testing.T) {
 	assert.False(t, cfg.Reconcile.IsService("ada"))
 
 	for name, section := range map[string]string{
-		"unknown policy": "reconcile: {orphans: delete}\n",
-		"csv needs path": "reconcile: {roster: {kind: csv}}\n",
-		"unknown roster": "reconcile: {roster: {kind: successfactors}}\n",
+		"unknown policy":            "reconcile: {orphans: delete}\n",
+		"csv needs path":            "reconcile: {roster: {kind: csv}}\n",
+		"unknown roster":            "reconcile: {roster: {kind: successfactors}}\n",
 		"workday needs credentials": "reconcile: {roster: {kind: workday, url: \"https://wd2-impl-services1.workday.com/ccx/service/acme/Human_Resources/v42.0\"}}\n",
 		"workday password inline":   "reconcile: {roster: {kind: workday, url: \"https://h/x\", username: ISU, password: hunter2}}\n",
 		"workday sandbox password":  "reconcile: {roster: {kind: workday, url: \"https://h/x\", username: ISU, password: \"sandbox:x\"}}\n",
-		"unknown field":  "reconcile: {orphan: report}\n",
+		"unknown field":             "reconcile: {orphan: report}\n",
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := Parse([]byte(minimal+section), "offboard.yaml")
