@@ -149,13 +149,6 @@ func (a *Activities) ReconcileListPages(ctx context.Context, in ListPageInput) (
 	var gap time.Duration
 	seen := map[string]bool{}
 	for pages := 0; pages < maxPages; pages++ {
-		if pages > 0 && gap > 0 {
-			select {
-			case <-time.After(gap):
-			case <-ctx.Done():
-				return ListPageResult{}, ctx.Err()
-			}
-		}
 		page, err := lister.ListActive(ctx, res.Next, in.Limit)
 		if err != nil {
 			return ListPageResult{}, classify(fmt.Errorf("reconcile %s at cursor %q: %w", in.Target, res.Next, err))
@@ -177,6 +170,16 @@ func (a *Activities) ReconcileListPages(ctx context.Context, in ListPageInput) (
 		activity.RecordHeartbeat(ctx, res)
 		if res.Done {
 			break
+		}
+		// Spaced after every page, the activity's last one too: the next
+		// activity's first page follows at once, and the task queue's limit
+		// counts activities, not the requests each makes.
+		if gap > 0 {
+			select {
+			case <-time.After(gap):
+			case <-ctx.Done():
+				return ListPageResult{}, ctx.Err()
+			}
 		}
 	}
 	return res, nil
