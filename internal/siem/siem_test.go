@@ -142,6 +142,7 @@ func TestSlowHECNeverBlocksAndCountsOverflow(t *testing.T) {
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):
+		close(release)
 		t.Fatal("Emit blocked behind a hanging HEC")
 	}
 	assert.Equal(t, int64(3), em.Dropped(), "4 fit in the buffer, 3 overflow")
