@@ -96,6 +96,7 @@ type Relay struct {
 	bamboo  *hmacSource[hris.BambooHR]
 	workday *workdaySource
 	generic *hmacSource[hris.Generic]
+	okta    *oktaHook // Okta Event Hooks (oktahooks.go); nil: not configured
 	tokens  []token
 	roles   map[string]bool
 	edge    Edge
@@ -191,6 +192,9 @@ func New(cfg Config, c client.Client, logger *slog.Logger) (*Relay, error) {
 	if rl.decisionKey, err = LoadDecisionKey(rc.DecisionKey); err != nil {
 		return nil, err
 	}
+	if rl.okta, err = newOktaHook(context.Background(), rc.Sources.Okta); err != nil {
+		return nil, err
+	}
 	rl.oidc = newOperatorOIDC(rc.OIDC)
 	rl.handler = rl.routes()
 	return rl, nil
@@ -204,6 +208,7 @@ func (rl *Relay) routes() http.Handler {
 	mux.HandleFunc("POST /hris/bamboohr", rl.handleBambooHR)
 	mux.HandleFunc("POST /hris/workday", rl.handleWorkday)
 	mux.HandleFunc("POST /hris/generic", rl.handleGeneric)
+	mux.HandleFunc("/hooks/okta", rl.handleOktaHook) // GET verifies the hook, POST delivers events
 	mux.HandleFunc("POST /deprovisions/release-quarantine", rl.operator(roleSet(config.RoleSecurity), rl.handleReleaseQuarantine))
 	mux.HandleFunc("POST /deprovisions/{employeeId}/{action}", rl.handleDecision)
 	mux.HandleFunc("GET /deprovisions/{employeeId}", rl.operator(roleSet(config.RoleAuditor, config.RoleHR, config.RoleSecurity), rl.handleStatus))

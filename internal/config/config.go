@@ -573,6 +573,12 @@ func (c *Config) outsideTargetSecrets() []namedSecret {
 			out = append(out, namedSecret{[]string{"relay", "sources", "generic", "secrets", fmt.Sprint(i)}, s})
 		}
 	}
+	if o := src.Okta; o != nil {
+		for i, s := range o.Secrets {
+			out = append(out, namedSecret{[]string{"relay", "sources", "okta", "secrets", fmt.Sprint(i)}, s})
+		}
+		out = append(out, namedSecret{[]string{"relay", "sources", "okta", "apiToken"}, o.APIToken})
+	}
 	return out
 }
 

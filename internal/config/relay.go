@@ -40,6 +40,7 @@ type RelaySources struct {
 	BambooHR *BambooHRSource `yaml:"bamboohr"`
 	Workday  *WorkdaySource  `yaml:"workday"`
 	Generic  *GenericSource  `yaml:"generic"`
+	Okta     *OktaHookSource `yaml:"okta"` // Okta Event Hooks (oktahook.go)
 }
 
 // BambooHRSource is one BambooHR webhook. Secrets holds its private key and,
@@ -229,6 +230,9 @@ func (r Relay) Validate() error {
 		if err := zone("relay.sources.generic.timeZone", g.TimeZone); err != nil {
 			return err
 		}
+	}
+	if err := r.Sources.Okta.check(); err != nil {
+		return err
 	}
 	if err := r.DecisionKey.check(); err != nil {
 		return fmt.Errorf("relay.decisionKey: %v", err)
