@@ -189,3 +189,16 @@ func TestIntegrationOktaHookSuspends(t *testing.T) {
 	default:
 	}
 }
+
+// make run's relay takes Okta hooks with the sandbox's secret.
+func TestOktaHookInEmbeddedDefault(t *testing.T) {
+	def, err := config.Default()
+	require.NoError(t, err)
+	rl, _ := newTestRelay(t, ConfigFrom(def.Relay, def.Roles))
+	req := httptest.NewRequest(http.MethodGet, "/hooks/okta", nil)
+	req.Header.Set("X-Okta-Verification-Challenge", "abc")
+	req.Header.Set("Authorization", "sandbox-okta-hook-secret")
+	rec := serveOkta(rl, req)
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	assert.JSONEq(t, `{"verification":"abc"}`, rec.Body.String())
+}
