@@ -180,9 +180,9 @@ func TestIntegrationOktaHookSuspends(t *testing.T) {
 	assert.Contains(t, rec.Body.String(), "already received", "the delivery memory answered, before any run was asked")
 
 	// One run for the person: the replay started no other.
-	desc, err := c.DescribeWorkflowExecution(t.Context(), reply.WorkflowID, "")
+	desc, err := c.DescribeWorkflow(t.Context(), reply.WorkflowID, "")
 	require.NoError(t, err)
-	assert.Equal(t, reply.RunID, desc.WorkflowExecutionInfo.Execution.RunId)
+	assert.Equal(t, reply.RunID, desc.RawResponse.GetWorkflowExecutionInfo().GetExecution().GetRunId())
 	select {
 	case id := <-target.suspended:
 		t.Fatalf("%s suspended again", id)
