@@ -89,6 +89,16 @@ simulate: setup
 	$(GO) test -count=1 -timeout 60m -run 'TestSimulation$$|TestSimulationOnServer' -v ./workflows -sim.seeds $(SEEDS) -sim.server $(SERVER_SEEDS) \
 	  | grep -v '^=== RUN'; exit $${PIPESTATUS[0]}
 
+# The same invariants at system level (internal/chaos): N terminations as signed
+# webhooks through the relay while the worker is SIGKILLed KILLS times, the dev
+# server restarted once and every simulator fails 30 % of calls; prints a table
+# (and .offboard/chaos/chaos.json), exits non-zero on any loss or unsafe repeat.
+N ?= 500
+KILLS ?= 5
+.PHONY: chaos
+chaos: setup-run build
+	$(GO) run ./internal/chaos -n $(N) -kills $(KILLS)
+
 # Re-record the replay corpus in testdata/histories from the integration scenarios.
 histories: setup-run
 	OFFBOARD_RECORD_HISTORIES=1 $(GO) test -count=1 -run TestScenarios ./internal/integration/

@@ -29,7 +29,10 @@ type Rule struct {
 	Status      int           `json:"status,omitempty"` // 0 = pass the request on after Latency
 	RetryAfter  time.Duration `json:"retryAfter,omitempty"`
 	Hang        bool          `json:"hang,omitempty"` // hold the connection until the client gives up
-	fired       int
+	// Garbage answers Status (200 when 0) with a body that is not the API's
+	// format, without passing the request on: nothing is applied.
+	Garbage bool `json:"garbage,omitempty"`
+	fired   int
 }
 
 // ErrorWriter writes a failure in the simulated API's own error format.
@@ -124,12 +127,32 @@ func (i *Injector) Middleware(next http.Handler, writeErr ErrorWriter) http.Hand
 			<-r.Context().Done()
 			return
 		}
+		if rule != nil && rule.Garbage {
+			writeGarbage(w, rule.Status)
+			return
+		}
 		if rule != nil && rule.Status != 0 {
+			w.Header().Set(FaultHeader, "status")
 			writeErr(w, r, rule.Status, rule.RetryAfter)
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// FaultHeader marks an answer the injector wrote, so a request log can tell it
+// from one the simulated API wrote.
+const FaultHeader = "X-Sandbox-Fault"
+
+// writeGarbage answers with a body no API client can read as its format.
+func writeGarbage(w http.ResponseWriter, status int) {
+	if status == 0 {
+		status = http.StatusOK
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set(FaultHeader, "garbage")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte("<html><body>502 upstream \x00\xff{\"id\":"))
 }
 
 // sleep waits d unless the client goes away first; it reports whether to carry on.
