@@ -247,4 +247,3 @@ func TestSyslogTLSOctetCountingFrames(t *testing.T) {
 	}
 	assert.Zero(t, em.Dropped())
 }
-

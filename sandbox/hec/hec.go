@@ -26,7 +26,9 @@ type Server struct {
 }
 
 // New accepts the given token.
-func New(token string) *Server { return &Server{token: token, byID: map[string]int{}, last: map[string]json.RawMessage{}} }
+func New(token string) *Server {
+	return &Server{token: token, byID: map[string]int{}, last: map[string]json.RawMessage{}}
+}
 
 // Handler serves the collector's routes, and GET /counts (event id → times received).
 func (s *Server) Handler() http.Handler {
