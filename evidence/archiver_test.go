@@ -143,11 +143,11 @@ func TestArchiverAtCloseWaitsForTheClose(t *testing.T) {
 		evidence.ArchiverWorkflowType, evidence.ArchiverInput{Run: &r})
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
-		d, err := rig.client.DescribeWorkflowExecution(t.Context(), arch.GetID(), arch.GetRunID())
-		if err != nil || len(d.GetPendingActivities()) != 1 {
+		d, err := rig.client.DescribeWorkflow(t.Context(), arch.GetID(), arch.GetRunID())
+		if err != nil || len(d.RawResponse.GetPendingActivities()) != 1 {
 			return false
 		}
-		p := d.GetPendingActivities()[0]
+		p := d.RawResponse.GetPendingActivities()[0]
 		return p.GetAttempt() >= 2 && strings.Contains(p.GetLastFailure().GetMessage(), "still open")
 	}, 30*time.Second, 100*time.Millisecond, "the open run is tried again, not refused")
 	names, err := rig.store.List(t.Context(), r)
@@ -158,6 +158,25 @@ func TestArchiverAtCloseWaitsForTheClose(t *testing.T) {
 	var res evidence.ArchiverResult
 	require.NoError(t, arch.Get(t.Context(), &res))
 	assert.Equal(t, []evidence.Run{r}, res.Archived)
+	dir, err := rig.store.RunDir(r)
+	require.NoError(t, err)
+	require.NoError(t, evidence.Verify(dir, rig.pub))
+}
+
+// A run that closes on its own starts its own archiving as it finishes: its
+// evidence is in the store with no sweep, archived by evidence-<workflow id>.
+func TestRunArchivesItselfAtClose(t *testing.T) {
+	rig := newArchiveRig(t)
+	tm := termination("E600")
+	tm.Privileged, tm.Reason = false, workflows.ReasonVoluntary // no approval to wait for
+	r := rig.start(t, tm)
+	var res workflows.Result
+	require.NoError(t, rig.client.GetWorkflow(t.Context(), r.WorkflowID, r.RunID).Get(t.Context(), &res))
+	require.Equal(t, workflows.PhaseCompleted, res.Phase)
+
+	var archived evidence.ArchiverResult
+	require.NoError(t, rig.client.GetWorkflow(t.Context(), "evidence-"+r.WorkflowID, "").Get(t.Context(), &archived), "the run started its Archiver")
+	assert.Equal(t, []evidence.Run{r}, archived.Archived)
 	dir, err := rig.store.RunDir(r)
 	require.NoError(t, err)
 	require.NoError(t, evidence.Verify(dir, rig.pub))

@@ -242,7 +242,7 @@ func (wf *deprovision) runControl(ctx workflow.Context, id string, failed error)
 // awaitWaiverEnd holds a waiver until it expires or someone asks for a retry;
 // false when the run stops waiting instead.
 func (wf *deprovision) awaitWaiverEnd(ctx workflow.Context, id string, w *Waive) bool {
-	_, _ = workflow.AwaitWithTimeout(ctx, w.ExpiresAt.Sub(workflow.Now(ctx)), func() bool { return wf.retries[id] > 0 || wf.abandoned(id) })
+	_, _ = awaitFor(ctx, w.ExpiresAt.Sub(workflow.Now(ctx)), "waiver of "+controlIDName(id)+" until "+at(w.ExpiresAt), func() bool { return wf.retries[id] > 0 || wf.abandoned(id) })
 	if wf.abandoned(id) {
 		return false
 	}
@@ -318,7 +318,7 @@ func (wf *deprovision) startApply(ctx workflow.Context, id string) workflow.Futu
 	wf.status.Controls[i].Attempts++
 	in := activities.ControlInput{ControlID: id, Target: c.Target, Control: c.Control, Phase: c.Phase,
 		Account: wf.accounts[c.Target], Params: wf.params(c)}
-	return workflow.ExecuteActivity(wf.controlOptions(ctx, c.Target), a.ApplyControl, in)
+	return workflow.ExecuteActivity(withSummary(wf.controlOptions(ctx, c.Target), controlName(c.Target, c.Control)), a.ApplyControl, in)
 }
 
 // applyControl runs the ApplyControl activity, going on through rate limits

@@ -40,6 +40,8 @@ const (
 	// Proven identity: no-account receipts say what was searched, a leaver
 	// found nowhere is an exception, admin rights found make the run privileged.
 	versionProvenIdentity = "proven-identity"
+	// A run starts the archiving of its own evidence as it finishes (archive.go).
+	versionArchiveAtClose = "archive-at-close"
 )
 
 // a is how the workflow names activities: methods on a nil pointer, so there
@@ -62,6 +64,7 @@ func Deprovision(ctx workflow.Context, t Termination) (Result, error) {
 func (wf *deprovision) run(ctx workflow.Context) (Result, error) {
 	// 1. Search attributes and the status query are up before anything waits.
 	wf.setPhase(ctx, PhaseScheduled)
+	wf.keepDetails(ctx) // the Web UI's current details (summary.go)
 	base, err := wf.loadPlan(ctx)
 	if err != nil {
 		return Result{}, err
@@ -155,7 +158,7 @@ func (wf *deprovision) run(ctx workflow.Context) (Result, error) {
 
 	// 11. Account deletion only after the retention period and with no hold.
 	wf.setPhase(ctx, PhaseRetention)
-	_ = wf.sleepUntil(ctx, wf.retentionEnds())
+	_ = wf.sleepUntil(ctx, wf.retentionEnds(), "retention until")
 	_ = wf.waitWhileHeld(ctx)
 	wf.setPhase(ctx, PhaseDeleting)
 	wf.runPhaseSequential(ctx, control.Deletion)
@@ -328,11 +331,12 @@ func (wf *deprovision) loadPlan(ctx workflow.Context) (activities.PlanBase, erro
 	// Version 1 reads the plan in a local activity: it only reads the worker's
 	// configuration, and saves a round trip on the way to containment.
 	if workflow.GetVersion(ctx, versionLocalPlan, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
-		err = workflow.ExecuteActivity(wf.shortOptions(ctx), a.LoadPlan, in).Get(ctx, &base)
+		err = workflow.ExecuteActivity(withSummary(wf.shortOptions(ctx), "load the plan"), a.LoadPlan, in).Get(ctx, &base)
 	} else {
 		lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
 			StartToCloseTimeout: 10 * time.Second,
 			RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 10, NonRetryableErrorTypes: activities.NonRetryable},
+			Summary:             "load the plan",
 		})
 		err = workflow.ExecuteLocalActivity(lctx, a.LoadPlan, in).Get(ctx, &base)
 	}
@@ -360,7 +364,7 @@ func (wf *deprovision) waitForEffectiveTime(ctx workflow.Context) bool {
 			return false
 		}
 		wf.scheduleChanged = false
-		_, _ = workflow.AwaitWithTimeout(ctx, wait, func() bool { return wf.rescinded != nil || wf.scheduleChanged })
+		_, _ = awaitFor(ctx, wait, "effective "+at(wf.effectiveAt), func() bool { return wf.rescinded != nil || wf.scheduleChanged })
 	}
 }
 
@@ -373,7 +377,7 @@ func (wf *deprovision) resolveAccounts(ctx workflow.Context) {
 	futures := make([]workflow.Future, len(wf.base.Targets))
 	for i, pt := range wf.base.Targets {
 		wf.status.Accounts = append(wf.status.Accounts, AccountStatus{Target: pt.Name, Kind: pt.Kind, State: "pending"})
-		futures[i] = workflow.ExecuteActivity(wf.controlOptions(ctx, pt.Name), a.ResolveAccount, activities.ResolveInput{Target: pt.Name, Person: person})
+		futures[i] = workflow.ExecuteActivity(withSummary(wf.controlOptions(ctx, pt.Name), pt.Name+" · find the account"), a.ResolveAccount, activities.ResolveInput{Target: pt.Name, Person: person})
 	}
 	wf.discover = workflow.GetVersion(ctx, versionProvenIdentity, workflow.DefaultVersion, 1) == 1
 	for i, pt := range wf.base.Targets {
@@ -442,7 +446,7 @@ func (wf *deprovision) retryResolve(ctx workflow.Context, i int, pt activities.P
 		}
 		wf.setState(id, StateRunning)
 		var res activities.Resolution
-		cause = workflow.ExecuteActivity(wf.controlOptions(ctx, pt.Name), a.ResolveAccount, activities.ResolveInput{Target: pt.Name, Person: wf.person()}).Get(ctx, &res)
+		cause = workflow.ExecuteActivity(withSummary(wf.controlOptions(ctx, pt.Name), pt.Name+" · find the account"), a.ResolveAccount, activities.ResolveInput{Target: pt.Name, Person: wf.person()}).Get(ctx, &res)
 		if cause == nil {
 			wf.recordResolution(ctx, i, pt, res)
 			wf.settle(ctx, id, control.Receipt{ControlID: id, System: pt.Name, Kind: pt.Kind, Action: "resolve", Phase: control.Containment,
@@ -480,12 +484,14 @@ func (wf *deprovision) finish(ctx workflow.Context, phase Phase) (Result, error)
 	// the result says what the status query says.
 	_ = workflow.Await(ctx, func() bool { return wf.notifying == 0 && wf.deadlinesRecorded() })
 	wf.setPhase(ctx, phase)
+	workflow.SetCurrentDetails(ctx, wf.details())
 	res := Result{Phase: phase, SLABreached: wf.status.SLABreached, Receipts: []control.Receipt{}, Status: wf.status}
 	for _, c := range wf.status.Controls {
 		if c.Receipt != nil {
 			res.Receipts = append(res.Receipts, *c.Receipt)
 		}
 	}
+	wf.archiveAtClose(ctx) // last: the result is what the run decided
 	return res, nil
 }
 

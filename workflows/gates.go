@@ -19,7 +19,7 @@ func (wf *deprovision) approvalGate(ctx workflow.Context) Phase {
 	wf.setPhase(ctx, PhaseAwaitingApproval)
 	gate := wf.openGate(ctx, "approval", "removal plan "+wf.status.PlanDigest+" needs an approver")
 	timeout := wf.base.Policy.Approval.Timeout.D()
-	ok, _ := workflow.AwaitWithTimeout(ctx, timeout, func() bool {
+	ok, _ := awaitFor(ctx, timeout, "approval due "+at(workflow.Now(ctx).Add(timeout)), func() bool {
 		return wf.approvedCurrentPlan() || wf.rejected != nil || wf.rescinded != nil || (wf.superseding != nil && wf.t.Kind == KindRoleChange)
 	})
 	wf.closeGate(gate)
@@ -112,7 +112,7 @@ func (wf *deprovision) notify(ctx workflow.Context, kind, text string) {
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		defer func() { wf.notifying-- }()
 		var sent bool
-		if err := workflow.ExecuteActivity(wf.shortOptions(ctx), a.Notify, n).Get(ctx, &sent); err != nil {
+		if err := workflow.ExecuteActivity(withSummary(wf.shortOptions(ctx), "notify: "+kind), a.Notify, n).Get(ctx, &sent); err != nil {
 			wf.log(ctx, "notify", "", kind+" notification failed: "+errorText(err), false)
 		}
 	})

@@ -220,7 +220,7 @@ func (wf *deprovision) reresolve(ctx workflow.Context) {
 			continue // found (proven), or its own exception retries with the corrected identity
 		}
 		wf.status.Accounts[i].State = "pending"
-		lookups = append(lookups, lookup{i, pt, workflow.ExecuteActivity(wf.controlOptions(ctx, pt.Name), a.ResolveAccount,
+		lookups = append(lookups, lookup{i, pt, workflow.ExecuteActivity(withSummary(wf.controlOptions(ctx, pt.Name), pt.Name+" · find the account"), a.ResolveAccount,
 			activities.ResolveInput{Target: pt.Name, Person: wf.person()})})
 	}
 	for _, l := range lookups {

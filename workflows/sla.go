@@ -25,7 +25,7 @@ func (wf *deprovision) watchSLA(ctx workflow.Context, phase string, within time.
 	wf.slaWatching = append(wf.slaWatching, true)
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		defer func() { wf.slaWatching[i] = false }()
-		met, _ := workflow.AwaitWithTimeout(ctx, due.Sub(workflow.Now(ctx)), func() bool { return done() || wf.rescinded != nil })
+		met, _ := awaitFor(ctx, due.Sub(workflow.Now(ctx)), phase+" SLA due "+at(due), func() bool { return done() || wf.rescinded != nil })
 		if !met && wf.v.slaRecheck {
 			// A due already past returns at once without looking: a rescinded
 			// run closing now breaches nothing, nor notifies as it closes.
@@ -72,7 +72,7 @@ func (wf *deprovision) reverifyLater(ctx workflow.Context) {
 		for _, d := range wf.base.Policy.Reverify {
 			// A rescinded termination is restored, not re-contained (fixed with
 			// the pooled-controls version; older runs replay as they ran).
-			if wf.sleepUntil(ctx, from.Add(d.D())) || (wf.pooled && wf.rescinded != nil) {
+			if wf.sleepUntil(ctx, from.Add(d.D()), "re-verify at") || (wf.pooled && wf.rescinded != nil) {
 				return
 			}
 			wf.reverify(ctx, d.D())
@@ -90,7 +90,7 @@ func (wf *deprovision) reverify(ctx workflow.Context, after time.Duration) {
 		in := activities.ControlInput{ControlID: c.ID, Target: c.Target, Control: c.Control, Phase: c.Phase,
 			Account: wf.accounts[c.Target], Params: wf.params(c)}
 		ids = append(ids, c.ID)
-		futures = append(futures, workflow.ExecuteActivity(wf.controlOptions(ctx, c.Target), a.VerifyControl, in))
+		futures = append(futures, workflow.ExecuteActivity(withSummary(wf.controlOptions(ctx, c.Target), controlName(c.Target, c.Control)+" · re-verify"), a.VerifyControl, in))
 	}
 	for i, f := range futures {
 		var r control.Receipt
@@ -143,10 +143,10 @@ func (wf *deprovision) reopen(ctx workflow.Context, id string, err error) {
 
 // sleepUntil waits until t; it reports whether the run is stopping instead
 // (from version restore-open-exceptions, also once it is rescinded).
-func (wf *deprovision) sleepUntil(ctx workflow.Context, t time.Time) bool {
+func (wf *deprovision) sleepUntil(ctx workflow.Context, t time.Time, what string) bool {
 	stop := func() bool { return wf.stopping || (wf.v.restoreOpen && wf.rescinded != nil) }
 	if d := t.Sub(workflow.Now(ctx)); d > 0 {
-		_, _ = workflow.AwaitWithTimeout(ctx, d, stop)
+		_, _ = awaitFor(ctx, d, what+" "+at(t), stop)
 	}
 	return stop()
 }

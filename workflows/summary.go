@@ -29,6 +29,9 @@ func at(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") }
 // controlName is a control as people read it: "okta · suspend".
 func controlName(target, ctl string) string { return target + " · " + ctl }
 
+// controlIDName is a control id ("okta/suspend") as people read it.
+func controlIDName(id string) string { return strings.Replace(id, "/", " · ", 1) }
+
 // withSummary labels the next activity started with ctx.
 func withSummary(ctx workflow.Context, summary string) workflow.Context {
 	o := workflow.GetActivityOptions(ctx)

@@ -63,7 +63,13 @@ type stack struct {
 
 func newStack(t testing.TB) *stack {
 	t.Helper()
-	s := &stack{t: t, temporal: devserver.Start(t), people: demo.People(50), start: time.Now().UTC().Truncate(time.Second)}
+	return newStackOn(t, devserver.Start(t))
+}
+
+// newStackOn is newStack on a dev server the test started itself.
+func newStackOn(t testing.TB, temporal *devserver.Server) *stack {
+	t.Helper()
+	s := &stack{t: t, temporal: temporal, people: demo.People(50), start: time.Now().UTC().Truncate(time.Second)}
 	s.okta = oktasim.New(oktasim.Options{Token: oktaToken, People: s.people, RateLimitPerMinute: 100000})
 	var err error
 	s.crm, err = scimapp.New(scimapp.Options{Name: "crm", Bearer: scimToken, PatchSupported: true, People: s.people, RequestsPerSecond: 10000})
