@@ -7,6 +7,7 @@
 //	ad    ldaps://127.0.0.1:8636  Active Directory-shaped LDAP directory (admin view on http://127.0.0.1:8106)
 //	crm   http://127.0.0.1:8104   SCIM 2.0 app with PATCH
 //	wiki  http://127.0.0.1:8105   SCIM 2.0 app without PATCH (PUT only)
+//	siem  http://127.0.0.1:8107   Splunk HTTP Event Collector (GET /counts shows the events by id)
 //	hr    http://127.0.0.1:8108   the HR roster: BambooHR's employee directory, Workday Get_Workers
 //
 // Each answers /_sandbox/faults to inject latency and failures, and
