@@ -217,6 +217,8 @@ type PlanItem struct {
 	Login      string         `json:"login,omitempty"`
 	Privileges []string       `json:"privileges,omitempty"`
 	Params     control.Params `json:"params,omitzero"`
+	// Removes is what the step takes away, from the account's Holds (plan.go).
+	Removes []string `json:"removes,omitempty"`
 }
 
 // HREvent is a later HR event for a run in flight (SignalHREvent). Only the

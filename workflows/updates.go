@@ -551,7 +551,7 @@ func (wf *deprovision) plan() []PlanItem {
 		}
 		acct := wf.accounts[c.Target]
 		items = append(items, PlanItem{Control: c.ID, Phase: c.Phase, Account: acct.ID, Login: acct.Login,
-			Privileges: acct.Privileges, Params: wf.params(c)})
+			Privileges: acct.Privileges, Params: wf.params(c), Removes: removes(c.Control, acct, wf.params(c))})
 	}
 	return items
 }

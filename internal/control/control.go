@@ -52,6 +52,12 @@ type Account struct {
 	// Domain Admins or adminCount=1), each said for people: a person holding
 	// any is treated as privileged whatever HR declared.
 	Privileges []string `json:"privileges,omitempty"`
+	// Holds are the entitlements Resolve read, each said for people and
+	// prefixed by its kind ("group all-staff", "directory role Global Reader",
+	// "access key …1234 (Active)"); only ids, never key material. A kind that
+	// could not be read is said as "<kinds> could not be read: <reason>", so
+	// an approver's plan never shows less than is there.
+	Holds []string `json:"holds,omitempty"`
 }
 
 // Params tune a control.
