@@ -109,7 +109,7 @@ func (wf *deprovision) run(ctx workflow.Context) (Result, error) {
 
 	// 6. Containment, all systems in parallel, with its SLA timers.
 	wf.setPhase(ctx, PhaseContaining)
-	wf.watchSLA(ctx, "containment", wf.base.Policy.ContainmentSLA.D(), func() bool { return wf.phaseDone(control.Containment) })
+	wf.watchSLA(ctx, "containment", wf.containmentSLA(), func() bool { return wf.phaseDone(control.Containment) })
 	wf.watchSLA(ctx, "credentials", wf.base.Policy.CredentialsSLA.D(), func() bool { return wf.removalDone })
 	wf.runPhaseParallel(ctx, control.Containment)
 	_ = workflow.Await(ctx, func() bool { return wf.phaseSettled(control.Containment) || wf.rescinded != nil })

@@ -9,6 +9,7 @@ package workflows
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"go.temporal.io/sdk/workflow"
 
@@ -352,6 +353,15 @@ func (wf *deprovision) discoverPrivilege(ctx workflow.Context) {
 		wf.status.ApprovalNeeded = wf.approvalRequired(wf.base)
 		wf.updatePhaseAttribute(ctx)
 	}
+}
+
+// containmentSLA is the policy's containment SLA, or its privileged one for a
+// person HR flagged or a target showed privileged (discoverPrivilege).
+func (wf *deprovision) containmentSLA() time.Duration {
+	if p := wf.base.Policy; wf.t.Privileged && p.PrivilegedContainmentSLA > 0 {
+		return p.PrivilegedContainmentSLA.D()
+	}
+	return wf.base.Policy.ContainmentSLA.D()
 }
 
 // becomeTermination turns a role change superseded by a termination into

@@ -64,6 +64,7 @@ func (s *deprovisionSuite) TestAdminRightsFoundMakeTheRunPrivileged() {
 		s.Equal([]string{"aws policy AdministratorAccess"}, st.Accounts[1].Privileges)
 		s.Contains(lastLog(st, "privilege_discovered").Detail, "aws: aws policy AdministratorAccess")
 		s.Equal(0, s.aws.count("delete"), "nothing destructive before the approval")
+		s.Equal(s.start.Add(5*time.Minute), st.Deadlines[0].Due, "the privileged containment SLA applies")
 		s.signal(SignalRescind, Rescind{By: "hr-bot", Reason: "test over"})
 	})
 	res := s.run(s.termination())

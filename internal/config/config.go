@@ -83,14 +83,17 @@ type Starter struct {
 // Policy is how a deprovisioning is run. It is read by the workflow through
 // an activity, so a run keeps the policy it started with.
 type Policy struct {
-	ContainmentSLA  Duration   `yaml:"containmentSLA" json:"containmentSLA"`
-	CredentialsSLA  Duration   `yaml:"credentialsSLA" json:"credentialsSLA"`
-	Approval        Approval   `yaml:"approval" json:"approval"`
-	Retention       Duration   `yaml:"retention" json:"retention"`
-	Reverify        []Duration `yaml:"reverify" json:"reverify"`
-	ControlAttempts int32      `yaml:"controlAttempts" json:"controlAttempts"` // tries before a control becomes an exception
-	MaxWaiver       Duration   `yaml:"maxWaiver" json:"maxWaiver"`             // longest waiver a security approver may grant
-	Retry           Retry      `yaml:"retry" json:"retry"`                     // backoff between tries of a control
+	ContainmentSLA Duration `yaml:"containmentSLA" json:"containmentSLA"`
+	// PrivilegedContainmentSLA, when set, is the containment SLA for a person
+	// HR flagged privileged or a target showed admin rights for.
+	PrivilegedContainmentSLA Duration   `yaml:"privilegedContainmentSLA" json:"privilegedContainmentSLA,omitempty"`
+	CredentialsSLA           Duration   `yaml:"credentialsSLA" json:"credentialsSLA"`
+	Approval                 Approval   `yaml:"approval" json:"approval"`
+	Retention                Duration   `yaml:"retention" json:"retention"`
+	Reverify                 []Duration `yaml:"reverify" json:"reverify"`
+	ControlAttempts          int32      `yaml:"controlAttempts" json:"controlAttempts"` // tries before a control becomes an exception
+	MaxWaiver                Duration   `yaml:"maxWaiver" json:"maxWaiver"`             // longest waiver a security approver may grant
+	Retry                    Retry      `yaml:"retry" json:"retry"`                     // backoff between tries of a control
 }
 
 // Retry is the backoff between a control's tries (a system's Retry-After wins).
@@ -335,6 +338,9 @@ func (c *Config) validate(root *yaml.Node) error {
 		if d.v <= 0 {
 			return c.fieldError(root, []string{"policy", d.field}, "must be a positive duration like 15m")
 		}
+	}
+	if p.PrivilegedContainmentSLA < 0 {
+		return c.fieldError(root, []string{"policy", "privilegedContainmentSLA"}, "must be a positive duration like 5m, or left out")
 	}
 	if p.Approval.Timeout <= 0 {
 		return c.fieldError(root, []string{"policy", "approval", "timeout"}, "must be a positive duration like 72h")
