@@ -269,7 +269,7 @@ func (f apiFlags) showPlan(ctx context.Context, e *env, employee string) error {
 }
 
 // printPlan lists what the plan digest covers: each destructive step with
-// its account.
+// its account and what it removes (groups, roles, keys), one per line.
 func printPlan(w io.Writer, st workflows.Status) {
 	if st.PlanDigest == "" {
 		return
@@ -287,6 +287,9 @@ func printPlan(w io.Writer, st workflows.Status) {
 			fmt.Fprintf(w, "  keeps: %s", strings.Join(p.Params.KeepGroups, ", "))
 		}
 		fmt.Fprintln(w)
+		for _, r := range p.Removes {
+			fmt.Fprintf(w, "            removes %s\n", r)
+		}
 	}
 }
 

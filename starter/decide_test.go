@@ -96,7 +96,7 @@ type planTarget struct {
 func (p *planTarget) Name() string { return "fake" }
 func (p *planTarget) Kind() string { return "fake" }
 func (p *planTarget) Resolve(_ context.Context, person control.Person) (control.Account, error) {
-	return control.Account{ID: person.EmployeeID, Login: person.Email}, nil
+	return control.Account{ID: person.EmployeeID, Login: person.Email, Holds: []string{"group all-staff", "group finance-approvers"}}, nil
 }
 func (p *planTarget) Controls(phase control.Phase) []string {
 	switch phase {
@@ -189,6 +189,8 @@ targets:
 	code, stdout, stderr := as("alice-token", "approve", "-employee", employee)
 	require.Equal(t, exitUsage, code, stderr)
 	require.Contains(t, stdout, "removal   fake/remove_groups")
+	require.Contains(t, stdout, "removes group all-staff\n")
+	require.Contains(t, stdout, "removes group finance-approvers\n")
 	require.Contains(t, stderr, "-digest "+st.PlanDigest)
 	// A token without the approver role, and the leaver approving herself.
 	code, _, stderr = as("sec-token", "approve", "-employee", employee, "-digest", st.PlanDigest)
