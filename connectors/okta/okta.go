@@ -279,8 +279,10 @@ func (c *Client) resolved(ctx context.Context, u *oktasdk.User) (control.Account
 		var cerr *control.Error
 		errors.As(err, &cerr)
 		acct.Privileges = []string{fmt.Sprintf("okta admin roles unreadable (GET /api/v1/users/%s/roles: %v, HTTP %d)", u.Id, cerr.Kind, cerr.HTTPStatus)}
+		acct.Holds = c.holds(ctx, u.Id, nil, err) // holds.go
 		return acct, nil
 	}
+	acct.Holds = c.holds(ctx, u.Id, roles, nil)
 	for _, r := range roles {
 		if r.Status != "" && r.Status != "ACTIVE" {
 			continue

@@ -255,6 +255,8 @@ func TestResolve(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			acct, err := e.client.Resolve(ctx, tc.person)
 			require.NoError(t, err)
+			assert.Contains(t, acct.Holds, "group all-staff") // holds_test.go checks Holds in full
+			acct.Holds = nil
 			assert.Equal(t, control.Account{Target: "okta", ID: want.ID, Login: p.Email}, acct)
 		})
 	}

@@ -1,0 +1,38 @@
+package okta
+
+import (
+	"context"
+
+	oktasdk "github.com/okta/okta-sdk-golang/v2/okta"
+)
+
+// holds says what the user holds in Okta, for the approver's plan: its
+// groups (the built-in Everyone apart: Okta manages it) and active admin
+// roles. A list that cannot be read is said, not left out.
+func (c *Client) holds(ctx context.Context, userID string, roles []*oktasdk.Role, rolesErr error) []string {
+	var out []string
+	gs, _, err := c.userGroups(ctx, "read groups of", userID, nil)
+	if err != nil {
+		out = append(out, "groups could not be read: "+err.Error())
+	}
+	for _, g := range gs.remove {
+		out = append(out, "group "+groupName(g))
+	}
+	for _, name := range gs.builtIn {
+		out = append(out, "built-in group "+name+" (Okta manages it)")
+	}
+	if rolesErr != nil {
+		return append(out, "admin roles could not be read: "+rolesErr.Error())
+	}
+	for _, r := range roles {
+		if r.Status != "" && r.Status != "ACTIVE" {
+			continue
+		}
+		h := "admin role " + r.Type
+		if r.AssignmentType == "GROUP" {
+			h += " (through a group)"
+		}
+		out = append(out, h)
+	}
+	return out
+}
