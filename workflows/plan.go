@@ -48,7 +48,7 @@ func removes(name string, acct control.Account, params control.Params) []string 
 		for _, h := range acct.Holds {
 			item, ok := strings.CutPrefix(h, kind+" ")
 			switch {
-			case strings.HasPrefix(h, kind+"s could not be read"):
+			case strings.HasPrefix(h, plural(kind)+" could not be read"):
 				out = append(out, h)
 			case !ok:
 			case kind == "group" && slices.ContainsFunc(params.KeepGroups, func(k string) bool { return strings.EqualFold(k, item) }):
@@ -58,4 +58,12 @@ func removes(name string, acct control.Account, params control.Params) []string 
 		}
 	}
 	return out
+}
+
+// plural is the kind as a "could not be read" note names it.
+func plural(kind string) string {
+	if stem, ok := strings.CutSuffix(kind, "y"); ok {
+		return stem + "ies"
+	}
+	return kind + "s"
 }

@@ -31,7 +31,7 @@ func (c *Client) Resolve(ctx context.Context, p control.Person) (control.Account
 		return classify(c.cfg.Name+": resolve "+subject, err, rec)
 	}
 	found := func(name string) (control.Account, error) {
-		return control.Account{Target: c.cfg.Name, ID: name, Login: name, Privileges: c.privileges(ctx, name)}, nil
+		return control.Account{Target: c.cfg.Name, ID: name, Login: name, Privileges: c.privileges(ctx, name), Holds: c.holds(ctx, name)}, nil
 	}
 	hint := p.Hints[c.cfg.Name]
 	if hint != "" {
