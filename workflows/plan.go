@@ -62,8 +62,8 @@ func removes(name string, acct control.Account, params control.Params) []string 
 
 // plural is the kind as a "could not be read" note names it.
 func plural(kind string) string {
-	if stem, ok := strings.CutSuffix(kind, "y"); ok {
-		return stem + "ies"
+	if kind == "policy" {
+		return "policies"
 	}
 	return kind + "s"
 }

@@ -13,6 +13,7 @@ func TestPlanRemoves(t *testing.T) {
 		"group all-staff", "group Engineering", "built-in group Everyone",
 		"directory role Global Reader", "access key …1234 (Active)",
 		"ssh keys could not be read: AccessDenied", "MFA device arn:aws:iam::1:mfa/ann",
+		"policy arn:aws:iam::aws:policy/ReadOnlyAccess", "policies could not be read: AccessDenied",
 	}}
 	cases := []struct {
 		name   string
@@ -26,6 +27,7 @@ func TestPlanRemoves(t *testing.T) {
 		{"deactivate_ssh_keys", control.Params{}, []string{"ssh keys could not be read: AccessDenied"}},
 		{"delete_credentials", control.Params{}, []string{"ssh keys could not be read: AccessDenied"}},
 		{"delete_mfa_devices", control.Params{}, []string{"MFA device arn:aws:iam::1:mfa/ann"}},
+		{"detach_policies", control.Params{}, []string{"policy arn:aws:iam::aws:policy/ReadOnlyAccess", "policies could not be read: AccessDenied"}},
 		{"delete", control.Params{}, []string{"the account itself"}},
 		{"delete_user", control.Params{}, []string{"the account itself"}},
 		{"deactivate", control.Params{}, nil},
