@@ -112,7 +112,7 @@ func (c *Client) one(op string, entries []*goldap.Entry) (control.Account, error
 }
 
 func (c *Client) account(e *goldap.Entry) control.Account {
-	return control.Account{Target: c.cfg.Name, ID: e.DN, Login: e.GetAttributeValue("sAMAccountName"), Privileges: privileges(e)}
+	return control.Account{Target: c.cfg.Name, ID: e.DN, Login: e.GetAttributeValue("sAMAccountName"), Privileges: privileges(e), Holds: holds(e)}
 }
 
 // privileges are the admin rights an entry shows: membership of AD's
