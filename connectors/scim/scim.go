@@ -184,7 +184,7 @@ func (c *Client) noAccount(op string, searched []string) error {
 }
 
 func (c *Client) account(u user) control.Account {
-	return control.Account{Target: c.name, ID: u.ID, Login: u.UserName, Privileges: u.Privileges}
+	return control.Account{Target: c.name, ID: u.ID, Login: u.UserName, Privileges: u.Privileges, Holds: holds(u.Raw)}
 }
 
 // Observe reads the user back and says whether the control holds.
