@@ -142,7 +142,7 @@ func (c *Client) account(ctx context.Context, op string, u models.Userable) (con
 		return control.Account{}, &control.Error{Kind: control.ErrPermanent, Op: op, Err: errors.New("user without an id")}
 	}
 	id := deref(u.GetId())
-	return control.Account{Target: c.name, ID: id, Login: deref(u.GetUserPrincipalName()), Privileges: c.privileges(ctx, op, id)}, nil
+	return control.Account{Target: c.name, ID: id, Login: deref(u.GetUserPrincipalName()), Privileges: c.privileges(ctx, op, id), Holds: c.holds(ctx, op, id)}, nil
 }
 
 // Observe reads whether a control holds. A user that no longer exists holds every control.
