@@ -31,7 +31,7 @@ setup-stack:
 
 # The stack's fault test with a burst of 50: the Temporal server killed with
 # SIGKILL mid-burst, then PostgreSQL restarted; every run completes, no step twice.
-# (A make chaos can target this stack too: internal/testenv/stack's Start and Signal.)
+# make chaos-stack runs make chaos against this stack's Temporal.
 stack-faults: setup-stack build
 	OFFBOARD_STACK_TESTS=1 OFFBOARD_STACK_BURST=50 $(GO) test -count=1 -timeout 20m -run 'TestProductionStack' -v ./internal/integration/
 
@@ -98,6 +98,12 @@ KILLS ?= 5
 .PHONY: chaos
 chaos: setup-run build
 	$(GO) run ./internal/chaos -n $(N) -kills $(KILLS)
+
+# The same against the production stack's Temporal on PostgreSQL (scripts/stack.sh
+# temporal); its restart stops and starts the server and PostgreSQL together.
+.PHONY: chaos-stack
+chaos-stack: setup-stack build
+	$(GO) run ./internal/chaos -stack -n $(N) -kills $(KILLS) -dir .offboard/chaos-stack
 
 # Re-record the replay corpus in testdata/histories from the integration scenarios.
 histories: setup-run

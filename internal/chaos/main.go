@@ -50,6 +50,7 @@ type options struct {
 	every      time.Duration // between chaos events
 	settle     time.Duration // how long runs may take to close after the last event
 	dir        string
+	stack      bool // Temporal on PostgreSQL (scripts/stack.sh temporal) instead of the dev server
 }
 
 func main() {
@@ -61,6 +62,7 @@ func main() {
 	flag.DurationVar(&o.every, "every", 20*time.Second, "time between chaos events (worker kills, the server restart)")
 	flag.DurationVar(&o.settle, "settle", 20*time.Minute, "how long runs may take to close or wait on a person after the last chaos event")
 	flag.StringVar(&o.dir, "dir", ".offboard/chaos", "state and logs (emptied first)")
+	flag.BoolVar(&o.stack, "stack", false, "run Temporal as the production stack does (scripts/stack.sh temporal: the server on PostgreSQL); its restart stops and starts both")
 	flag.Parse()
 	code, err := run(o)
 	if err != nil {
@@ -95,9 +97,14 @@ func run(o options) (int, error) {
 	}
 	defer sims.close()
 
-	hostPort, err := freeAddr()
-	if err != nil {
+	hostPort, namespace := "", "default"
+	var server *proc
+	if o.stack {
+		server, hostPort, namespace = stackServer(root, dir)
+	} else if hostPort, err = freeAddr(); err != nil {
 		return 0, err
+	} else {
+		server = devServer(root, dir, hostPort)
 	}
 	metrics, err := freeAddr()
 	if err != nil {
@@ -113,11 +120,10 @@ func run(o options) (int, error) {
 	}
 	cfgPath := filepath.Join(dir, "offboard.yaml")
 	evidenceDir := filepath.Join(dir, "evidence")
-	if err := os.WriteFile(cfgPath, []byte(chaosConfig(hostPort, metrics, listen, evidenceDir, key, sims)), 0o600); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(chaosConfig(hostPort, namespace, metrics, listen, evidenceDir, key, sims)), 0o600); err != nil {
 		return 0, err
 	}
 
-	server := devServer(root, dir, hostPort)
 	env := append([]string{"OFFBOARD_CONFIG=" + cfgPath, "CHAOS_WEBHOOK_SECRET=" + webhookSecret}, simEnv...)
 	worker := &proc{name: "worker", args: []string{filepath.Join(root, "bin", "worker"), "-config", cfgPath}, env: env,
 		log: filepath.Join(dir, "worker.log"), ready: httpReady("http://" + metrics + "/healthz")}
@@ -131,7 +137,7 @@ func run(o options) (int, error) {
 		}
 		defer p.kill(syscall.SIGTERM)
 	}
-	c, err := client.Dial(client.Options{HostPort: hostPort, Logger: nopLogger{}})
+	c, err := client.Dial(client.Options{HostPort: hostPort, Namespace: namespace, Logger: nopLogger{}})
 	if err != nil {
 		return 0, err
 	}
@@ -289,9 +295,9 @@ func (s *sender) sendOne(ctx context.Context, url string, p demo.Person) {
 // targets, times shortened so runs close within minutes, no approval for
 // these voluntary leavers, and a blast-radius limit above N so the burst is
 // not quarantined (the guard still counts every termination).
-func chaosConfig(hostPort, metrics, listen, evidenceDir, key string, s *sims) string {
+func chaosConfig(hostPort, namespace, metrics, listen, evidenceDir, key string, s *sims) string {
 	return fmt.Sprintf(`
-temporal: {address: %q, namespace: default}
+temporal: {address: %q, namespace: %s}
 worker: {metricsAddr: %q}
 starter: {listen: %q}
 policy:
@@ -317,7 +323,7 @@ targets:
     kind: ldap
     ldap: {url: %q, caFile: %q, bindDN: "CN=Administrator,CN=Users,DC=corp,DC=example,DC=test", baseDN: "DC=corp,DC=example,DC=test", password: {env: CHAOS_LDAP_PASSWORD}}
   - {name: aws, kind: awsiam, aws: {accountID: "123456789012", endpoint: %q, accessKeyID: {env: CHAOS_AWS_KEY_ID}, secretAccessKey: {env: CHAOS_AWS_SECRET}}}
-`, hostPort, metrics, listen, evidenceDir, key, s.urls["okta"], s.urls["entra"], s.urls["scim-crm"], s.urls["scim-wiki"],
+`, hostPort, namespace, metrics, listen, evidenceDir, key, s.urls["okta"], s.urls["entra"], s.urls["scim-crm"], s.urls["scim-wiki"],
 		s.urls["ad"], s.ldapCA, s.urls["aws"])
 }
 
