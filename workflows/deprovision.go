@@ -312,6 +312,7 @@ func newDeprovision(ctx workflow.Context, t Termination) *deprovision {
 		EmployeeID:   t.EmployeeID,
 		Kind:         t.Kind,
 		EffectiveAt:  t.EffectiveAt,
+		Privileged:   t.Privileged,
 		Accounts:     []AccountStatus{},
 		Controls:     []ControlStatus{},
 		PendingGates: []Gate{},

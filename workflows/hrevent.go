@@ -395,6 +395,7 @@ func (wf *deprovision) adoptTermination(ctx workflow.Context) {
 	wf.status.Superseded = wf.t.EventID
 	wf.t.EventID, wf.t.Source, wf.t.Kind, wf.t.Reason = t.EventID, t.Source, t.Kind, t.Reason
 	wf.t.EffectiveAt, wf.t.NewRole, wf.t.Privileged = t.EffectiveAt, "", wf.t.Privileged || t.Privileged
+	wf.status.Privileged = wf.status.Privileged || wf.t.Privileged
 	wf.effectiveAt = t.EffectiveAt
 	wf.status.Kind, wf.status.EffectiveAt = t.Kind, t.EffectiveAt
 	wf.approved, wf.rejected = nil, nil

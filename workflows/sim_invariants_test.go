@@ -141,6 +141,9 @@ func checkScenario(sc simScenario, r *simRun) []string {
 	// SLA clocks start no earlier than the current effective time (a
 	// superseded role change keeps its own deadline: not checked here).
 	slas := map[string]time.Duration{"containment": simCfg.Policy.ContainmentSLA.D(), "credentials": simCfg.Policy.CredentialsSLA.D()}
+	if p := simCfg.Policy.PrivilegedContainmentSLA.D(); st.Privileged && p > 0 {
+		slas["containment"] = p // privileged, as HR declared or a target showed
+	}
 	for _, dl := range st.Deadlines {
 		if st.Superseded != "" {
 			break
