@@ -37,6 +37,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
+	"github.com/offboard/offboard/evidence"
 	"github.com/offboard/offboard/relay"
 	"github.com/offboard/offboard/sandbox/demo"
 )
@@ -160,6 +161,9 @@ func run(o options) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	if settled {
+		waitEvidence(ctx, c, evidenceDir, 3*time.Minute)
+	}
 	t := tally(ctx, c, people, &sent, sims, evidenceDir)
 	t.settled = settled
 	t.wall = time.Since(t0)
@@ -227,6 +231,38 @@ func settle(ctx context.Context, c client.Client, limit time.Duration, worker *p
 		time.Sleep(5 * time.Second)
 	}
 	return false, nil
+}
+
+// waitEvidence gives the Archivers a run starts as it closes time to write
+// every closed run's bundle; the tally counts what is missing after that.
+func waitEvidence(ctx context.Context, c client.Client, dir string, limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		missing := 0
+		var token []byte
+		for {
+			resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+				Query: `WorkflowType = "Deprovision" AND ExecutionStatus != "Running"`, NextPageToken: token})
+			if err != nil {
+				missing = -1
+				break
+			}
+			for _, e := range resp.GetExecutions() {
+				ex := e.GetExecution()
+				if _, err := os.Stat(filepath.Join(dir, ex.GetWorkflowId(), ex.GetRunId(), evidence.ManifestFile)); err != nil {
+					missing++
+				}
+			}
+			if token = resp.GetNextPageToken(); len(token) == 0 {
+				break
+			}
+		}
+		if missing == 0 {
+			return
+		}
+		fmt.Fprintf(os.Stderr, "chaos: waiting for %d evidence bundles\n", missing)
+		time.Sleep(5 * time.Second)
+	}
 }
 
 // sender posts each termination as a signed generic webhook, sending it

@@ -159,7 +159,14 @@ func (l *requestLog) wrap(target string, h http.Handler) http.Handler {
 			body, _ := io.ReadAll(r.Body)
 			r.Body = io.NopCloser(bytes.NewReader(body))
 			q, _ := url.ParseQuery(string(body))
-			key = q.Get("Action") + " " + q.Get("UserName") + " " + q.Get("AccessKeyId")
+			key = q.Get("Action")
+			// What the action names: the user and the key, policy, device … it acts on.
+			for _, p := range []string{"UserName", "AccessKeyId", "PolicyName", "PolicyArn", "SerialNumber", "GroupName",
+				"SSHPublicKeyId", "ServiceSpecificCredentialId", "CertificateId"} {
+				if v := q.Get(p); v != "" {
+					key += " " + p + "=" + v
+				}
+			}
 		}
 		rec := &statusWriter{ResponseWriter: w}
 		h.ServeHTTP(rec, r)

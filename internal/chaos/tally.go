@@ -31,6 +31,7 @@ type result struct {
 	closed, evidence, evidenceMissing             int
 	falseClaims                                   int // a run says contained or removed; a simulator disagrees
 	unsafeRepeats                                 int
+	exceptions                                    map[string]int // control id → runs with it in exception
 	requests, faultsInjected                      int
 	problems                                      []string
 	settled                                       bool
@@ -49,7 +50,7 @@ func (r *result) problem(format string, args ...any) {
 func (r *result) failed() bool { return len(r.problems) > 0 || !r.settled }
 
 func tally(ctx context.Context, c client.Client, people []demo.Person, sent *sender, s *sims, evidenceDir string) *result {
-	r := &result{accepted: len(sent.accepted), gaveUp: len(sent.gaveUp)}
+	r := &result{accepted: len(sent.accepted), gaveUp: len(sent.gaveUp), exceptions: map[string]int{}}
 	for _, e := range sent.gaveUp {
 		r.problem("%s: the relay never accepted its webhook", e)
 	}
@@ -89,7 +90,7 @@ type one struct {
 	employee                            string
 	started, closed, contained, removed bool
 	exception, working, evidence        bool
-	problems                            []string
+	problems, exceptions                []string
 	repeats                             int
 }
 
@@ -111,6 +112,9 @@ func (r *result) add(o one, accepted bool) {
 	}
 	if o.exception {
 		r.inException++
+	}
+	for _, id := range o.exceptions {
+		r.exceptions[id]++
 	}
 	if o.working {
 		r.stillWorking++
@@ -164,6 +168,7 @@ func tallyOne(ctx context.Context, c client.Client, p demo.Person, s *sims, evid
 		switch ctl.State {
 		case workflows.StateException:
 			o.exception = true
+			o.exceptions = append(o.exceptions, ctl.ID)
 		case workflows.StateDone, workflows.StateWaived:
 			if ctl.Phase == control.Removal || ctl.Phase == control.Deletion {
 				removalDone++
@@ -340,6 +345,14 @@ func (r *result) print(w io.Writer, n int) {
 	row("simulator API calls (of which faulted)", r.requests, false)
 	fmt.Fprintf(tw, "  faulted by the injector\t%d\t\n", r.faultsInjected)
 	fmt.Fprintf(tw, "wall time\t%s\t\n", r.wall.Round(time.Second))
+	if len(r.exceptions) > 0 {
+		var ids []string
+		for id, n := range r.exceptions {
+			ids = append(ids, fmt.Sprintf("%s %d", id, n))
+		}
+		sort.Strings(ids)
+		fmt.Fprintf(tw, "open exceptions by control\t%s\t\n", strings.Join(ids, ", "))
+	}
 	if !r.settled {
 		fmt.Fprintln(tw, "runs had not settled when the settle time ran out\t\tFAIL")
 	}
@@ -362,5 +375,5 @@ func (r *result) figures(n int) map[string]any {
 		"stillWorking": r.stillWorking, "falseClaims": r.falseClaims, "unsafeRepeats": r.unsafeRepeats, "closed": r.closed,
 		"evidence": r.evidence, "evidenceMissing": r.evidenceMissing, "requests": r.requests, "faultsInjected": r.faultsInjected,
 		"wallSeconds": r.wall.Seconds(), "settled": r.settled, "workerKills": r.kills, "workerStarts": r.workerStarts,
-		"serverRestarts": r.serverRestarts, "faultShare": r.faultShare, "problems": r.problems}
+		"serverRestarts": r.serverRestarts, "faultShare": r.faultShare, "exceptionsByControl": r.exceptions, "problems": r.problems}
 }
