@@ -26,6 +26,7 @@ type versions struct {
 	closeOpenWork      bool // close-open-work
 	roleChangeLookups  bool // role-change-lookups
 	slaRecheck         bool // sla-recheck
+	reverifyDeletion   bool // reverify-until-deletion
 }
 
 func (wf *deprovision) readVersions(ctx workflow.Context) {
@@ -42,6 +43,7 @@ func (wf *deprovision) readVersions(ctx workflow.Context) {
 		closeOpenWork:      on(versionCloseOpenWork),
 		roleChangeLookups:  on(versionRoleChangeLookups),
 		slaRecheck:         on(versionSLARecheck),
+		reverifyDeletion:   on(versionReverifyUntilDeletion),
 	}
 }
 

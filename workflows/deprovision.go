@@ -37,6 +37,10 @@ const (
 	versionCloseOpenWork      = "close-open-work"         // a role change refused or rescinded stops its exceptions before it closes
 	versionRoleChangeLookups  = "role-change-lookups"     // a role change settles its failed lookups before approval and removal
 	versionSLARecheck         = "sla-recheck"             // an SLA whose due had passed when it started is checked, not breached blindly
+	// Once deletion begins, re-verification no longer re-contains: deleting
+	// an account takes its containment with it (IAM's deny-all policy goes
+	// before the user), which is not drift (found by make chaos on the stack).
+	versionReverifyUntilDeletion = "reverify-until-deletion"
 	// Proven identity: no-account receipts say what was searched, a leaver
 	// found nowhere is an exception, admin rights found make the run privileged.
 	versionProvenIdentity = "proven-identity"
@@ -161,6 +165,7 @@ func (wf *deprovision) run(ctx workflow.Context) (Result, error) {
 	_ = wf.sleepUntil(ctx, wf.retentionEnds(), "retention until")
 	_ = wf.waitWhileHeld(ctx)
 	wf.setPhase(ctx, PhaseDeleting)
+	wf.deletionStarted = true
 	wf.runPhaseSequential(ctx, control.Deletion)
 
 	// 12. A control in exception, a waiver not yet expired or a pending
@@ -295,6 +300,8 @@ type deprovision struct {
 	corrections  int          // identity corrections applied
 	superseding  *Termination // a termination that supersedes this role change
 	planLoaded   bool         // wf.base holds the plan (and the keys signed HR events are checked with)
+
+	deletionStarted bool // accounts are being deleted: re-verification stops re-containing (reverify-until-deletion)
 }
 
 func newDeprovision(ctx workflow.Context, t Termination) *deprovision {

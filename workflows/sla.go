@@ -81,6 +81,9 @@ func (wf *deprovision) reverifyLater(ctx workflow.Context) {
 }
 
 func (wf *deprovision) reverify(ctx workflow.Context, after time.Duration) {
+	if wf.v.reverifyDeletion && wf.deletionStarted {
+		return
+	}
 	var ids []string
 	var futures []workflow.Future
 	for _, c := range wf.status.Controls {
@@ -101,7 +104,7 @@ func (wf *deprovision) reverify(ctx workflow.Context, after time.Duration) {
 			}
 			continue
 		}
-		if !r.Drift || (wf.pooled && wf.rescinded != nil) {
+		if !r.Drift || (wf.pooled && wf.rescinded != nil) || (wf.v.reverifyDeletion && wf.deletionStarted) {
 			continue
 		}
 		msg := fmt.Sprintf("%s drifted %s after containment: %s; re-containing", ids[i], after, r.Detail)
