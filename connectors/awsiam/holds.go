@@ -9,11 +9,14 @@ import (
 // long-lived credentials (ids only; an access key id shows its last four
 // characters), MFA devices and policies. A kind that cannot be listed is
 // said, with the kind of failure, so the plan never shows less than is there.
-func (c *Client) holds(ctx context.Context, user string) []string {
+func (c *Client) holds(ctx context.Context, user string, again *error) []string {
 	ctx, rec := withRecorder(ctx)
 	r := &run{c: c, ctx: ctx, rec: rec, user: user}
 	var out []string
 	unread := func(plural string, err error) {
+		if retryableRead(err, again) {
+			return
+		}
 		out = append(out, fmt.Sprintf("%s could not be read: %s", plural, kindOf(err)))
 	}
 	if groups, err := r.groups(); err != nil {

@@ -42,3 +42,21 @@ func TestResolveReportsHolds(t *testing.T) {
 	assert.Contains(t, a.Holds, "ssh keys could not be read: AccessDenied")
 	assert.True(t, strings.HasPrefix(a.Holds[0], "group "), a.Holds)
 }
+
+// TestResolveRetriesATransientRead: a throttled or failing read of rights or
+// holdings fails the resolve as transient (Temporal asks again), instead of
+// recording the person's rights as unknown, which would make them privileged
+// and wait for an approval on every bad day.
+func TestResolveRetriesATransientRead(t *testing.T) {
+	for name, call := range map[string]string{
+		"5xx on a policy list":   "ListAttachedUserPolicies",
+		"5xx on a holdings list": "ListSSHPublicKeys",
+	} {
+		t.Run(name, func(t *testing.T) {
+			h := newHostileEnv(t, awsCase{rules: one(action(call), hostile.HTML(503))})
+			_, err := h.client.Resolve(h.ctx, control.Person{Email: hostileAdmin.Email})
+			require.ErrorIs(t, err, control.ErrTransient)
+			require.Positive(t, h.srv.Hits())
+		})
+	}
+}

@@ -31,7 +31,13 @@ func (c *Client) Resolve(ctx context.Context, p control.Person) (control.Account
 		return classify(c.cfg.Name+": resolve "+subject, err, rec)
 	}
 	found := func(name string) (control.Account, error) {
-		return control.Account{Target: c.cfg.Name, ID: name, Login: name, Privileges: c.privileges(ctx, name), Holds: c.holds(ctx, name)}, nil
+		var again error // a read that asking again may cure fails the resolve: Temporal retries it
+		privileges := c.privileges(ctx, name, &again)
+		holds := c.holds(ctx, name, &again)
+		if again != nil {
+			return control.Account{}, fail("rights and holdings of "+name, again)
+		}
+		return control.Account{Target: c.cfg.Name, ID: name, Login: name, Privileges: privileges, Holds: holds}, nil
 	}
 	hint := p.Hints[c.cfg.Name]
 	if hint != "" {
@@ -131,9 +137,12 @@ const adminPolicy = "arn:aws:iam::aws:policy/AdministratorAccess"
 // any policy (managed or inline, on the user or a group it is in) that
 // allows every action on every resource. A read that fails is said too: a
 // person whose rights cannot be read is treated as privileged, the safe side.
-func (c *Client) privileges(ctx context.Context, user string) []string {
+func (c *Client) privileges(ctx context.Context, user string, again *error) []string {
 	var out []string
 	unknown := func(what string, err error) {
+		if retryableRead(err, again) {
+			return
+		}
 		out = append(out, fmt.Sprintf("aws: admin rights unknown: %s failed (%s)", what, kindOf(err)))
 	}
 	check := func(holder string, attached []string, inline map[string]string) {
@@ -347,6 +356,24 @@ func allowsAll(raw string) bool {
 }
 
 // kindOf names an error's kind for people, without its text (which may be long).
+// retryableRead keeps the first read failure that asking again may cure
+// (throttling, a 5xx, a timeout) in *again and reports it: the resolve then
+// fails and is retried, instead of recording rights or holdings as unknown,
+// which is what a lasting failure (a 403, a foreign answer) becomes.
+func retryableRead(err error, again *error) bool {
+	var ce *control.Error
+	if !errors.As(err, &ce) {
+		ce = classify("", err, &recorder{})
+	}
+	if !errors.Is(ce, control.ErrTransient) && !errors.Is(ce, control.ErrRateLimited) {
+		return false
+	}
+	if *again == nil {
+		*again = err
+	}
+	return true
+}
+
 func kindOf(err error) string {
 	var ce *control.Error
 	if errors.As(err, &ce) {

@@ -142,7 +142,13 @@ func (c *Client) account(ctx context.Context, op string, u models.Userable) (con
 		return control.Account{}, &control.Error{Kind: control.ErrPermanent, Op: op, Err: errors.New("user without an id")}
 	}
 	id := deref(u.GetId())
-	return control.Account{Target: c.name, ID: id, Login: deref(u.GetUserPrincipalName()), Privileges: c.privileges(ctx, op, id), Holds: c.holds(ctx, op, id)}, nil
+	var again error // a read that asking again may cure fails the resolve: Temporal retries it
+	privileges := c.privileges(ctx, op, id, &again)
+	holds := c.holds(ctx, op, id, &again)
+	if again != nil {
+		return control.Account{}, again
+	}
+	return control.Account{Target: c.name, ID: id, Login: deref(u.GetUserPrincipalName()), Privileges: privileges, Holds: holds}, nil
 }
 
 // Observe reads whether a control holds. A user that no longer exists holds every control.

@@ -13,9 +13,12 @@ import (
 // groups and directory roles (memberOf) and licences. Groups remove_groups
 // leaves (dynamic, synced from on-premises) and licences that come with a
 // group are named apart. A read that fails is said, with its kind.
-func (c *Client) holds(ctx context.Context, op, id string) []string {
+func (c *Client) holds(ctx context.Context, op, id string, again *error) []string {
 	var out []string
 	m, _, err := c.memberOf(ctx, op, permReadRoles, id)
+	if err != nil && retryableRead(err, again) {
+		return nil
+	}
 	if err != nil {
 		out = append(out, "groups could not be read: "+failure(err), "directory roles could not be read: "+failure(err))
 	}
@@ -34,6 +37,9 @@ func (c *Client) holds(ctx context.Context, op, id string) []string {
 		out = append(out, "directory role "+roleName(r))
 	}
 	u, _, err := c.getUser(ctx, op, id, "id", "assignedLicenses", "licenseAssignmentStates")
+	if err != nil && retryableRead(err, again) {
+		return nil
+	}
 	if err != nil {
 		return append(out, "licenses could not be read: "+failure(err))
 	}

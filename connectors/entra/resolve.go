@@ -127,8 +127,11 @@ func (c *Client) searchUsers(ctx context.Context, op, filter string) ([]models.U
 // privileges lists the directory roles the user holds, as admin rights for
 // people. A read that fails is said too: a person whose roles cannot be
 // read is treated as privileged, the safe side.
-func (c *Client) privileges(ctx context.Context, op, id string) []string {
+func (c *Client) privileges(ctx context.Context, op, id string, again *error) []string {
 	m, _, err := c.memberOf(ctx, op, permReadRoles, id)
+	if err != nil && retryableRead(err, again) {
+		return nil
+	}
 	if err != nil {
 		var ce *control.Error
 		kind := err.Error()
@@ -142,6 +145,20 @@ func (c *Client) privileges(ctx context.Context, op, id string) []string {
 		out = append(out, "entra directory role "+roleName(r))
 	}
 	return out
+}
+
+// retryableRead keeps the first read failure that asking again may cure
+// (throttling, a 5xx, a timeout) in *again and reports it: the resolve then
+// fails and is retried, instead of recording rights or holdings as unknown,
+// which is what a lasting failure (a 403, a foreign answer) becomes.
+func retryableRead(err error, again *error) bool {
+	if !errors.Is(err, control.ErrTransient) && !errors.Is(err, control.ErrRateLimited) {
+		return false
+	}
+	if *again == nil {
+		*again = err
+	}
+	return true
 }
 
 // goneOrUnexpected settles a Request_ResourceNotFound from a sub-resource of

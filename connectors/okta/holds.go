@@ -2,16 +2,22 @@ package okta
 
 import (
 	"context"
+	"errors"
 
 	oktasdk "github.com/okta/okta-sdk-golang/v2/okta"
+
+	"github.com/offboard/offboard/internal/control"
 )
 
 // holds says what the user holds in Okta, for the approver's plan: its
 // groups (the built-in Everyone apart: Okta manages it) and active admin
 // roles. A list that cannot be read is said, not left out.
-func (c *Client) holds(ctx context.Context, userID string, roles []*oktasdk.Role, rolesErr error) []string {
+func (c *Client) holds(ctx context.Context, userID string, roles []*oktasdk.Role, rolesErr error) ([]string, error) {
 	var out []string
 	gs, _, err := c.userGroups(ctx, "read groups of", userID, nil)
+	if errors.Is(err, control.ErrRateLimited) || errors.Is(err, control.ErrTransient) {
+		return nil, err // asking again may cure it: the resolve fails and is retried
+	}
 	if err != nil {
 		out = append(out, "groups could not be read: "+err.Error())
 	}
@@ -22,7 +28,7 @@ func (c *Client) holds(ctx context.Context, userID string, roles []*oktasdk.Role
 		out = append(out, "built-in group "+name+" (Okta manages it)")
 	}
 	if rolesErr != nil {
-		return append(out, "admin roles could not be read: "+rolesErr.Error())
+		return append(out, "admin roles could not be read: "+rolesErr.Error()), nil
 	}
 	for _, r := range roles {
 		if r.Status != "" && r.Status != "ACTIVE" {
@@ -34,5 +40,5 @@ func (c *Client) holds(ctx context.Context, userID string, roles []*oktasdk.Role
 		}
 		out = append(out, h)
 	}
-	return out
+	return out, nil
 }

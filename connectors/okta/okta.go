@@ -279,10 +279,14 @@ func (c *Client) resolved(ctx context.Context, u *oktasdk.User) (control.Account
 		var cerr *control.Error
 		errors.As(err, &cerr)
 		acct.Privileges = []string{fmt.Sprintf("okta admin roles unreadable (GET /api/v1/users/%s/roles: %v, HTTP %d)", u.Id, cerr.Kind, cerr.HTTPStatus)}
-		acct.Holds = c.holds(ctx, u.Id, nil, err) // holds.go
+		if acct.Holds, err = c.holds(ctx, u.Id, nil, err); err != nil { // holds.go
+			return control.Account{}, err
+		}
 		return acct, nil
 	}
-	acct.Holds = c.holds(ctx, u.Id, roles, nil)
+	if acct.Holds, err = c.holds(ctx, u.Id, roles, nil); err != nil {
+		return control.Account{}, err
+	}
 	for _, r := range roles {
 		if r.Status != "" && r.Status != "ACTIVE" {
 			continue
