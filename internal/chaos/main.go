@@ -149,7 +149,9 @@ func run(o options) (int, error) {
 	var sent sender
 	var wg sync.WaitGroup
 	wg.Add(1)
-	go func() { defer wg.Done(); sent.send(ctx, "http://"+listen+"/hris/generic", people) }()
+	// Spread over most of the chaos, so webhooks also arrive while the server restarts.
+	window := time.Duration(max(o.kills, 1)) * o.every * 4 / 5
+	go func() { defer wg.Done(); sent.send(ctx, "http://"+listen+"/hris/generic", people, window) }()
 	chaosErr := chaos(ctx, o, server, worker, sims)
 	wg.Wait()
 	if chaosErr != nil {
@@ -265,8 +267,9 @@ func waitEvidence(ctx context.Context, c client.Client, dir string, limit time.D
 	}
 }
 
-// sender posts each termination as a signed generic webhook, sending it
-// again until the relay accepts it (2xx), as an HR system's retries do.
+// sender posts each termination as a signed generic webhook, evenly over a
+// window, sending it again until the relay accepts it (2xx), as an HR
+// system's retries do.
 type sender struct {
 	mu       sync.Mutex
 	accepted map[string]string // employee id → event id
@@ -274,7 +277,7 @@ type sender struct {
 	gaveUp   []string
 }
 
-func (s *sender) send(ctx context.Context, url string, people []demo.Person) {
+func (s *sender) send(ctx context.Context, url string, people []demo.Person, window time.Duration) {
 	s.accepted = map[string]string{}
 	work := make(chan demo.Person)
 	var wg sync.WaitGroup
@@ -289,6 +292,7 @@ func (s *sender) send(ctx context.Context, url string, people []demo.Person) {
 	}
 	for _, p := range people {
 		work <- p
+		time.Sleep(window / time.Duration(len(people)))
 	}
 	close(work)
 	wg.Wait()

@@ -59,7 +59,8 @@ func startSims(ctx context.Context, people []demo.Person, dir string) (*sims, er
 		"scim-crm": s.crm.Handler(), "scim-wiki": s.wiki.Handler()} {
 		srv := httptest.NewServer(s.log.wrap(name, h))
 		s.urls[name] = srv.URL
-		s.closers = append(s.closers, srv.Close)
+		// Hung connections are still held at the end: Close alone would wait for them.
+		s.closers = append(s.closers, func() { srv.CloseClientConnections(); srv.Close() })
 	}
 	s.ad, err = ldapdir.New(ldapdir.Options{Addr: "127.0.0.1:0", Password: "chaos-ldap", People: people, CertDir: filepath.Join(dir, "ldap")})
 	if err != nil {
