@@ -198,9 +198,9 @@ func tallyOne(ctx context.Context, c client.Client, p demo.Person, s *sims, evid
 func describe(ctx context.Context, c client.Client, id string) (*workflowservice.DescribeWorkflowExecutionResponse, error) {
 	var err error
 	for range 5 {
-		var d *workflowservice.DescribeWorkflowExecutionResponse
-		if d, err = c.DescribeWorkflowExecution(ctx, id, ""); err == nil {
-			return d, nil
+		var d *client.WorkflowExecutionDescription
+		if d, err = c.DescribeWorkflow(ctx, id, ""); err == nil {
+			return d.RawResponse, nil
 		}
 		if strings.Contains(err.Error(), "not found") {
 			return nil, err
