@@ -667,3 +667,16 @@ func httptestHTML404(t *testing.T) string {
 	t.Cleanup(srv.Close)
 	return srv.URL
 }
+
+// delete_user whose sweep was throttled fails as rate limited, so Temporal
+// asks again, not as IAM's DeleteConflict, a permanent failure that made it
+// an exception (make chaos: 144 of 500 runs).
+func TestDeleteUserAfterAThrottledSweepIsRetried(t *testing.T) {
+	throttling := `<ErrorResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><Error><Type>Sender</Type><Code>Throttling</Code>` +
+		`<Message>Rate exceeded</Message></Error><RequestId>4f1c0f52-0000-4000-8000-000000000009</RequestId></ErrorResponse>`
+	h := newHostileEnv(t, awsCase{rules: one(action("ListSSHPublicKeys"), hostile.Body(400, "text/xml", throttling))})
+	_, err := h.client.Enforce(h.ctx, "delete_user", acct(hostileAdmin), control.Params{})
+	require.Error(t, err)
+	assert.ErrorIs(t, err, control.ErrRateLimited)
+	assert.Contains(t, err.Error(), "DeleteUser", "it still says what IAM refused and what is left")
+}

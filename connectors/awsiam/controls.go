@@ -771,7 +771,10 @@ func enforceUserDeleted(r *run) error {
 	if err == nil || len(left) == 0 {
 		return err
 	}
-	return &kindsError{kinds: append([]string{"DeleteUser: " + err.Error()}, left...), first: err}
+	// IAM's DeleteConflict is only the consequence of what the sweep left:
+	// the sweep's own failure says whether asking again may cure it (a
+	// throttled listing) or a person must look (a refused one).
+	return &kindsError{kinds: append([]string{"DeleteUser: " + err.Error()}, left...), first: cmp.Or(first, err)}
 }
 
 // --- restore
