@@ -133,16 +133,6 @@ func (s *sims) injectFaults(ctx context.Context, share, garbage200 float64) {
 	}()
 }
 
-// clearFaults removes every rule, so the tally reads state undisturbed.
-func (s *sims) clearFaults() {
-	for _, f := range s.injectors {
-		f.Clear()
-	}
-	if s.dropLDAP != nil {
-		s.dropLDAP()
-	}
-}
-
 // requestLog counts the calls each simulator answered itself (not the
 // injector) by target, method, path and, for AWS's query API, action and
 // user: the request counter the tally reads destructive calls from.
