@@ -2,17 +2,12 @@ package integration
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/offboard/offboard/internal/config"
-	"github.com/offboard/offboard/internal/targets"
-	"github.com/offboard/offboard/internal/workerapp"
 	"github.com/offboard/offboard/sandbox/fault"
 	"github.com/offboard/offboard/workflows"
 )
@@ -206,25 +201,5 @@ func TestScenariosInFlight(t *testing.T) {
 		})
 		s.recordHistory(ctx, "inflight-exception", started)
 		require.NoError(t, s.temporal.Client.TerminateWorkflow(ctx, started.WorkflowID, started.RunID, "recorded in flight"))
-	})
-}
-
-// startWorkerEdited runs a worker on the scenario configuration as edit
-// changes it (a role, a shorter approval timeout).
-func (s *stack) startWorkerEdited(p policy, edit func(yaml string) string) {
-	s.t.Helper()
-	_ = s.config(p) // the secrets' environment
-	cfg, err := config.Parse([]byte(edit(s.configYAML(p))), "integration.yaml")
-	require.NoError(s.t, err)
-	tgts, err := targets.Build(context.Background(), cfg)
-	require.NoError(s.t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- workerapp.RunWith(ctx, cfg, s.temporal.Client, tgts, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	}()
-	s.t.Cleanup(func() {
-		cancel()
-		require.NoError(s.t, <-done)
 	})
 }

@@ -181,7 +181,16 @@ func setenv(t testing.TB, k, v string) {
 // startWorker runs an in-process worker until the test ends.
 func (s *stack) startWorker(p policy) {
 	s.t.Helper()
-	cfg := s.config(p)
+	s.startWorkerEdited(p, func(yaml string) string { return yaml })
+}
+
+// startWorkerEdited runs the worker on the configuration edit makes of
+// configYAML (roles, a shorter approval timeout …).
+func (s *stack) startWorkerEdited(p policy, edit func(yaml string) string) {
+	s.t.Helper()
+	_ = s.config(p) // the secrets' environment
+	cfg, err := config.Parse([]byte(edit(s.configYAML(p))), "integration.yaml")
+	require.NoError(s.t, err)
 	tgts, err := targets.Build(context.Background(), cfg)
 	require.NoError(s.t, err)
 	ctx, cancel := context.WithCancel(context.Background())
