@@ -77,6 +77,9 @@ func addAPIFlags(fs *flag.FlagSet) apiFlags {
 
 // decide sends one decision and prints the run's verdict.
 func (f apiFlags) decide(ctx context.Context, e *env, employee, action string, req relay.DecisionRequest) error {
+	if err := normalizeEmployee(&employee); err != nil { // as the API and the relay read it
+		return err
+	}
 	req.RunID = *f.run
 	if *f.breakGlass != "" {
 		return f.breakGlassDecide(ctx, e, employee, action, req)
