@@ -94,27 +94,7 @@ func WriteReport(ctx context.Context, store Store, key ed25519.PrivateKey, kind,
 // ExportReport copies one report's files from a store into dir, where
 // VerifyReport can check them.
 func ExportReport(ctx context.Context, s Store, kind, id, dir string) error {
-	run := ReportRun(kind, id)
-	names, err := s.List(ctx, run)
-	if err != nil {
-		return err
-	}
-	if !slices.Contains(names, ReportManifestFile) {
-		return fmt.Errorf("evidence: %s report %s has no manifest: %w", kind, id, ErrNotExist)
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	for _, n := range names {
-		b, err := s.Get(ctx, run, n)
-		if err != nil {
-			return err
-		}
-		if err := writeAtomic(dir, n, b); err != nil {
-			return err
-		}
-	}
-	return nil
+	return export(ctx, s, ReportRun(kind, id), ReportManifestFile, kind+" report "+id, dir)
 }
 
 // VerifyReport checks a report exported to dir: the manifest's signature

@@ -211,12 +211,17 @@ func ReadManifest(ctx context.Context, s Store, run Run) (Manifest, error) {
 // Export copies one run's files from a store into a local directory, where
 // Verify can check them.
 func Export(ctx context.Context, s Store, run Run, dir string) error {
+	return export(ctx, s, run, ManifestFile, fmt.Sprint(run), dir)
+}
+
+// export copies every file of run into dir, once its manifest is there.
+func export(ctx context.Context, s Store, run Run, manifest, what, dir string) error {
 	names, err := s.List(ctx, run)
 	if err != nil {
 		return err
 	}
-	if !slices.Contains(names, ManifestFile) {
-		return fmt.Errorf("evidence: %s has no manifest: %w", run, ErrNotExist)
+	if !slices.Contains(names, manifest) {
+		return fmt.Errorf("evidence: %s has no manifest: %w", what, ErrNotExist)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
