@@ -27,6 +27,7 @@ type versions struct {
 	roleChangeLookups  bool // role-change-lookups
 	slaRecheck         bool // sla-recheck
 	reverifyDeletion   bool // reverify-until-deletion
+	holdBetweenRounds  bool // hold-between-rounds
 }
 
 func (wf *deprovision) readVersions(ctx workflow.Context) {
@@ -44,6 +45,7 @@ func (wf *deprovision) readVersions(ctx workflow.Context) {
 		roleChangeLookups:  on(versionRoleChangeLookups),
 		slaRecheck:         on(versionSLARecheck),
 		reverifyDeletion:   on(versionReverifyUntilDeletion),
+		holdBetweenRounds:  on(versionHoldBetweenRounds),
 	}
 }
 
@@ -330,7 +332,12 @@ func (wf *deprovision) applyControl(ctx workflow.Context, id string) (control.Re
 		var receipt control.Receipt
 		err := wf.startApply(ctx, id).Get(ctx, &receipt)
 		if err != nil && isRateLimited(err) && !wf.stopping && wf.moreRounds(round) {
-			continue // the activity already waited as long as the system asked
+			// The activity already waited as long as the system asked; a
+			// destructive step placed under a legal hold meanwhile waits too.
+			if wf.v.holdBetweenRounds && wf.destructive(id) {
+				wf.holdBeforeStep(ctx)
+			}
+			continue
 		}
 		return receipt, err
 	}

@@ -41,6 +41,9 @@ const (
 	// an account takes its containment with it (IAM's deny-all policy goes
 	// before the user), which is not drift (found by make chaos on the stack).
 	versionReverifyUntilDeletion = "reverify-until-deletion"
+	// A destructive step rate-limited while a legal hold was placed waits for
+	// the release before its next round (make simulate, seed 4887).
+	versionHoldBetweenRounds = "hold-between-rounds"
 	// Proven identity: no-account receipts say what was searched, a leaver
 	// found nowhere is an exception, admin rights found make the run privileged.
 	versionProvenIdentity = "proven-identity"
