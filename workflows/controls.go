@@ -28,6 +28,7 @@ type versions struct {
 	slaRecheck         bool // sla-recheck
 	reverifyDeletion   bool // reverify-until-deletion
 	holdBetweenRounds  bool // hold-between-rounds
+	deleteAfterRemoval bool // delete-after-removal
 }
 
 func (wf *deprovision) readVersions(ctx workflow.Context) {
@@ -46,6 +47,7 @@ func (wf *deprovision) readVersions(ctx workflow.Context) {
 		slaRecheck:         on(versionSLARecheck),
 		reverifyDeletion:   on(versionReverifyUntilDeletion),
 		holdBetweenRounds:  on(versionHoldBetweenRounds),
+		deleteAfterRemoval: on(versionDeleteAfterRemoval),
 	}
 }
 
@@ -210,6 +212,11 @@ func (wf *deprovision) runControl(ctx workflow.Context, id string, failed error)
 			if wf.v.holdEachStep && wf.destructive(id) {
 				wf.holdBeforeStep(ctx)
 			}
+			if c := wf.status.Controls[wf.controlIndex[id]]; wf.v.deleteAfterRemoval && c.Phase == control.Deletion {
+				// A removal re-opened (its waiver expired) finishes before its
+				// account is deleted under it.
+				_ = workflow.Await(ctx, func() bool { return !wf.removalRunning(c.Target) })
+			}
 			var receipt control.Receipt
 			receipt, err = wf.applyControl(ctx, id)
 			if err == nil {
@@ -265,6 +272,16 @@ func (wf *deprovision) destructive(id string) bool {
 	switch wf.status.Controls[wf.controlIndex[id]].Phase {
 	case control.Removal, control.Deletion, control.RoleChange:
 		return true
+	}
+	return false
+}
+
+// removalRunning: one of target's removal controls is being applied.
+func (wf *deprovision) removalRunning(target string) bool {
+	for _, c := range wf.status.Controls {
+		if c.Target == target && c.Phase == control.Removal && c.State == StateRunning {
+			return true
+		}
 	}
 	return false
 }

@@ -44,6 +44,10 @@ const (
 	// A destructive step rate-limited while a legal hold was placed waits for
 	// the release before its next round (make simulate, seed 4887).
 	versionHoldBetweenRounds = "hold-between-rounds"
+	// An account is deleted only once its removal controls that are being
+	// applied have settled (make simulate, seed 9283: a waiver expired while
+	// held, and at release the deletion ran under the re-opened removal).
+	versionDeleteAfterRemoval = "delete-after-removal"
 	// Proven identity: no-account receipts say what was searched, a leaver
 	// found nowhere is an exception, admin rights found make the run privileged.
 	versionProvenIdentity = "proven-identity"
