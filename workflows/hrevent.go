@@ -31,6 +31,7 @@ func (wf *deprovision) person() control.Person {
 func (wf *deprovision) listenHR(ctx workflow.Context) {
 	ch := workflow.GetSignalChannel(ctx, SignalHREvent)
 	applied := map[string]bool{} // digests of signed events applied: a redelivery changes nothing
+	refused := 0
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		// The keys the run trusts come with its plan.
 		_ = workflow.Await(ctx, func() bool { return wf.planLoaded })
@@ -41,7 +42,11 @@ func (wf *deprovision) listenHR(ctx workflow.Context) {
 			if err == nil {
 				err = wf.onHREvent(ctx, t, by)
 			}
-			if err != nil {
+			if err == nil {
+				continue
+			}
+			// A flood of refused events must not grow the status without end.
+			if refused++; refused <= maxIgnoredLogged {
 				wf.log(ctx, SignalHREvent, by, "refused: "+err.Error(), false)
 			}
 		}

@@ -159,3 +159,23 @@ func (s *deprovisionSuite) TestSignedHREventForAnotherRunIsRefused() {
 	res := s.run(s.termination())
 	s.Equal(PhaseRescinded, res.Phase)
 }
+
+func (s *deprovisionSuite) TestAFloodOfUnsignedHREventsIsLoggedBoundedly() {
+	s.okta.missing, s.aws.missing = true, true
+	s.at(20*time.Minute, func() {
+		for range maxIgnoredLogged + 5 {
+			s.env.SignalWorkflow(SignalHREvent, HREvent{Termination: s.termination()})
+		}
+	})
+	s.at(30*time.Minute, func() {
+		n := 0
+		for _, e := range s.status().Log {
+			if e.Kind == SignalHREvent && !e.Accepted {
+				n++
+			}
+		}
+		s.Equal(maxIgnoredLogged, n)
+		s.signal(SignalRescind, Rescind{By: "hr-bot", Reason: "test over"})
+	})
+	s.Equal(PhaseRescinded, s.run(s.termination()).Phase)
+}
