@@ -57,7 +57,9 @@ targets:
 	start := func() (stop func() error) {
 		wctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
-		go func() { done <- workerapp.RunWith(wctx, cfg, srv.Client, []control.Target{oc}, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
+		go func() {
+			done <- workerapp.RunWith(wctx, cfg, srv.Client, []control.Target{oc}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		}()
 		return func() error { cancel(); return <-done }
 	}
 	scheduled := func() bool {
