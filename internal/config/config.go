@@ -36,7 +36,10 @@ type Config struct {
 	Reconcile Reconcile             `yaml:"reconcile"` // nightly accounts-vs-HR reconciliation (reconcile.go)
 	Drill     Drill                 `yaml:"drill"`     // quarterly canary termination drill (reconcile.go)
 	SIEM      SIEM                  `yaml:"siem"`      // OCSF events to Splunk HEC, syslog-TLS, a file (siem.go)
-	source    string
+	NonHuman  NonHuman              `yaml:"nonHuman"`  // what happens to the identities a leaver owns (nonhuman.go)
+	// BreakGlass lists shared and emergency accounts, rotated when a person who could know one leaves.
+	BreakGlass []BreakGlass `yaml:"breakGlass"`
+	source     string
 }
 
 // Temporal says how to reach the Temporal service.
@@ -311,6 +314,7 @@ func defaults() Config {
 			Retry:           Retry{InitialInterval: Duration(time.Second), MaximumInterval: Duration(time.Minute)},
 		},
 		Evidence: Evidence{Dir: ".offboard/evidence"},
+		NonHuman: defaultNonHuman(),
 	}
 }
 
@@ -416,6 +420,9 @@ func (c *Config) validate(root *yaml.Node) error {
 				return c.fieldError(root, append(at, "limits"), "sets neither activitiesPerSecond nor maxConcurrent")
 			}
 		}
+	}
+	if err := c.validateNonHuman(root, seen); err != nil {
+		return err
 	}
 	for role, byTarget := range c.Roles {
 		for target := range byTarget {
