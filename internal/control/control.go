@@ -27,6 +27,9 @@ const (
 	RoleChange Phase = "role_change"
 	// Restore undoes containment when a termination is rescinded before removal.
 	Restore Phase = "restore"
+	// NonHuman acts on the identities a leaver owned or could know (owned.go):
+	// reown, rotate or decommission, step by step.
+	NonHuman Phase = "non_human"
 )
 
 // Person is who a termination is about, as HR names them.
