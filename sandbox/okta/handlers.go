@@ -151,8 +151,10 @@ func (s *Sim) deleteUser(w http.ResponseWriter, r *http.Request) {
 
 func (s *Sim) deactivateLocked(u *user, detail string) {
 	s.setStatusLocked(u, StatusDeprovisioned)
-	// A deactivated user can no longer sign in; Okta keeps its group memberships.
+	// A deactivated user can no longer sign in; Okta keeps its group
+	// memberships and revokes the API tokens the user created.
 	u.sessions = 0
+	s.revokeTokensLocked(u)
 	s.recordLocked(u.id, "deactivate", detail)
 }
 

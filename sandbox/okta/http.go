@@ -1,6 +1,7 @@
 package okta
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -16,6 +17,7 @@ func (s *Sim) routes() http.Handler {
 	api := http.NewServeMux()
 	api.HandleFunc("GET /api/v1/users", s.listUsers)
 	api.HandleFunc("GET /api/v1/users/{id}", s.getUser)
+	api.HandleFunc("POST /api/v1/users/{id}", s.updateUser)
 	api.HandleFunc("DELETE /api/v1/users/{id}", s.deleteUser)
 	api.HandleFunc("POST /api/v1/users/{id}/lifecycle/{op}", s.lifecycle)
 	api.HandleFunc("DELETE /api/v1/users/{id}/sessions", s.clearSessions)
@@ -30,6 +32,9 @@ func (s *Sim) routes() http.Handler {
 	api.HandleFunc("GET /api/v1/groups/{gid}/users", s.listGroupUsers)
 	api.HandleFunc("PUT /api/v1/groups/{gid}/users/{id}", s.addMember)
 	api.HandleFunc("DELETE /api/v1/groups/{gid}/users/{id}", s.removeMember)
+	api.HandleFunc("GET /api/v1/api-tokens", s.listAPITokens)
+	api.HandleFunc("GET /api/v1/api-tokens/{tid}", s.getAPIToken)
+	api.HandleFunc("DELETE /api/v1/api-tokens/{tid}", s.deleteAPIToken)
 	api.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "E0000007", "Not found: Resource not found: "+r.URL.Path+" (Endpoint)")
 	})
@@ -70,7 +75,7 @@ func bucketKey(path string) string {
 	parts := strings.Split(strings.Trim(path, "/"), "/")
 	for i := 1; i < len(parts); i++ {
 		switch parts[i-1] {
-		case "users", "groups", "grants":
+		case "users", "groups", "grants", "api-tokens":
 			if i >= 3 { // after api/v1/<collection>
 				parts[i] = "{id}"
 			}
@@ -218,7 +223,7 @@ func (s *Sim) userJSON(base string, u *user) map[string]any {
 		"statusChanged":         timeOrNil(u.statusChanged),
 		"lastLogin":             timeOrNil(u.lastLogin),
 		"lastUpdated":           oktaTime(u.updated),
-		"passwordChanged":       oktaTime(u.created),
+		"passwordChanged":       oktaTime(cmp.Or(u.passwordChanged, u.created)),
 		"transitioningToStatus": transitioning,
 		"type":                  map[string]string{"id": newID("oty", "default")},
 		"profile": map[string]any{

@@ -48,8 +48,13 @@ type Options struct {
 	// Faults injects latency and failures; nil means a new, empty injector.
 	Faults *fault.Injector
 	// People are seeded ACTIVE, in demo.Groups plus Everyone, each with two
-	// sessions and one OAuth grant.
+	// sessions and one OAuth grant. demo.ServiceOwner(People) has the API
+	// token demo.APITokenName; a few others have tokens too (apitokens.go).
 	People []demo.Person
+	// BreakGlass also seeds the break-glass admin demo.BreakGlassOkta
+	// (ACTIVE, in admins). Off by default: it is a directory user HR does
+	// not know, which reconciliation would count.
+	BreakGlass bool
 }
 
 // User is a snapshot of one simulated user.
@@ -74,10 +79,13 @@ type Transition struct {
 
 // Sim is the simulator. All methods are safe for concurrent use.
 type Sim struct {
-	token  string
-	limit  int
-	faults *fault.Injector
-	seed   []demo.Person
+	token      string
+	limit      int
+	faults     *fault.Injector
+	seed       []demo.Person
+	breakGlass bool
+	// pepper keys the password hashes, so nothing stored is the value.
+	pepper []byte
 
 	mu          sync.Mutex
 	users       map[string]*user  // by id
@@ -86,6 +94,7 @@ type Sim struct {
 	groupNames  map[string]string // name → id
 	transitions map[string][]Transition
 	buckets     map[string]*bucket
+	apiTokens   map[string]*apiToken // by id
 
 	handler http.Handler
 }
@@ -99,6 +108,8 @@ type user struct {
 	created, activated  time.Time
 	statusChanged       time.Time
 	lastLogin, updated  time.Time
+	passwordChanged     time.Time
+	passwords           []string        // keyed hashes of the current and earlier passwords, newest first
 	groups              map[string]bool // group ids
 	sessions            int
 	grants              []*grant
@@ -127,6 +138,9 @@ func New(opts Options) *Sim {
 		limit:  cmp.Or(opts.RateLimitPerMinute, 600),
 		faults: opts.Faults,
 		seed:   slices.Clone(opts.People),
+
+		breakGlass: opts.BreakGlass,
+		pepper:     []byte(randomToken(32)),
 	}
 	if s.faults == nil {
 		s.faults = fault.New()
@@ -171,6 +185,10 @@ func (s *Sim) resetLocked() {
 	for _, p := range s.seed {
 		_, _ = s.addUserLocked(p)
 	}
+	if s.breakGlass {
+		_, _ = s.addUserLocked(breakGlassPerson())
+	}
+	s.seedTokensLocked()
 }
 
 // User returns a snapshot of the user with this id or login.
@@ -221,21 +239,22 @@ func (s *Sim) addUserLocked(p demo.Person) (*user, error) {
 	now := time.Now().UTC()
 	created := now.Add(-90 * 24 * time.Hour).Truncate(time.Second)
 	u := &user{
-		id:             newID("00u", login),
-		status:         StatusActive,
-		login:          login,
-		email:          cmp.Or(p.Email, login),
-		first:          p.First,
-		last:           p.Last,
-		employeeNumber: p.EmployeeID,
-		department:     p.Department,
-		created:        created,
-		activated:      created,
-		statusChanged:  created,
-		updated:        created,
-		lastLogin:      now.Add(-time.Hour).Truncate(time.Second),
-		groups:         map[string]bool{},
-		sessions:       2,
+		id:              newID("00u", login),
+		status:          StatusActive,
+		login:           login,
+		email:           cmp.Or(p.Email, login),
+		first:           p.First,
+		last:            p.Last,
+		employeeNumber:  p.EmployeeID,
+		department:      p.Department,
+		created:         created,
+		activated:       created,
+		statusChanged:   created,
+		updated:         created,
+		passwordChanged: created,
+		lastLogin:       now.Add(-time.Hour).Truncate(time.Second),
+		groups:          map[string]bool{},
+		sessions:        2,
 	}
 	u.grants = []*grant{{
 		id:       newID("oag", login+"#0"),

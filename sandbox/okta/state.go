@@ -25,6 +25,18 @@ type stateDoc struct {
 	Groups  []stateGroup `json:"groups"` // by id, each with its members
 	// Transitions are keyed by user id; they include deleted users'.
 	Transitions map[string][]Transition `json:"transitions"`
+	// APITokens are by id. Passwords are not saved: the simulator keeps
+	// only keyed hashes, and the key dies with the process.
+	APITokens []stateToken `json:"apiTokens,omitempty"`
+}
+
+type stateToken struct {
+	ID          string    `json:"id"`
+	Name        string    `json:"name"`
+	UserID      string    `json:"userId"`
+	ClientName  string    `json:"clientName"`
+	Created     time.Time `json:"created"`
+	LastUpdated time.Time `json:"lastUpdated"`
 }
 
 type stateUser struct {
@@ -42,6 +54,7 @@ type stateUser struct {
 	StatusChanged         time.Time    `json:"statusChanged,omitzero"`
 	LastLogin             time.Time    `json:"lastLogin,omitzero"`
 	LastUpdated           time.Time    `json:"lastUpdated"`
+	PasswordChanged       time.Time    `json:"passwordChanged,omitzero"`
 	Sessions              int          `json:"sessions"`
 	Grants                []stateGrant `json:"grants"` // in the order they were granted
 }
@@ -82,7 +95,7 @@ func (s *Sim) SaveState(w io.Writer) error {
 			Login: u.login, Email: u.email, FirstName: u.first, LastName: u.last,
 			EmployeeNumber: u.employeeNumber, Department: u.department,
 			Created: u.created, Activated: u.activated, StatusChanged: u.statusChanged,
-			LastLogin: u.lastLogin, LastUpdated: u.updated,
+			LastLogin: u.lastLogin, LastUpdated: u.updated, PasswordChanged: u.passwordChanged,
 			Sessions: u.sessions, Grants: []stateGrant{},
 		}
 		for _, g := range u.grants {
@@ -100,6 +113,10 @@ func (s *Sim) SaveState(w io.Writer) error {
 	}
 	for id, ts := range s.transitions {
 		doc.Transitions[id] = slices.Clone(ts)
+	}
+	for _, t := range s.sortedTokensLocked() {
+		doc.APITokens = append(doc.APITokens, stateToken{ID: t.id, Name: t.name, UserID: t.userID, ClientName: t.clientName,
+			Created: t.created, LastUpdated: t.lastUpdated})
 	}
 	s.mu.Unlock()
 
@@ -130,6 +147,7 @@ func (s *Sim) LoadState(r io.Reader) error {
 	s.users, s.logins = st.users, st.logins
 	s.groups, s.groupNames = st.groups, st.groupNames
 	s.transitions = st.transitions
+	s.apiTokens = st.apiTokens
 	return nil
 }
 
@@ -148,6 +166,7 @@ type directoryState struct {
 	groups      map[string]*group
 	groupNames  map[string]string
 	transitions map[string][]Transition
+	apiTokens   map[string]*apiToken
 }
 
 var knownStatuses = []string{StatusStaged, StatusActive, StatusSuspended, StatusDeprovisioned}
@@ -161,6 +180,7 @@ func (doc *stateDoc) build() (*directoryState, error) {
 		groups:      make(map[string]*group, len(doc.Groups)),
 		groupNames:  make(map[string]string, len(doc.Groups)),
 		transitions: make(map[string][]Transition, len(doc.Transitions)),
+		apiTokens:   make(map[string]*apiToken, len(doc.APITokens)),
 	}
 	for i, su := range doc.Users {
 		switch {
@@ -182,7 +202,7 @@ func (doc *stateDoc) build() (*directoryState, error) {
 			login: su.Login, email: su.Email, first: su.FirstName, last: su.LastName,
 			employeeNumber: su.EmployeeNumber, department: su.Department,
 			created: su.Created, activated: su.Activated, statusChanged: su.StatusChanged,
-			lastLogin: su.LastLogin, updated: su.LastUpdated,
+			lastLogin: su.LastLogin, updated: su.LastUpdated, passwordChanged: su.PasswordChanged,
 			groups: map[string]bool{}, sessions: su.Sessions,
 		}
 		for _, sg := range su.Grants {
@@ -228,6 +248,18 @@ func (doc *stateDoc) build() (*directoryState, error) {
 	}
 	if gid, ok := st.groupNames[everyone]; !ok || st.groups[gid].typ != "BUILT_IN" {
 		return nil, fmt.Errorf("no BUILT_IN group %s", everyone)
+	}
+	for i, t := range doc.APITokens {
+		switch {
+		case t.ID == "":
+			return nil, fmt.Errorf("api token %d has no id", i)
+		case st.apiTokens[t.ID] != nil:
+			return nil, fmt.Errorf("api token id %s appears twice", t.ID)
+		case t.UserID == "":
+			return nil, fmt.Errorf("api token %s has no userId", t.ID)
+		}
+		st.apiTokens[t.ID] = &apiToken{id: t.ID, name: t.Name, userID: t.UserID, clientName: t.ClientName,
+			created: t.Created, lastUpdated: t.LastUpdated}
 	}
 	for id, ts := range doc.Transitions {
 		if id == "" {
