@@ -49,6 +49,8 @@ type Activities struct {
 	// Events sends control outcomes and notifications to the SIEM; nil: none.
 	// It never blocks (internal/siem).
 	Events *siem.Emitter
+	// Secrets is where rotations write new values (owned.go); nil: none configured.
+	Secrets control.SecretStore
 }
 
 // New builds Activities over the given targets, kept in the given order.
@@ -81,6 +83,10 @@ type PlanTarget struct {
 	// queue, or "" for the workflow's queue (and in plans recorded before
 	// per-target queues existed).
 	TaskQueue string `json:"taskQueue,omitempty"`
+	// Owner: the target finds non-human identities; OwnedSteps are its steps
+	// per OwnedKey(kind, action) (owned.go).
+	Owner      bool                      `json:"owner,omitempty"`
+	OwnedSteps map[string][]control.Step `json:"ownedSteps,omitempty"`
 }
 
 // PlanBase is the policy and the targets as configured when the run started.
@@ -88,6 +94,9 @@ type PlanBase struct {
 	Policy  config.Policy `json:"policy"`
 	People  config.People `json:"people"`
 	Targets []PlanTarget  `json:"targets"`
+	// NonHuman is the non-human policy and break-glass registry (owned.go);
+	// nil in plans recorded before them.
+	NonHuman *NonHumanPlan `json:"nonHuman,omitempty"`
 }
 
 // LoadPlan reads the policy and every target's controls from the configuration.
@@ -119,6 +128,7 @@ func (a *Activities) LoadPlan(ctx context.Context, in PlanInput) (PlanBase, erro
 		}
 		base.Targets = append(base.Targets, pt)
 	}
+	a.ownedPlan(&base)
 	return base, nil
 }
 
