@@ -32,6 +32,7 @@ func (s *Sim) api() http.Handler {
 	mux.HandleFunc("GET /users/{id}/memberOf/{cast}", s.memberOf)
 	mux.HandleFunc("DELETE /groups/{gid}/members/{uid}/{ref}", s.removeMember)
 	mux.HandleFunc("DELETE /directoryRoles/{rid}/members/{uid}/{ref}", s.removeRoleMember)
+	s.routeApps(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, http.StatusBadRequest, "BadRequest", "Resource not found for the segment '"+strings.TrimPrefix(r.URL.Path, "/")+"'.")
 	})
@@ -95,6 +96,10 @@ func (s *Sim) patchUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var enabled *bool
+	var profile *struct {
+		Password                      *string `json:"password"`
+		ForceChangePasswordNextSignIn bool    `json:"forceChangePasswordNextSignIn"`
+	}
 	for k, v := range patch {
 		switch {
 		case strings.HasPrefix(k, "@odata."):
@@ -105,6 +110,16 @@ func (s *Sim) patchUser(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			enabled = &b
+		case k == "passwordProfile":
+			if err := json.Unmarshal(v, &profile); err != nil || profile == nil {
+				writeError(w, r, http.StatusBadRequest, "BadRequest", "Invalid passwordProfile.")
+				return
+			}
+			// Graph's own words; it never echoes the password.
+			if profile.Password != nil && !complexPassword(*profile.Password) {
+				writeError(w, r, http.StatusBadRequest, "Request_BadRequest", "The specified password does not comply with password complexity requirements. Please provide a different password.")
+				return
+			}
 		default:
 			writeError(w, r, http.StatusBadRequest, "Request_BadRequest", "Invalid property '"+k+"'.")
 			return
@@ -125,6 +140,9 @@ func (s *Sim) patchUser(w http.ResponseWriter, r *http.Request) {
 		}
 		s.record(u.id, action, "", time.Now())
 	}
+	if profile != nil && profile.Password != nil {
+		s.setPassword(u, *profile.Password, time.Now())
+	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -139,6 +157,10 @@ func (s *Sim) deleteUser(w http.ResponseWriter, r *http.Request) {
 	delete(s.users, u.id)
 	for _, g := range append(slices.Clone(s.groups), s.roles...) {
 		delete(g.members, u.id)
+	}
+	// A deleted user no longer owns anything (the apps keep their other owners).
+	for _, a := range s.apps {
+		a.owners = slices.DeleteFunc(a.owners, func(o string) bool { return o == u.id })
 	}
 	s.record(u.id, "delete", "", time.Now())
 	w.WriteHeader(http.StatusNoContent)
@@ -320,7 +342,8 @@ func (s *Sim) sortedUsers() []*user {
 // userProperties maps lower-case names to the spelling Graph uses.
 var userProperties = propertyNames("id", "userPrincipalName", "mail", "displayName", "givenName", "surname",
 	"jobTitle", "department", "accountEnabled", "signInSessionsValidFromDateTime", "assignedLicenses",
-	"licenseAssignmentStates", "businessPhones", "mobilePhone", "officeLocation", "preferredLanguage", "otherMails")
+	"licenseAssignmentStates", "businessPhones", "mobilePhone", "officeLocation", "preferredLanguage", "otherMails",
+	"lastPasswordChangeDateTime")
 
 var directoryObjectProperties = propertyNames("id", "displayName", "description", "groupTypes", "membershipRule",
 	"membershipRuleProcessingState", "securityEnabled", "mailEnabled", "onPremisesSyncEnabled", "roleTemplateId")
@@ -358,6 +381,7 @@ func (s *Sim) userJSON(u *user) map[string]any {
 		"accountEnabled": u.enabled, "signInSessionsValidFromDateTime": u.validFrom.UTC().Format(time.RFC3339),
 		"assignedLicenses": assigned, "licenseAssignmentStates": states, "businessPhones": []string{},
 		"mobilePhone": nil, "officeLocation": nil, "preferredLanguage": nil, "otherMails": append([]string{}, u.otherMails...),
+		"lastPasswordChangeDateTime": u.pwdChanged.UTC().Format(time.RFC3339),
 	}
 }
 

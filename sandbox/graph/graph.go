@@ -58,6 +58,7 @@ type User struct {
 	DisplayName             string    `json:"displayName"`
 	AccountEnabled          bool      `json:"accountEnabled"`
 	SignInSessionsValidFrom time.Time `json:"signInSessionsValidFromDateTime"`
+	LastPasswordChange      time.Time `json:"lastPasswordChangeDateTime"`
 	Groups                  []string  `json:"groups"`        // display names, including the dynamic group
 	Roles                   []string  `json:"roles"`         // directory roles held, by display name
 	Licenses                []string  `json:"licenses"`      // directly assigned skuIds
@@ -66,7 +67,7 @@ type User struct {
 
 // Transition is one change the simulator made to a user.
 type Transition struct {
-	Action string    `json:"action"` // disable, enable, revoke_sessions, remove_group, remove_role, remove_license, delete
+	Action string    `json:"action"` // disable, enable, revoke_sessions, remove_group, remove_role, remove_license, set_password, delete
 	Detail string    `json:"detail,omitempty"`
 	At     time.Time `json:"at"`
 }
@@ -81,6 +82,7 @@ type Sim struct {
 	upns   map[string]string // lower-case UPN → object id, kept after deletion
 	groups []*group          // in creation order, which is memberOf order
 	roles  []*group          // directory roles: listed in memberOf, never groups
+	apps   []*app            // applications and service principals, in creation order
 	log    map[string][]Transition
 }
 
@@ -90,6 +92,8 @@ type user struct {
 	validFrom                                                        time.Time
 	licenses                                                         []string
 	otherMails                                                       []string
+	pwdChanged                                                       time.Time // lastPasswordChangeDateTime
+	pwdDigest                                                        [32]byte  // SHA-256 of the password, zero when unknown
 }
 
 type group struct {
@@ -138,8 +142,9 @@ func New(opts Options) *Sim {
 		u := &user{
 			id: guid("user:" + p.EmployeeID), upn: p.Email, mail: p.Email, displayName: p.Name(),
 			given: p.First, surname: p.Last, department: p.Department, enabled: true,
-			validFrom: time.Date(2024, 1, 15, 9, 0, 0, 0, time.UTC),
-			licenses:  []string{SkuOffice365E3},
+			validFrom:  time.Date(2024, 1, 15, 9, 0, 0, 0, time.UTC),
+			pwdChanged: time.Date(2024, 1, 15, 9, 0, 0, 0, time.UTC),
+			licenses:   []string{SkuOffice365E3},
 		}
 		if p.Privileged || p.Department == "engineering" {
 			u.licenses = append(u.licenses, SkuEMSE3)
@@ -161,6 +166,7 @@ func New(opts Options) *Sim {
 		}
 		dyn.members[u.id] = true
 	}
+	s.seedNonHuman(opts.People)
 	return s
 }
 
@@ -205,7 +211,7 @@ func (s *Sim) Transitions(idOrUPN string) []Transition {
 func (s *Sim) snapshot(u *user) User {
 	out := User{
 		ID: u.id, UPN: u.upn, Mail: u.mail, DisplayName: u.displayName,
-		AccountEnabled: u.enabled, SignInSessionsValidFrom: u.validFrom,
+		AccountEnabled: u.enabled, SignInSessionsValidFrom: u.validFrom, LastPasswordChange: u.pwdChanged,
 		Licenses: slices.Clone(u.licenses),
 	}
 	for _, g := range s.groups {

@@ -196,7 +196,11 @@ var anyLambda = regexp.MustCompile(`^(\w+)/any\((\w+):(\w+)$`)
 // parseFilter parses the subset of OData $filter the connector uses:
 // prop eq 'value' and coll/any(x:x eq 'value'), joined by and/or; a doubled
 // single quote inside a string is a literal quote.
-func parseFilter(src string) (filter, error) {
+func parseFilter(src string) (filter, error) { return parseFilterOver(src, filterable) }
+
+// parseFilterOver is parseFilter for a collection whose string properties
+// $filter accepts are strings (lower-case names).
+func parseFilterOver(src string, strs map[string]bool) (filter, error) {
 	toks, err := lex(src)
 	if err != nil {
 		return nil, err
@@ -227,7 +231,7 @@ func parseFilter(src string) (filter, error) {
 			case filterableBools[prop] != isBool(toks[i+2]):
 				// Graph: a Boolean property compares with true/false, a string one with 'text'.
 				return nil, fmt.Errorf("a binary operator with incompatible types was detected for '%s'", toks[i].text)
-			case !filterable[prop] && !filterableBools[prop]:
+			case !strs[prop] && !filterableBools[prop]:
 				return nil, fmt.Errorf("property '%s' is not filterable", toks[i].text)
 			}
 			and = append(and, comparison{prop: prop, value: toks[i+2].text})

@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -29,6 +30,38 @@ type stateDoc struct {
 	DirectoryRoles []stateRole        `json:"directoryRoles"` // listed in memberOf after the groups
 	// Transitions are keyed by object id; they include deleted users'.
 	Transitions map[string][]Transition `json:"transitions"`
+	// Applications are the app registrations and service principals, in creation order.
+	Applications []stateApp `json:"applications,omitempty"`
+}
+
+// stateApp is an application or a service principal. Client secrets are
+// kept as digests only, as the simulator keeps them.
+type stateApp struct {
+	ID               string          `json:"id"`
+	AppID            string          `json:"appId"`
+	DisplayName      string          `json:"displayName"`
+	ServicePrincipal bool            `json:"servicePrincipal,omitempty"`
+	AccountEnabled   bool            `json:"accountEnabled,omitempty"`
+	Owners           []string        `json:"owners"` // user ids, in the order they were added
+	Passwords        []statePassword `json:"passwordCredentials"`
+	Keys             []stateKey      `json:"keyCredentials"`
+}
+
+type statePassword struct {
+	KeyID       string    `json:"keyId"`
+	DisplayName string    `json:"displayName"`
+	Hint        string    `json:"hint"`
+	SHA256      string    `json:"sha256"`
+	Start       time.Time `json:"startDateTime"`
+	End         time.Time `json:"endDateTime"`
+}
+
+type stateKey struct {
+	KeyID       string    `json:"keyId"`
+	DisplayName string    `json:"displayName"`
+	Thumbprint  string    `json:"customKeyIdentifier"`
+	Start       time.Time `json:"startDateTime"`
+	End         time.Time `json:"endDateTime"`
 }
 
 type stateUser struct {
@@ -44,6 +77,8 @@ type stateUser struct {
 	SignInSessionsValidFrom time.Time `json:"signInSessionsValidFromDateTime"`
 	Licenses                []string  `json:"licenses"` // directly assigned skuIds, in assignment order
 	OtherMails              []string  `json:"otherMails,omitempty"`
+	LastPasswordChange      time.Time `json:"lastPasswordChangeDateTime,omitzero"`
+	PasswordSHA256          string    `json:"passwordSha256,omitempty"` // the password's digest, never the password
 }
 
 type stateDeletedUser struct {
@@ -92,6 +127,7 @@ func (s *Sim) SaveState(w io.Writer) error {
 			GivenName: u.given, Surname: u.surname, JobTitle: u.jobTitle, Department: u.department,
 			AccountEnabled: u.enabled, SignInSessionsValidFrom: u.validFrom,
 			Licenses: append([]string{}, u.licenses...), OtherMails: slices.Clone(u.otherMails),
+			LastPasswordChange: u.pwdChanged, PasswordSHA256: digestHex(u.pwdDigest),
 		})
 	}
 	for _, upn := range slices.Sorted(maps.Keys(s.upns)) {
@@ -112,6 +148,9 @@ func (s *Sim) SaveState(w io.Writer) error {
 	}
 	for id, ts := range s.log {
 		doc.Transitions[id] = slices.Clone(ts)
+	}
+	for _, a := range s.apps {
+		doc.Applications = append(doc.Applications, a.state())
 	}
 	s.mu.Unlock()
 
@@ -140,6 +179,7 @@ func (s *Sim) LoadState(r io.Reader) error {
 	defer s.mu.Unlock()
 	s.users, s.upns = st.users, st.upns
 	s.groups, s.roles = st.groups, st.roles
+	s.apps = st.apps
 	s.log = st.log
 	return nil
 }
@@ -158,6 +198,7 @@ type directoryState struct {
 	upns   map[string]string
 	groups []*group
 	roles  []*group
+	apps   []*app
 	log    map[string][]Transition
 }
 
@@ -216,11 +257,16 @@ func (doc *stateDoc) build() (*directoryState, error) {
 		if err := checkLicenses("user "+su.ID, su.Licenses); err != nil {
 			return nil, err
 		}
+		pwd, err := parseDigest(su.PasswordSHA256)
+		if err != nil {
+			return nil, fmt.Errorf("user %s: passwordSha256: %w", su.ID, err)
+		}
 		st.users[su.ID] = &user{
 			id: su.ID, upn: su.UPN, mail: su.Mail, displayName: su.DisplayName,
 			given: su.GivenName, surname: su.Surname, jobTitle: su.JobTitle, department: su.Department,
 			enabled: su.AccountEnabled, validFrom: su.SignInSessionsValidFrom,
 			licenses: slices.Clone(su.Licenses), otherMails: slices.Clone(su.OtherMails),
+			pwdChanged: su.LastPasswordChange, pwdDigest: pwd,
 		}
 	}
 	deleted := map[string]bool{}
@@ -307,6 +353,13 @@ func (doc *stateDoc) build() (*directoryState, error) {
 			id: sr.ID, name: sr.DisplayName, template: sr.RoleTemplateID, members: set, odataType: odataDirectoryRole,
 		})
 	}
+	for i, sa := range doc.Applications {
+		a, err := sa.build(fmt.Sprintf("application %d (%s)", i, sa.DisplayName), st.users, claim)
+		if err != nil {
+			return nil, err
+		}
+		st.apps = append(st.apps, a)
+	}
 	for id, ts := range doc.Transitions {
 		if id == "" {
 			return nil, errors.New("transitions for an empty user id")
@@ -314,4 +367,75 @@ func (doc *stateDoc) build() (*directoryState, error) {
 		st.log[id] = slices.Clone(ts)
 	}
 	return st, nil
+}
+
+func (a *app) state() stateApp {
+	out := stateApp{ID: a.id, AppID: a.appID, DisplayName: a.name, ServicePrincipal: a.sp, AccountEnabled: a.enabled && a.sp,
+		Owners: append([]string{}, a.owners...), Passwords: []statePassword{}, Keys: []stateKey{}}
+	for _, p := range a.passwords {
+		out.Passwords = append(out.Passwords, statePassword{KeyID: p.keyID, DisplayName: p.displayName, Hint: p.hint,
+			SHA256: digestHex(p.digest), Start: p.start, End: p.end})
+	}
+	for _, k := range a.keys {
+		out.Keys = append(out.Keys, stateKey{KeyID: k.keyID, DisplayName: k.displayName, Thumbprint: k.thumbprint, Start: k.start, End: k.end})
+	}
+	return out
+}
+
+// build checks one saved application: lower-case unique ids, an appId,
+// owners that are live users, digests that are digests.
+func (sa stateApp) build(what string, users map[string]*user, claim func(what, id string) error) (*app, error) {
+	switch {
+	case sa.ID != strings.ToLower(sa.ID):
+		return nil, fmt.Errorf("%s id %s is not lower-case", what, sa.ID)
+	case sa.AppID == "":
+		return nil, fmt.Errorf("%s has no appId", what)
+	case sa.DisplayName == "":
+		return nil, fmt.Errorf("%s has no displayName", what)
+	}
+	if err := claim(what, sa.ID); err != nil {
+		return nil, err
+	}
+	a := &app{id: sa.ID, appID: sa.AppID, name: sa.DisplayName, sp: sa.ServicePrincipal, enabled: sa.AccountEnabled && sa.ServicePrincipal}
+	for _, o := range sa.Owners {
+		if users[o] == nil || slices.Contains(a.owners, o) {
+			return nil, fmt.Errorf("%s has owner %s, which is not a live user or is listed twice", what, o)
+		}
+		a.owners = append(a.owners, o)
+	}
+	for _, p := range sa.Passwords {
+		d, err := parseDigest(p.SHA256)
+		if err != nil || p.KeyID == "" || d == ([32]byte{}) {
+			return nil, fmt.Errorf("%s has a password credential without a keyId or a sha256 digest", what)
+		}
+		a.passwords = append(a.passwords, password{keyID: p.KeyID, displayName: p.DisplayName, hint: p.Hint, digest: d, start: p.Start, end: p.End})
+	}
+	for _, k := range sa.Keys {
+		if k.KeyID == "" {
+			return nil, fmt.Errorf("%s has a key credential without a keyId", what)
+		}
+		a.keys = append(a.keys, certificate{keyID: k.KeyID, displayName: k.DisplayName, thumbprint: k.Thumbprint, start: k.Start, end: k.End})
+	}
+	return a, nil
+}
+
+// digestHex is a SHA-256 digest in hex, or "" for none.
+func digestHex(d [32]byte) string {
+	if d == ([32]byte{}) {
+		return ""
+	}
+	return hex.EncodeToString(d[:])
+}
+
+func parseDigest(s string) ([32]byte, error) {
+	var d [32]byte
+	if s == "" {
+		return d, nil
+	}
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != len(d) {
+		return d, errors.New("not a hex SHA-256 digest")
+	}
+	copy(d[:], b)
+	return d, nil
 }
