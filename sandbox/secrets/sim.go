@@ -225,7 +225,7 @@ func (s *Sim) seed() {
 	accounts := map[string]string{"okta": demo.BreakGlassOkta, "entra": demo.BreakGlassEntra, "ldap": demo.BreakGlassAD, "awsiam": demo.BreakGlassAWS}
 	for _, kind := range []string{"awsiam", "entra", "ldap", "okta"} {
 		name := demo.BreakGlassSecrets[kind]
-		value := fmt.Sprintf(`{"username":%q,"password":"seeded-%s"}`, accounts[kind], seedID("pw/"+name)[:20])
+		value := fmt.Sprintf(`{"username":%q,"password":"seeded-%s"}`, accounts[kind], seedID("pw/" + name)[:20])
 		s.put(&secret{name: name, arn: s.arn(name), description: "break-glass password (" + kind + ")", created: epoch,
 			tags: []tag{{"purpose", "break-glass"}, {"known-by", demo.BreakGlassGroup}}}, value, epoch)
 	}
@@ -236,7 +236,7 @@ func (s *Sim) seed() {
 			tags:           []tag{{demo.OwnerTag, owner.Email}, {"service", demo.ServiceUserName}},
 			rotationLambda: "arn:aws:lambda:" + s.opts.Region + ":" + s.opts.AccountID + ":function:deploy-bot-api-rotation",
 			rotationDays:   90}
-		s.put(sec, `{"apiKey":"seeded-`+seedID("api/"+name)[:24]+`"}`, epoch)
+		s.put(sec, `{"apiKey":"seeded-`+seedID("api/" + name)[:24]+`"}`, epoch)
 	}
 }
 

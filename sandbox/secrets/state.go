@@ -21,18 +21,18 @@ type stateDoc struct {
 }
 
 type stateSecret struct {
-	Name           string         `json:"name"`
-	ARN            string         `json:"arn"`
-	Description    string         `json:"description,omitempty"`
-	Tags           []stateTag     `json:"tags"`
+	Name           string     `json:"name"`
+	ARN            string     `json:"arn"`
+	Description    string     `json:"description,omitempty"`
+	Tags           []stateTag `json:"tags"`
 	Versions       []stateVer `json:"versions"` // oldest first
-	Created        time.Time      `json:"created"`
-	LastChanged    time.Time      `json:"lastChanged"`
-	LastRotated    *time.Time     `json:"lastRotated,omitempty"`
-	LastAccessed   *time.Time     `json:"lastAccessed,omitempty"`
-	Deleted        *time.Time     `json:"deleted,omitempty"`
-	RotationLambda string         `json:"rotationLambda,omitempty"`
-	RotationDays   int64          `json:"rotationDays,omitempty"`
+	Created        time.Time  `json:"created"`
+	LastChanged    time.Time  `json:"lastChanged"`
+	LastRotated    *time.Time `json:"lastRotated,omitempty"`
+	LastAccessed   *time.Time `json:"lastAccessed,omitempty"`
+	Deleted        *time.Time `json:"deleted,omitempty"`
+	RotationLambda string     `json:"rotationLambda,omitempty"`
+	RotationDays   int64      `json:"rotationDays,omitempty"`
 }
 
 type stateTag struct {

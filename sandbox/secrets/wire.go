@@ -18,7 +18,7 @@ import (
 
 // apiError is an error in the JSON protocol's own format.
 type apiError struct {
-	status    int
+	status   int
 	typ, msg string
 }
 
