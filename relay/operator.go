@@ -21,6 +21,7 @@ import (
 	"github.com/offboard/offboard/internal/decision"
 	"github.com/offboard/offboard/internal/hris"
 	"github.com/offboard/offboard/internal/runs"
+	"github.com/offboard/offboard/internal/siem"
 	"github.com/offboard/offboard/workflows"
 )
 
@@ -197,6 +198,7 @@ func (rl *Relay) decide(w http.ResponseWriter, r *http.Request, tok token, req r
 		return
 	}
 	rl.metrics.signals.WithLabelValues(req.Kind, tok.role()).Inc()
+	rl.emitDecision(req, v)
 	rl.log.Info("operator decision", "kind", req.Kind, "employee", req.EmployeeID, "run", v.RunID, "by", tok.name, "role", tok.role(),
 		"accepted", v.Accepted, "reason", v.Reason, "update", v.UpdateID)
 	if !v.Accepted {
@@ -220,7 +222,25 @@ func (rl *Relay) hrDecide(ctx context.Context, source string, req runs.Request) 
 		return runs.Verdict{}, fmt.Errorf("no decision signing key (relay.decisionKey): %w", runs.ErrUnavailable)
 	}
 	req.Person, req.Roles = "hris:"+source, []string{config.RoleHR}
-	return runs.Decide(ctx, rl.c, rl.decisionKey, req, rl.now(), rl.signalWait)
+	v, err := runs.Decide(ctx, rl.c, rl.decisionKey, req, rl.now(), rl.signalWait)
+	if err == nil {
+		rl.emitDecision(req, v)
+	}
+	return v, err
+}
+
+// emitDecision sends a decision the run answered, accepted or refused, to
+// the SIEM: an Update runs no activity, so the API is where it is seen.
+func (rl *Relay) emitDecision(req runs.Request, v runs.Verdict) {
+	d := siem.Decision{Kind: req.Kind, By: req.Person, Roles: req.Roles, EmployeeID: req.EmployeeID, WorkflowID: v.WorkflowID, RunID: v.RunID,
+		UpdateID: v.UpdateID, Digest: v.Digest, Accepted: v.Accepted, Reason: v.Reason, Detail: v.Detail, BreakGlass: v.BreakGlass}
+	switch p := req.Payload.(type) {
+	case workflows.Waive:
+		d.Control = p.Control
+	case workflows.Retry:
+		d.Control = p.Control
+	}
+	rl.events.Emit(siem.DecisionEvent(d, rl.now()))
 }
 
 // hrRescind rescinds the run an HR rescind or rehire refers to: the event
@@ -368,6 +388,9 @@ func (rl *Relay) handleReleaseQuarantine(w http.ResponseWriter, r *http.Request,
 			rel := Released{EmployeeID: employee, WorkflowID: id, RunID: run}
 			v, err := runs.Decide(r.Context(), rl.c, rl.decisionKey, runs.Request{EmployeeID: employee, RunID: run,
 				Kind: workflows.UpdateQuarantineRelease, Person: tok.name, Roles: tok.roles, Payload: payload, IdempotencyKey: key}, rl.now(), rl.signalWait)
+			if err == nil {
+				rl.emitDecision(runs.Request{EmployeeID: employee, Kind: workflows.UpdateQuarantineRelease, Person: tok.name, Roles: tok.roles}, v)
+			}
 			switch {
 			case err != nil:
 				rel.Error = err.Error()

@@ -20,6 +20,7 @@ import (
 	"github.com/offboard/offboard/internal/config"
 	"github.com/offboard/offboard/internal/hris"
 	"github.com/offboard/offboard/internal/runs"
+	"github.com/offboard/offboard/internal/siem"
 	"github.com/offboard/offboard/workflows"
 )
 
@@ -42,6 +43,10 @@ type Config struct {
 	SignalWait time.Duration
 	// Edge is the HR edge's memory; nil keeps it in Temporal (TemporalEdge).
 	Edge Edge
+	// Transmitter is published at /.well-known/ssf-configuration (ssf.go); nil: not a transmitter.
+	Transmitter *config.SIEMSSF
+	// Events sends people's decisions to the SIEM (operator.go); nil: none.
+	Events *siem.Emitter
 }
 
 // Edge is what the HR edge remembers across requests: the blast-radius
@@ -96,7 +101,10 @@ type Relay struct {
 	bamboo  *hmacSource[hris.BambooHR]
 	workday *workdaySource
 	generic *hmacSource[hris.Generic]
-	okta    *oktaHook // Okta Event Hooks (oktahooks.go); nil: not configured
+	okta    *oktaHook       // Okta Event Hooks (oktahooks.go); nil: not configured
+	ssfIn   *ssfReceiver    // Shared Signals receiver (ssf.go); nil: not configured
+	ssfOut  *ssfTransmitter // Shared Signals transmitter metadata (ssf.go); nil: none
+	events  *siem.Emitter   // decisions to the SIEM; nil: none
 	tokens  []token
 	roles   map[string]bool
 	edge    Edge
@@ -195,6 +203,13 @@ func New(cfg Config, c client.Client, logger *slog.Logger) (*Relay, error) {
 	if rl.okta, err = newOktaHook(context.Background(), rc.Sources.Okta); err != nil {
 		return nil, err
 	}
+	if rl.ssfIn, err = newSSFReceiver(context.Background(), rc.Sources.SSF); err != nil {
+		return nil, err
+	}
+	if rl.ssfOut, err = newSSFTransmitter(cfg.Transmitter); err != nil {
+		return nil, err
+	}
+	rl.events = cfg.Events
 	rl.oidc = newOperatorOIDC(rc.OIDC)
 	rl.handler = rl.routes()
 	return rl, nil
@@ -209,6 +224,9 @@ func (rl *Relay) routes() http.Handler {
 	mux.HandleFunc("POST /hris/workday", rl.handleWorkday)
 	mux.HandleFunc("POST /hris/generic", rl.handleGeneric)
 	mux.HandleFunc("/hooks/okta", rl.handleOktaHook) // GET verifies the hook, POST delivers events
+	mux.HandleFunc("POST "+SSFEventsPath, rl.handleSSFEvents)
+	mux.HandleFunc("GET "+SSFConfigPath, rl.handleSSFConfiguration)
+	mux.HandleFunc("GET "+SSFJWKSPath, rl.handleSSFJWKS)
 	mux.HandleFunc("POST /deprovisions/release-quarantine", rl.operator(roleSet(config.RoleSecurity), rl.handleReleaseQuarantine))
 	mux.HandleFunc("POST /deprovisions/{employeeId}/{action}", rl.handleDecision)
 	mux.HandleFunc("GET /deprovisions/{employeeId}", rl.operator(roleSet(config.RoleAuditor, config.RoleHR, config.RoleSecurity), rl.handleStatus))

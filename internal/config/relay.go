@@ -41,6 +41,7 @@ type RelaySources struct {
 	Workday  *WorkdaySource  `yaml:"workday"`
 	Generic  *GenericSource  `yaml:"generic"`
 	Okta     *OktaHookSource `yaml:"okta"` // Okta Event Hooks (oktahook.go)
+	SSF      *SSFSource      `yaml:"ssf"`  // OpenID Shared Signals receiver (ssf.go)
 }
 
 // BambooHRSource is one BambooHR webhook. Secrets holds its private key and,
@@ -232,6 +233,9 @@ func (r Relay) Validate() error {
 		}
 	}
 	if err := r.Sources.Okta.check(); err != nil {
+		return err
+	}
+	if err := r.Sources.SSF.check(); err != nil {
 		return err
 	}
 	if err := r.DecisionKey.check(); err != nil {

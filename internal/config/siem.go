@@ -13,6 +13,7 @@ type SIEM struct {
 	HEC    *SIEMHEC    `yaml:"hec"`
 	Syslog *SIEMSyslog `yaml:"syslog"`
 	File   *SIEMFile   `yaml:"file"`
+	SSF    *SIEMSSF    `yaml:"ssf"` // Shared Signals receivers (ssf.go)
 	// Buffer is how many events wait per sink before new ones are dropped
 	// (and counted): an activity never waits for the SIEM. 0: 10000.
 	Buffer int `yaml:"buffer"`
@@ -43,7 +44,9 @@ type SIEMFile struct {
 }
 
 // Enabled reports whether any sink is configured.
-func (s SIEM) Enabled() bool { return s.HEC != nil || s.Syslog != nil || s.File != nil }
+func (s SIEM) Enabled() bool {
+	return s.HEC != nil || s.Syslog != nil || s.File != nil || s.SSF != nil && len(s.SSF.Receivers) > 0
+}
 
 // Check validates the section; it reads no secret.
 func (s SIEM) Check() error {
@@ -73,5 +76,5 @@ func (s SIEM) Check() error {
 	if f := s.File; f != nil && f.Path == "" {
 		return errors.New("siem.file.path is required")
 	}
-	return nil
+	return s.SSF.check()
 }

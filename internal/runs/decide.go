@@ -47,6 +47,8 @@ type Verdict struct {
 	WorkflowID string `json:"workflowId"`
 	RunID      string `json:"runId"`
 	UpdateID   string `json:"updateId"`
+	// Digest is the signed decision's (decision.Digest), as the run records it.
+	Digest string `json:"digest,omitempty"`
 }
 
 // Decide signs the request with key and sends it to the run as the Update
@@ -73,7 +75,7 @@ func Decide(ctx context.Context, c client.Client, key ed25519.PrivateKey, req Re
 	if err != nil {
 		return Verdict{}, err
 	}
-	v := Verdict{By: req.Person, WorkflowID: id, RunID: run, UpdateID: updateID(id, run, req, signed)}
+	v := Verdict{By: req.Person, WorkflowID: id, RunID: run, UpdateID: updateID(id, run, req, signed), Digest: decision.Digest(signed)}
 	wctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	h, err := c.UpdateWorkflow(wctx, client.UpdateWorkflowOptions{

@@ -103,6 +103,10 @@ type Unmapped struct {
 	ReceiptDigest  string `json:"receipt_digest,omitempty"` // sha256 of the receipt's JSON, as the activity returned it
 	ResponseDigest string `json:"response_digest,omitempty"`
 	RequestID      string `json:"request_id,omitempty"`
+	Op             string `json:"op,omitempty"`              // apply or verify (controls)
+	DecisionDigest string `json:"decision_digest,omitempty"` // the signed decision's digest (decisions)
+	UpdateID       string `json:"update_id,omitempty"`
+	BreakGlass     bool   `json:"break_glass,omitempty"`
 }
 
 // Run says which activity of which run emits.
@@ -153,7 +157,7 @@ func ControlEvent(run Run, op string, r control.Receipt, failure error, at time.
 	e.setActivity(activityOf(r.Action))
 	e.User = User{UID: r.Target, Name: r.Login}
 	u := &e.Unmapped
-	u.ControlID, u.System, u.Phase, u.Outcome = r.ControlID, r.System, string(r.Phase), string(r.Outcome)
+	u.ControlID, u.System, u.Phase, u.Outcome, u.Op = r.ControlID, r.System, string(r.Phase), string(r.Outcome), op
 	u.ResponseDigest, u.RequestID = r.Digest, r.RequestID
 	switch {
 	case failure != nil:

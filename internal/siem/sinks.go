@@ -209,5 +209,10 @@ func FromConfig(c config.SIEM) (*Emitter, error) {
 	if f := c.File; f != nil {
 		sinks = append(sinks, &File{Path: f.Path})
 	}
+	ssfs, err := ssfSinks(c.SSF)
+	if err != nil {
+		return nil, err
+	}
+	sinks = append(sinks, ssfs...)
 	return New(Options{Buffer: c.Buffer, Retries: c.Retries}, sinks...), nil
 }
