@@ -29,7 +29,11 @@ type workerProc struct {
 // startWorker starts bin/worker with the config at cfgPath and waits until it
 // polls every queue in queues (its identity, pid@host, is listed by the server).
 func startWorker(ctx context.Context, c client.Client, root, cfgPath, metricsAddr, logPath, profile string, queues ...string) (*workerProc, error) {
-	cmd := exec.Command(filepath.Join(root, "bin", "worker"), "-config", cfgPath)
+	bin := workerBin
+	if bin == "" {
+		bin = filepath.Join(root, "bin", "worker")
+	}
+	cmd := exec.Command(bin, "-config", cfgPath)
 	cmd.Env = append(os.Environ(), "BENCH_OKTA_TOKEN=bench-okta", "BENCH_SCIM_TOKEN=bench-scim", "BENCH_LDAP_PASSWORD=bench-ldap",
 		"BENCH_AWS_KEY_ID=AKIABENCHOFFBOARD001", "BENCH_AWS_SECRET=bench-aws", "OFFBOARD_WORKER_PPROF="+profile)
 	log, err := os.Create(logPath)
