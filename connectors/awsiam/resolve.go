@@ -1,17 +1,22 @@
 package awsiam
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
+	"slices"
 	"strings"
+	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/iam/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/offboard/offboard/internal/control"
 )
@@ -31,10 +36,19 @@ func (c *Client) Resolve(ctx context.Context, p control.Person) (control.Account
 		return classify(c.cfg.Name+": resolve "+subject, err, rec)
 	}
 	found := func(name string) (control.Account, error) {
-		var again error // a read that asking again may cure fails the resolve: Temporal retries it
-		privileges := c.privileges(ctx, name, &again)
-		holds := c.holds(ctx, name, &again)
-		if again != nil {
+		// A read that asking again may cure fails the resolve: Temporal retries it.
+		// Rights and holdings are independent reads: both at once.
+		var againP, againH error
+		var privileges, holds []string
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			holds = c.holds(ctx, name, &againH)
+		}()
+		privileges = c.privileges(ctx, name, &againP)
+		wg.Wait()
+		if again := cmp.Or(againP, againH); again != nil {
 			return control.Account{}, fail("rights and holdings of "+name, again)
 		}
 		return control.Account{Target: c.cfg.Name, ID: name, Login: name, Privileges: privileges, Holds: holds}, nil
@@ -137,18 +151,23 @@ const adminPolicy = "arn:aws:iam::aws:policy/AdministratorAccess"
 // any policy (managed or inline, on the user or a group it is in) that
 // allows every action on every resource. A read that fails is said too: a
 // person whose rights cannot be read is treated as privileged, the safe side.
+//
+// The user's own policies and each group's are read side by side (at most
+// readersPerResolve at once); the lines keep the order of a sequential read.
 func (c *Client) privileges(ctx context.Context, user string, again *error) []string {
-	var out []string
-	unknown := func(what string, err error) {
+	var mu sync.Mutex // guards *again
+	unknown := func(out *[]string, what string, err error) {
+		mu.Lock()
+		defer mu.Unlock()
 		if retryableRead(err, again) {
 			return
 		}
-		out = append(out, fmt.Sprintf("aws: admin rights unknown: %s failed (%s)", what, kindOf(err)))
+		*out = append(*out, fmt.Sprintf("aws: admin rights unknown: %s failed (%s)", what, kindOf(err)))
 	}
-	check := func(holder string, attached []string, inline map[string]string) {
+	check := func(out *[]string, holder string, attached []string, inline map[string]string) {
 		for _, arn := range attached {
 			if arn == adminPolicy {
-				out = append(out, "aws: AdministratorAccess attached to "+holder)
+				*out = append(*out, "aws: AdministratorAccess attached to "+holder)
 				continue
 			}
 			if strings.HasPrefix(arn, "arn:aws:iam::aws:") {
@@ -156,28 +175,35 @@ func (c *Client) privileges(ctx context.Context, user string, again *error) []st
 			}
 			doc, err := c.managedDocument(ctx, arn)
 			if err != nil {
-				unknown("GetPolicyVersion "+arn, err)
+				unknown(out, "GetPolicyVersion "+arn, err)
 				continue
 			}
 			if allowsAll(doc) {
-				out = append(out, "aws: policy "+arn+" attached to "+holder+" allows *:*")
+				*out = append(*out, "aws: policy "+arn+" attached to "+holder+" allows *:*")
 			}
 		}
-		for name, doc := range inline {
-			if allowsAll(doc) {
-				out = append(out, "aws: inline policy "+name+" of "+holder+" allows *:*")
+		for _, name := range slices.Sorted(maps.Keys(inline)) {
+			if allowsAll(inline[name]) {
+				*out = append(*out, "aws: inline policy "+name+" of "+holder+" allows *:*")
 			}
 		}
 	}
-	attached, inline, err := c.userPolicies(ctx, user)
-	if err != nil {
-		unknown("reading the policies of user "+user, err)
-	} else {
-		check("user "+user, attached, inline)
-	}
+	var g errgroup.Group
+	g.SetLimit(readersPerResolve)
+	var userOut []string
+	g.Go(func() error {
+		attached, inline, err := c.userPolicies(ctx, user)
+		if err != nil {
+			unknown(&userOut, "reading the policies of user "+user, err)
+		} else {
+			check(&userOut, "user "+user, attached, inline)
+		}
+		return nil
+	})
+	var listOut []string
 	var groups []string
 	in := &iam.ListGroupsForUserInput{UserName: aws.String(user)}
-	err = walk("ListGroupsForUser", func(marker *string) ([]string, bool, *string, error) {
+	err := walk("ListGroupsForUser", func(marker *string) ([]string, bool, *string, error) {
 		in.Marker = marker
 		pg, err := c.iam.ListGroupsForUser(ctx, in)
 		if err != nil {
@@ -191,18 +217,30 @@ func (c *Client) privileges(ctx context.Context, user string, again *error) []st
 		return names, pg.IsTruncated, pg.Marker, nil
 	})
 	if err != nil {
-		unknown("ListGroupsForUser "+user, err)
+		unknown(&listOut, "ListGroupsForUser "+user, err)
 	}
-	for _, g := range groups {
-		attached, inline, err := c.groupPolicies(ctx, g)
-		if err != nil {
-			unknown("reading the policies of group "+g, err)
-			continue
-		}
-		check("group "+g, attached, inline)
+	groupOut := make([][]string, len(groups))
+	for i, group := range groups {
+		g.Go(func() error {
+			attached, inline, err := c.groupPolicies(ctx, group)
+			if err != nil {
+				unknown(&groupOut[i], "reading the policies of group "+group, err)
+				return nil
+			}
+			check(&groupOut[i], "group "+group, attached, inline)
+			return nil
+		})
+	}
+	_ = g.Wait()
+	out := append(userOut, listOut...)
+	for _, lines := range groupOut {
+		out = append(out, lines...)
 	}
 	return out
 }
+
+// readersPerResolve bounds the IAM reads one resolve makes at once.
+const readersPerResolve = 4
 
 // policyLists are the three IAM calls that say which policies a user or a
 // group has: attached managed policies, inline policy names, an inline

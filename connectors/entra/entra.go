@@ -5,6 +5,7 @@
 package entra
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -142,10 +143,18 @@ func (c *Client) account(ctx context.Context, op string, u models.Userable) (con
 		return control.Account{}, &control.Error{Kind: control.ErrPermanent, Op: op, Err: errors.New("user without an id")}
 	}
 	id := deref(u.GetId())
-	var again error // a read that asking again may cure fails the resolve: Temporal retries it
-	privileges := c.privileges(ctx, op, id, &again)
-	holds := c.holds(ctx, op, id, &again)
-	if again != nil {
+	// A read that asking again may cure fails the resolve: Temporal retries it.
+	// Rights and holdings are independent reads: both at once.
+	var againP, againH error
+	var holds []string
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		holds = c.holds(ctx, op, id, &againH)
+	}()
+	privileges := c.privileges(ctx, op, id, &againP)
+	<-done
+	if again := cmp.Or(againP, againH); again != nil {
 		return control.Account{}, again
 	}
 	return control.Account{Target: c.name, ID: id, Login: deref(u.GetUserPrincipalName()), Privileges: privileges, Holds: holds}, nil

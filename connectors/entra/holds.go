@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
+
+	"github.com/microsoftgraph/msgraph-sdk-go/models"
 
 	"github.com/offboard/offboard/internal/control"
 )
@@ -13,9 +16,21 @@ import (
 // groups and directory roles (memberOf) and licences. Groups remove_groups
 // leaves (dynamic, synced from on-premises) and licences that come with a
 // group are named apart. A read that fails is said, with its kind.
+//
+// The licences are read beside memberOf: neither needs the other. *again is
+// the caller's alone (holds runs beside privileges, which has its own).
 func (c *Client) holds(ctx context.Context, op, id string, again *error) []string {
+	var u models.Userable
+	var uerr error
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		u, _, uerr = c.getUser(ctx, op, id, "id", "assignedLicenses", "licenseAssignmentStates")
+	}()
 	var out []string
 	m, _, err := c.memberOf(ctx, op, permReadRoles, id)
+	wg.Wait()
 	if err != nil && retryableRead(err, again) {
 		return nil
 	}
@@ -36,7 +51,7 @@ func (c *Client) holds(ctx context.Context, op, id string, again *error) []strin
 	for _, r := range m.roles {
 		out = append(out, "directory role "+roleName(r))
 	}
-	u, _, err := c.getUser(ctx, op, id, "id", "assignedLicenses", "licenseAssignmentStates")
+	err = uerr
 	if err != nil && retryableRead(err, again) {
 		return nil
 	}

@@ -1,7 +1,6 @@
 package okta
 
 import (
-	"context"
 	"errors"
 
 	oktasdk "github.com/okta/okta-sdk-golang/v2/okta"
@@ -12,9 +11,9 @@ import (
 // holds says what the user holds in Okta, for the approver's plan: its
 // groups (the built-in Everyone apart: Okta manages it) and active admin
 // roles. A list that cannot be read is said, not left out.
-func (c *Client) holds(ctx context.Context, userID string, roles []*oktasdk.Role, rolesErr error) ([]string, error) {
+// The groups were read by the caller (beside the roles): gs, err.
+func holds(gs groups, err error, roles []*oktasdk.Role, rolesErr error) ([]string, error) {
 	var out []string
-	gs, _, err := c.userGroups(ctx, "read groups of", userID, nil)
 	if errors.Is(err, control.ErrRateLimited) || errors.Is(err, control.ErrTransient) {
 		return nil, err // asking again may cure it: the resolve fails and is retried
 	}

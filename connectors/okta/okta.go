@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 
 	oktasdk "github.com/okta/okta-sdk-golang/v2/okta"
 	"github.com/okta/okta-sdk-golang/v2/okta/query"
@@ -173,18 +174,29 @@ func (c *Client) Resolve(ctx context.Context, p control.Person) (control.Account
 	op := c.op("resolve", p.Email)
 	lit := strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(p.Email)
 	filter := fmt.Sprintf(`profile.email eq "%s" or profile.login eq "%s"`, lit, lit)
+	// The two lookups are independent: ask both at once, read them in order.
 	var users []*oktasdk.User
-	resp, err := c.call(ctx, op, scopeUsersRead, func(ctx context.Context) error {
+	var byLogin *oktasdk.User
+	var resp, loginResp control.Response
+	var err, loginErr error
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		byLogin, loginResp, loginErr = c.getUser(ctx, "resolve", p.Email)
+	}()
+	resp, err = c.call(ctx, op, scopeUsersRead, func(ctx context.Context) error {
 		first, r, err := c.sdk.User.ListUsers(ctx, query.NewQueryParams(query.WithFilter(filter), query.WithLimit(200)))
 		users, err = listAll(ctx, op, first, r, err, func(u *oktasdk.User) string { return u.Id })
 		return err
 	})
+	wg.Wait()
 	if err != nil {
 		return control.Account{}, err
 	}
 	searched = append(searched, fmt.Sprintf("GET /api/v1/users?filter=%s: %s", filter, userList(users, resp)))
 
-	byLogin, resp, err := c.getUser(ctx, "resolve", p.Email)
+	resp, err = loginResp, loginErr
 	switch {
 	case err == nil:
 		if !slices.ContainsFunc(users, func(u *oktasdk.User) bool { return u.Id == byLogin.Id }) {
@@ -266,12 +278,22 @@ func userList(users []*oktasdk.User, resp control.Response) string {
 // person whose rights are unknown is treated as privileged, not as none.
 func (c *Client) resolved(ctx context.Context, u *oktasdk.User) (control.Account, error) {
 	acct := c.account(u)
+	// The groups (for holds) are read beside the roles: neither needs the other.
+	var gs groups
+	var gerr error
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		gs, _, gerr = c.userGroups(ctx, "read groups of", u.Id, nil)
+	}()
 	var roles []*oktasdk.Role
 	_, err := c.call(ctx, c.op("read admin roles of", u.Id), scopeRolesRead, func(ctx context.Context) error {
 		var err error
 		roles, _, err = c.sdk.User.ListAssignedRolesForUser(ctx, url.PathEscape(u.Id), nil)
 		return err
 	})
+	wg.Wait()
 	switch {
 	case errors.Is(err, control.ErrRateLimited), errors.Is(err, control.ErrTransient):
 		return control.Account{}, err
@@ -279,12 +301,12 @@ func (c *Client) resolved(ctx context.Context, u *oktasdk.User) (control.Account
 		var cerr *control.Error
 		errors.As(err, &cerr)
 		acct.Privileges = []string{fmt.Sprintf("okta admin roles unreadable (GET /api/v1/users/%s/roles: %v, HTTP %d)", u.Id, cerr.Kind, cerr.HTTPStatus)}
-		if acct.Holds, err = c.holds(ctx, u.Id, nil, err); err != nil { // holds.go
+		if acct.Holds, err = holds(gs, gerr, nil, err); err != nil { // holds.go
 			return control.Account{}, err
 		}
 		return acct, nil
 	}
-	if acct.Holds, err = c.holds(ctx, u.Id, roles, nil); err != nil {
+	if acct.Holds, err = holds(gs, gerr, roles, nil); err != nil {
 		return control.Account{}, err
 	}
 	for _, r := range roles {

@@ -142,16 +142,33 @@ func (c *Client) Resolve(ctx context.Context, p control.Person) (control.Account
 		}
 	}
 	if cfg.filterSupported {
-		for _, f := range []string{`userName eq ` + quote(p.Email), `emails.value eq ` + quote(p.Email)} {
-			byUserName := strings.HasPrefix(f, "userName")
-			users, line, err := c.listUsers(ctx, op, f, func(u user) bool {
-				return (byUserName && strings.EqualFold(u.UserName, p.Email)) || (!byUserName && u.hasEmail(p.Email))
-			})
-			if err != nil {
-				return control.Account{}, err
+		// The two lookups are independent: both at once, read in order.
+		filters := []string{`userName eq ` + quote(p.Email), `emails.value eq ` + quote(p.Email)}
+		type result struct {
+			users []user
+			line  string
+			err   error
+		}
+		results := make([]result, len(filters))
+		var wg sync.WaitGroup
+		for i, f := range filters {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				byUserName := i == 0
+				r := &results[i]
+				r.users, r.line, r.err = c.listUsers(ctx, op, f, func(u user) bool {
+					return (byUserName && strings.EqualFold(u.UserName, p.Email)) || (!byUserName && u.hasEmail(p.Email))
+				})
+			}()
+		}
+		wg.Wait()
+		for _, r := range results {
+			if r.err != nil {
+				return control.Account{}, r.err
 			}
-			searched = append(searched, line)
-			add(users)
+			searched = append(searched, r.line)
+			add(r.users)
 		}
 	} else {
 		users, line, err := c.listUsers(ctx, op, "", func(u user) bool { return strings.EqualFold(u.UserName, p.Email) || u.hasEmail(p.Email) })
