@@ -190,10 +190,14 @@ func (d *directory) remove(e *entry) {
 	delete(d.entries, k)
 	delete(d.passwords, k)
 	d.order = slices.DeleteFunc(d.order, func(s string) bool { return s == k })
-	// member is a linked attribute: deleting the user takes it out of every group.
+	// member and managedBy are linked attributes: deleting the user takes
+	// it out of every group and off every entry it manages.
 	for _, g := range d.entries {
 		if g.hasMember(e.rdns) {
 			g.set("member", removeDN(g.get("member"), e.rdns)...)
+		}
+		if m := g.first("managedBy"); m != "" && sameDN(m, e.rdns) {
+			g.set("managedBy")
 		}
 	}
 }
@@ -336,6 +340,11 @@ func seed(o Options) (*directory, error) {
 	}
 	for g, m := range members {
 		d.lookup("CN="+g+","+users).set("member", m...)
+	}
+	if o.NonHuman && len(o.People) >= 2 {
+		if err := seedNonHuman(d, o, newUser); err != nil {
+			return nil, err
+		}
 	}
 	return d, nil
 }

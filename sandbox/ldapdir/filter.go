@@ -32,7 +32,7 @@ const (
 var errFilter = errors.New("malformed filter")
 
 // dnValued are compared as DNs, not strings.
-var dnValued = map[string]bool{"member": true, "memberof": true, "distinguishedname": true, "objectcategory": true}
+var dnValued = map[string]bool{"member": true, "memberof": true, "distinguishedname": true, "objectcategory": true, "managedby": true}
 
 // match evaluates a BER-encoded filter against e. vals returns an
 // attribute's values, computed ones (memberOf) included.

@@ -61,6 +61,11 @@ type Options struct {
 	UserPassword string
 	// PlainAddr, when set, also listens for plain LDAP, which offers StartTLS.
 	PlainAddr string
+	// NonHuman also seeds issue 15's accounts: demo.ManagedAccountSAM,
+	// managedBy demo.ServiceOwner(People), and the break-glass Domain Admin
+	// demo.BreakGlassAD, both with UserPassword. Off by default: they are
+	// enabled accounts HR does not know, which reconciliation would count.
+	NonHuman bool
 }
 
 // Fault is an injected failure: the next matching requests get Code (and

@@ -442,11 +442,11 @@ func (s *Server) modify(sess *session, op *ber.Packet, controls []*ber.Packet) *
 					return res(resultInvalidAttributeSyntax, "userAccountControl must be an integer")
 				}
 			}
-		case "member":
+		case "member", "managedby":
 			if kind != 1 {
 				for _, v := range vals {
 					if s.dir.lookup(v) == nil {
-						return res(resultNoSuchObject, "0000208D: NameErr: no such member "+v)
+						return res(resultNoSuchObject, "0000208D: NameErr: no such object for "+name+": "+v)
 					}
 				}
 			}
