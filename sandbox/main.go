@@ -70,7 +70,7 @@ func main() {
 		f.SetLatency(*latency)
 		return f
 	}
-	okta := oktasim.New(oktasim.Options{Token: OktaToken, People: seed, RateLimitPerMinute: *oktaRate, Faults: faults()})
+	okta := oktasim.New(oktasim.Options{Token: OktaToken, People: seed, RateLimitPerMinute: *oktaRate, Faults: faults(), BreakGlass: true})
 	crm, err := scimapp.New(scimapp.Options{Name: "crm", Bearer: SCIMToken, PatchSupported: true, People: seed, Faults: faults(), RequestsPerSecond: 1000})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "sandbox: crm:", err)
@@ -82,7 +82,7 @@ func main() {
 		os.Exit(1)
 	}
 
-	ad, err := ldapdir.New(ldapdir.Options{Addr: net.JoinHostPort(*host, "8636"), Password: LDAPPassword, People: seed, CertDir: *state + "/ldap"})
+	ad, err := ldapdir.New(ldapdir.Options{Addr: net.JoinHostPort(*host, "8636"), Password: LDAPPassword, People: seed, CertDir: *state + "/ldap", NonHuman: true})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "sandbox: ldap:", err)
 		os.Exit(1)
