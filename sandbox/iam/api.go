@@ -28,10 +28,12 @@ var iamActions = map[string]handler{
 	"TagUser":                         (*Sim).tagUser,
 	"UntagUser":                       (*Sim).untagUser,
 	"ListAccessKeys":                  (*Sim).listAccessKeys,
+	"CreateAccessKey":                 (*Sim).createAccessKey,
 	"UpdateAccessKey":                 credUpdater("UpdateAccessKey", "AccessKeyId", "Access Key", func(u *user) *[]*cred { return &u.accessKeys }),
 	"DeleteAccessKey":                 credDeleter("DeleteAccessKey", "AccessKeyId", "Access Key", func(u *user) *[]*cred { return &u.accessKeys }),
 	"GetLoginProfile":                 (*Sim).getLoginProfile,
 	"DeleteLoginProfile":              (*Sim).deleteLoginProfile,
+	"UpdateLoginProfile":              (*Sim).updateLoginProfile,
 	"ListSSHPublicKeys":               (*Sim).listSSHPublicKeys,
 	"UpdateSSHPublicKey":              credUpdater("UpdateSSHPublicKey", "SSHPublicKeyId", "Public Key", func(u *user) *[]*cred { return &u.sshKeys }),
 	"DeleteSSHPublicKey":              credDeleter("DeleteSSHPublicKey", "SSHPublicKeyId", "Public Key", func(u *user) *[]*cred { return &u.sshKeys }),
@@ -138,21 +140,37 @@ func writeUser(b *xb, u *user) {
 }
 
 func (s *Sim) listUsers(f url.Values) (*xb, *apiError) {
+	prefix := f.Get("PathPrefix")
+	if prefix == "" {
+		prefix = "/"
+	}
+	if !strings.HasPrefix(prefix, "/") {
+		return nil, validation("1 validation error detected: Value '%s' at 'pathPrefix' failed to satisfy constraint: Member must satisfy regular expression pattern: \\u002F[\\u0021-\\u007F]*", prefix)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	start, end, err := page(len(s.names), f, usersPage)
+	names := s.names
+	if prefix != "/" {
+		names = nil
+		for _, n := range s.names {
+			if strings.HasPrefix(s.users[n].path, prefix) {
+				names = append(names, n)
+			}
+		}
+	}
+	start, end, err := page(len(names), f, usersPage)
 	if err != nil {
 		return nil, err
 	}
 	var b xb
 	b.open("Users")
-	for _, n := range s.names[start:end] {
+	for _, n := range names[start:end] {
 		b.open("member")
 		writeUser(&b, s.users[n])
 		b.close("member")
 	}
 	b.close("Users")
-	truncation(&b, end, len(s.names))
+	truncation(&b, end, len(names))
 	return &b, nil
 }
 
@@ -422,6 +440,56 @@ func (s *Sim) deleteLoginProfile(f url.Values) (*xb, *apiError) {
 	}
 	u.loginProfile = nil
 	s.record(u.name, "DeleteLoginProfile", "console password removed")
+	return nil, nil
+}
+
+// createAccessKey makes a new Active key and answers its secret, the only
+// time IAM ever shows it. A user holds two keys at most.
+func (s *Sim) createAccessKey(f url.Values) (*xb, *apiError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, err := s.lookup(f)
+	if err != nil {
+		return nil, err
+	}
+	if len(u.accessKeys) >= 2 {
+		return nil, sender(409, "LimitExceeded", "Cannot exceed quota for AccessKeysPerUser: 2")
+	}
+	c := &cred{id: "AKIA" + randomChars(16, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"), status: "Active", created: time.Now().UTC().Truncate(time.Second),
+		secret: randomChars(40, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")}
+	u.accessKeys = append(u.accessKeys, c)
+	s.record(u.name, "CreateAccessKey", "%s", c.id)
+	var b xb
+	b.open("AccessKey")
+	b.el("UserName", u.name)
+	b.el("AccessKeyId", c.id)
+	b.el("Status", c.status)
+	b.el("SecretAccessKey", c.secret)
+	b.date("CreateDate", c.created)
+	b.close("AccessKey")
+	return &b, nil
+}
+
+// updateLoginProfile changes the console password. IAM never shows a
+// password again; the simulator keeps its SHA-256 for tests.
+func (s *Sim) updateLoginProfile(f url.Values) (*xb, *apiError) {
+	pw, hasPassword := f["Password"]
+	if hasPassword && (len(pw[0]) < 8 || len(pw[0]) > 128) {
+		return nil, sender(400, "PasswordPolicyViolation", "Password should have a minimum length of 8")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, err := s.lookup(f)
+	if err != nil {
+		return nil, err
+	}
+	if u.loginProfile == nil {
+		return nil, sender(404, "NoSuchEntity", "Login Profile for User %s cannot be found.", u.name)
+	}
+	if hasPassword {
+		u.password = passwordDigest(pw[0])
+		s.record(u.name, "UpdateLoginProfile", "console password changed")
+	}
 	return nil, nil
 }
 

@@ -15,7 +15,9 @@ package iam
 
 import (
 	"bytes"
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
@@ -58,6 +60,7 @@ type User struct {
 	Tags                       map[string]string `json:"tags"`
 	AccessKeys                 []Credential      `json:"accessKeys"`
 	LoginProfile               bool              `json:"loginProfile"`
+	PasswordSHA256             string            `json:"passwordSHA256,omitempty"` // of the console password UpdateLoginProfile last set
 	SSHPublicKeys              []Credential      `json:"sshPublicKeys"`
 	ServiceSpecificCredentials []Credential      `json:"serviceSpecificCredentials"`
 	SigningCertificates        []Credential      `json:"signingCertificates"`
@@ -93,6 +96,7 @@ type cred struct {
 	id, status string
 	created    time.Time
 	service    string // service-specific credentials only
+	secret     string // access keys made by CreateAccessKey: the secret it answered
 }
 
 type tag struct{ key, value string }
@@ -103,6 +107,7 @@ type user struct {
 	tags                []tag
 	accessKeys          []*cred
 	loginProfile        *time.Time
+	password            string // hex SHA-256 of the console password, when UpdateLoginProfile set one
 	sshKeys             []*cred
 	serviceCreds        []*cred
 	signingCerts        []*cred
@@ -192,6 +197,7 @@ func (s *Sim) User(name string) (User, bool) {
 		Name: u.name, UserID: u.id, ARN: u.arn,
 		Tags:                       map[string]string{},
 		LoginProfile:               u.loginProfile != nil,
+		PasswordSHA256:             u.password,
 		AccessKeys:                 creds(u.accessKeys),
 		SSHPublicKeys:              creds(u.sshKeys),
 		ServiceSpecificCredentials: creds(u.serviceCreds),
@@ -216,6 +222,38 @@ func (s *Sim) Transitions(name string) []Transition {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.transitions[name])
+}
+
+// AccessKeySecret is the secret CreateAccessKey answered for the key, for
+// tests checking that a rotation stored the working value.
+func (s *Sim) AccessKeySecret(userName, keyID string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, ok := s.users[userName]
+	if !ok {
+		return "", false
+	}
+	for _, c := range u.accessKeys {
+		if c.id == keyID && c.secret != "" {
+			return c.secret, true
+		}
+	}
+	return "", false
+}
+
+func passwordDigest(pw string) string {
+	sum := sha256.Sum256([]byte(pw))
+	return hex.EncodeToString(sum[:])
+}
+
+// randomChars draws n characters of alphabet from crypto/rand.
+func randomChars(n int, alphabet string) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return string(b)
 }
 
 func creds(cs []*cred) []Credential {
@@ -279,7 +317,37 @@ func (s *Sim) seed() {
 		}
 		s.users[u.name] = u
 	}
+	s.seedNonHuman(epoch)
 	sort.Strings(s.names)
+}
+
+// seedNonHuman adds the demo's non-human identities (sandbox/demo/nonhuman.go):
+// the service user the service owner owns, tagged with their e-mail and
+// holding one access key, and the break-glass user with a console password;
+// callers hold s.mu.
+func (s *Sim) seedNonHuman(epoch time.Time) {
+	acct := s.opts.AccountID
+	add := func(name, path string, tags []tag) *user {
+		if _, dup := s.users[name]; dup {
+			return s.users[name]
+		}
+		u := &user{name: name, path: path, created: epoch, id: ident("AIDA", "user/"+name, 17),
+			arn: "arn:aws:iam::" + acct + ":user" + path + name, tags: tags, inlineDocs: map[string]string{},
+			accessKeys: []*cred{}, sshKeys: []*cred{}, serviceCreds: []*cred{}, signingCerts: []*cred{},
+			mfa: []string{}, groups: []string{}, attached: []string{}, inline: []string{}}
+		s.users[name] = u
+		s.names = append(s.names, name)
+		return u
+	}
+	if len(s.opts.People) > 1 {
+		bot := add(demo.ServiceUserName, "/service/", []tag{{demo.OwnerTag, demo.ServiceOwner(s.opts.People).Email}, {"purpose", "deploys"}})
+		bot.accessKeys = []*cred{{id: ident("AKIA", "key1/"+demo.ServiceUserName, 16), status: "Active", created: epoch}}
+	}
+	bg := add(demo.BreakGlassAWS, "/breakglass/", []tag{{"purpose", "break-glass"}, {"known-by", demo.BreakGlassGroup}})
+	created := epoch
+	bg.loginProfile = &created
+	bg.password = passwordDigest("seeded-" + demo.BreakGlassAWS)
+	bg.attached = []string{"arn:aws:iam::aws:policy/AdministratorAccess"}
 }
 
 // ident makes a stable AWS-looking identifier: prefix plus n base32 characters.

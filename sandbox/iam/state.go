@@ -57,10 +57,12 @@ type stateCred struct {
 	Status  string    `json:"status"`
 	Created time.Time `json:"created"`
 	Service string    `json:"service,omitempty"` // service-specific credentials only
+	Secret  string    `json:"secret,omitempty"`  // access keys CreateAccessKey made
 }
 
 type stateLoginProfile struct {
-	Created time.Time `json:"created"`
+	Created        time.Time `json:"created"`
+	PasswordSHA256 string    `json:"passwordSHA256,omitempty"`
 }
 
 type stateInline struct {
@@ -135,7 +137,7 @@ func saveUser(u *user) stateUser {
 		su.Tags = append(su.Tags, stateTag{Key: t.key, Value: t.value})
 	}
 	if u.loginProfile != nil {
-		su.LoginProfile = &stateLoginProfile{Created: *u.loginProfile}
+		su.LoginProfile = &stateLoginProfile{Created: *u.loginProfile, PasswordSHA256: u.password}
 	}
 	for _, n := range u.inline {
 		su.InlinePolicies = append(su.InlinePolicies, stateInline{Name: n, Document: u.inlineDocs[n]})
@@ -146,7 +148,7 @@ func saveUser(u *user) stateUser {
 func saveCreds(cs []*cred) []stateCred {
 	out := make([]stateCred, 0, len(cs))
 	for _, c := range cs {
-		out = append(out, stateCred{ID: c.id, Status: c.status, Created: c.created, Service: c.service})
+		out = append(out, stateCred{ID: c.id, Status: c.status, Created: c.created, Service: c.service, Secret: c.secret})
 	}
 	return out
 }
@@ -291,6 +293,7 @@ func buildUser(su stateUser, st *loaded, claim func(id, what string) error) (*us
 	if su.LoginProfile != nil {
 		created := su.LoginProfile.Created
 		u.loginProfile = &created
+		u.password = su.LoginProfile.PasswordSHA256
 	}
 	for _, serial := range su.MFADevices {
 		if serial == "" || slices.Contains(u.mfa, serial) {
@@ -344,7 +347,7 @@ func buildCreds(scs []stateCred, noun string, claim func(id, what string) error)
 		if sc.Status != "Active" && sc.Status != "Inactive" {
 			return nil, fmt.Errorf("%s %s has status %q, want Active or Inactive", noun, sc.ID, sc.Status)
 		}
-		out = append(out, &cred{id: sc.ID, status: sc.Status, created: sc.Created, service: sc.Service})
+		out = append(out, &cred{id: sc.ID, status: sc.Status, created: sc.Created, service: sc.Service, secret: sc.Secret})
 	}
 	return out, nil
 }

@@ -158,7 +158,7 @@ func TestStateSurvivesARestart(t *testing.T) {
 	stsc := sts.New(sts.Options{Region: "us-east-1", BaseEndpoint: aws.String(srv.URL), RetryMaxAttempts: 1, HTTPClient: buffered{}, Credentials: credentials.NewStaticCredentialsProvider(key, secret, "")})
 	sess, err := stsc.AssumeRole(ctx, &sts.AssumeRoleInput{RoleArn: aws.String("arn:aws:iam::123456789012:role/offboard"), RoleSessionName: aws.String("test")})
 	require.NoError(t, err)
-	require.Len(t, listUserNames(t, c), 60)
+	require.Len(t, listUserNames(t, c), 60+nonHuman)
 
 	require.NoError(t, fresh.LoadState(bytes.NewReader(saved.Bytes())))
 
@@ -175,7 +175,7 @@ func TestStateSurvivesARestart(t *testing.T) {
 	}
 
 	assert.Equal(t, namesBefore, listUserNames(t, c), "ListUsers answers the saved users, in order")
-	assert.Len(t, namesBefore, len(people)-1)
+	assert.Len(t, namesBefore, len(people)-1+nonHuman)
 	_, err = c.GetUser(ctx, &iam.GetUserInput{UserName: aws.String(people[1].Login)})
 	assert.Equal(t, "NoSuchEntity", apiCode(err), "the deleted user stays deleted")
 	_, err = c.GetUser(ctx, &iam.GetUserInput{UserName: aws.String(demo.People(60)[50].Login)})
@@ -367,7 +367,7 @@ func TestLoadStateRefusesBadDocuments(t *testing.T) {
 			keys, err := c.ListAccessKeys(t.Context(), &iam.ListAccessKeysInput{UserName: aws.String(leaver)})
 			require.NoError(t, err)
 			assert.Equal(t, types.StatusTypeInactive, keys.AccessKeyMetadata[0].Status)
-			assert.Len(t, listUserNames(t, c), len(people)-1)
+			assert.Len(t, listUserNames(t, c), len(people)-1+nonHuman)
 		})
 	}
 	err := sim.LoadState(strings.NewReader(docs["unknown version"]))
