@@ -272,6 +272,8 @@ func (wf *deprovision) destructive(id string) bool {
 	switch wf.status.Controls[wf.controlIndex[id]].Phase {
 	case control.Removal, control.Deletion, control.RoleChange:
 		return true
+	case control.NonHuman:
+		return wf.ownedDestructive(id)
 	}
 	return false
 }
@@ -337,6 +339,9 @@ func (wf *deprovision) startApply(ctx workflow.Context, id string) workflow.Futu
 	i := wf.controlIndex[id]
 	c := wf.status.Controls[i]
 	wf.status.Controls[i].Attempts++
+	if c.Phase == control.NonHuman {
+		return wf.startOwnedStep(ctx, id)
+	}
 	in := activities.ControlInput{ControlID: id, Target: c.Target, Control: c.Control, Phase: c.Phase,
 		Account: wf.accounts[c.Target], Params: wf.params(c)}
 	return workflow.ExecuteActivity(withSummary(wf.controlOptions(ctx, c.Target), controlName(c.Target, c.Control)), a.ApplyControl, in)

@@ -53,6 +53,9 @@ const (
 	versionProvenIdentity = "proven-identity"
 	// A run starts the archiving of its own evidence as it finishes (archive.go).
 	versionArchiveAtClose = "archive-at-close"
+	// Non-human identities the leaver owned or could know (nonhuman.go):
+	// discovered beside containment, acted on in the non_human phase.
+	versionNonHuman = "non-human"
 )
 
 // a is how the workflow names activities: methods on a nil pointer, so there
@@ -123,6 +126,7 @@ func (wf *deprovision) run(ctx workflow.Context) (Result, error) {
 	wf.watchSLA(ctx, "containment", wf.containmentSLA(), func() bool { return wf.phaseDone(control.Containment) })
 	wf.watchSLA(ctx, "credentials", wf.base.Policy.CredentialsSLA.D(), func() bool { return wf.removalDone })
 	wf.runPhaseParallel(ctx, control.Containment)
+	wf.discoverNonHuman(ctx) // beside containment, after its activities are scheduled
 	_ = workflow.Await(ctx, func() bool { return wf.phaseSettled(control.Containment) || wf.rescinded != nil })
 	if wf.phaseDone(control.Containment) {
 		wf.status.ContainedAt = workflow.Now(ctx)
@@ -131,11 +135,14 @@ func (wf *deprovision) run(ctx workflow.Context) (Result, error) {
 	if wf.rescinded != nil {
 		return wf.restore(ctx)
 	}
+	wf.startBreakGlass(ctx) // rotating them breaks nothing: no approval needed
 
 	// 7. Re-verification after token lifetimes runs beside everything below.
 	wf.reverifyLater(ctx)
 
-	// 8. Approval gate, where policy asks for it, bound to the plan's digest.
+	// 8. Approval gate, where policy asks for it, bound to the plan's digest,
+	// which names every non-human identity once discovery is done.
+	wf.awaitDiscovery(ctx)
 	if decision := wf.approvalGate(ctx); decision != PhaseRemoving {
 		if decision == PhaseRescinded {
 			return wf.restore(ctx)
@@ -164,6 +171,7 @@ func (wf *deprovision) run(ctx workflow.Context) (Result, error) {
 	// 10. Removal, within the credentials SLA; from here on rescind is too late.
 	wf.setPhase(ctx, PhaseRemoving)
 	wf.removalStarted = true
+	wf.startOwned(ctx) // each identity step by step, beside removal
 	wf.runPhaseSequential(ctx, control.Removal)
 	wf.removalDone = wf.phaseDone(control.Removal)
 
@@ -309,6 +317,8 @@ type deprovision struct {
 	planLoaded   bool         // wf.base holds the plan (and the keys signed HR events are checked with)
 
 	deletionStarted bool // accounts are being deleted: re-verification stops re-containing (reverify-until-deletion)
+
+	nh nonHuman // the identities the leaver owned or could know (nonhuman.go)
 }
 
 func newDeprovision(ctx workflow.Context, t Termination) *deprovision {
@@ -364,7 +374,7 @@ func (wf *deprovision) loadPlan(ctx workflow.Context) (activities.PlanBase, erro
 
 func (wf *deprovision) approvalRequired(base activities.PlanBase) bool {
 	p := base.Policy.Approval
-	return p.Always || (p.Privileged && wf.t.Privileged) || (p.ForCause && wf.t.Reason == ReasonForCause)
+	return p.Always || (p.Privileged && wf.t.Privileged) || (p.ForCause && wf.t.Reason == ReasonForCause) || wf.nonHumanNeedsApproval()
 }
 
 // waitForEffectiveTime sleeps until the effective time; it reports whether
@@ -517,9 +527,14 @@ func (wf *deprovision) planDigest() string {
 		ID      string          `json:"id"`
 		Account control.Account `json:"account"`
 		Params  control.Params  `json:"params"`
+		Owned   *PlanItem       `json:"owned,omitempty"` // a non-human step: the identity, action and new owner
 	}
 	var items []item
 	for _, c := range wf.status.Controls {
+		if c.Phase == control.NonHuman && c.Control != "discover" {
+			p := wf.ownedPlanItem(c)
+			items = append(items, item{ID: c.ID, Account: wf.accounts[c.Target], Owned: &p})
+		}
 		if c.Phase == control.Removal || c.Phase == control.Deletion || c.Phase == control.RoleChange {
 			items = append(items, item{ID: c.ID, Account: wf.accounts[c.Target], Params: wf.params(c)})
 		}

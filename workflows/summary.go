@@ -29,8 +29,20 @@ func at(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") }
 // controlName is a control as people read it: "okta · suspend".
 func controlName(target, ctl string) string { return target + " · " + ctl }
 
-// controlIDName is a control id ("okta/suspend") as people read it.
-func controlIDName(id string) string { return strings.Replace(id, "/", " · ", 1) }
+// controlIDName is a control id ("okta/suspend") as people read it. A
+// non-human step ("aws/owned/service-user/<id>/create_key") is said by
+// kind and step: its id may be an account's login or distinguished name.
+func controlIDName(id string) string {
+	target, rest, _ := strings.Cut(id, "/")
+	if kindID, ok := strings.CutPrefix(rest, "owned/"); ok {
+		kind, _, ok := strings.Cut(kindID, "/")
+		if !ok {
+			return target + " · non-human " + kind // "okta · non-human discover"
+		}
+		return target + " · " + kind + " · " + rest[strings.LastIndex(rest, "/")+1:]
+	}
+	return strings.Replace(id, "/", " · ", 1)
+}
 
 // withSummary labels the next activity started with ctx.
 func withSummary(ctx workflow.Context, summary string) workflow.Context {
@@ -103,8 +115,7 @@ func gateWaitsFor(g Gate, planDigest string) string {
 	case g.Kind == "legal_hold":
 		return "legal, to release the hold (destructive steps wait)"
 	case strings.HasPrefix(g.Kind, "exception:"):
-		target, ctl, _ := strings.Cut(strings.TrimPrefix(g.Kind, "exception:"), "/")
-		return "security, to retry or waive " + controlName(target, ctl)
+		return "security, to retry or waive " + controlIDName(strings.TrimPrefix(g.Kind, "exception:"))
 	}
 	return g.Kind
 }

@@ -103,6 +103,9 @@ type Termination struct {
 	Privileged  bool      `json:"privileged,omitempty"`
 	Manager     string    `json:"manager,omitempty"`
 	NewRole     string    `json:"newRole,omitempty"` // role changes: the role whose groups are kept
+	// Roles are the HR roles the person held: a break-glass account whose
+	// knownBy.roles names one is rotated when they leave.
+	Roles []string `json:"roles,omitempty"`
 	// Accounts are per-target account identifiers the event already knew
 	// (target name → id or login); the rest are looked up by email.
 	Accounts    map[string]string `json:"accounts,omitempty"`
@@ -217,8 +220,28 @@ type PlanItem struct {
 	Login      string         `json:"login,omitempty"`
 	Privileges []string       `json:"privileges,omitempty"`
 	Params     control.Params `json:"params,omitzero"`
-	// Removes is what the step takes away, from the account's Holds (plan.go).
+	// Removes is what the step takes away, from the account's Holds (plan.go);
+	// for a non-human step, the identity and what happens to it.
 	Removes []string `json:"removes,omitempty"`
+	// A non-human step (phase non_human): the identity, the action, who
+	// takes it over, the step and its wait.
+	Owned    *control.Owned `json:"owned,omitempty"`
+	Action   control.Action `json:"action,omitempty"`
+	NewOwner string         `json:"newOwner,omitempty"`
+	Step     string         `json:"step,omitempty"`
+	After    control.Wait   `json:"after,omitempty"`
+}
+
+// OwnedStatus is one non-human identity and what the run does with it.
+type OwnedStatus struct {
+	Owned      control.Owned  `json:"owned"`
+	Action     control.Action `json:"action"`
+	NewOwner   string         `json:"newOwner,omitempty"`
+	BreakGlass bool           `json:"breakGlass,omitempty"` // from the registry: the leaver could know it
+	// Problem is why nobody can act on it automatically (the target cannot,
+	// nobody to hand it to): its one control waits for a person.
+	Problem  string   `json:"problem,omitempty"`
+	Controls []string `json:"controls"` // its steps' control ids, in order
 }
 
 // HREvent is a later HR event for a run in flight (SignalHREvent). Only the
@@ -304,6 +327,10 @@ type Status struct {
 	Corrections []IdentityCorrection `json:"corrections,omitempty"`
 	// Superseded names the role-change event a termination replaced.
 	Superseded string `json:"superseded,omitempty"`
+	// NonHuman are the identities the leaver owned or could know, and
+	// NonHumanSearched what each target's discovery said.
+	NonHuman         []OwnedStatus `json:"nonHuman,omitempty"`
+	NonHumanSearched []string      `json:"nonHumanSearched,omitempty"`
 }
 
 // AccountStatus says what was found in one target.

@@ -546,6 +546,9 @@ func (wf *deprovision) applyCorrection(ctx workflow.Context, v decision.Verified
 func (wf *deprovision) plan() []PlanItem {
 	var items []PlanItem
 	for _, c := range wf.status.Controls {
+		if c.Phase == control.NonHuman && c.Control != "discover" {
+			items = append(items, wf.ownedPlanItem(c))
+		}
 		if c.Phase != control.Removal && c.Phase != control.Deletion && c.Phase != control.RoleChange {
 			continue
 		}
