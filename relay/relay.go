@@ -203,7 +203,7 @@ func New(cfg Config, c client.Client, logger *slog.Logger) (*Relay, error) {
 	if rl.okta, err = newOktaHook(context.Background(), rc.Sources.Okta); err != nil {
 		return nil, err
 	}
-	if rl.ssfIn, err = newSSFReceiver(context.Background(), rc.Sources.SSF); err != nil {
+	if rl.ssfIn, err = newSSFReceiver(context.Background(), rc.Sources.SSF, rl.now); err != nil {
 		return nil, err
 	}
 	if rl.ssfOut, err = newSSFTransmitter(cfg.Transmitter); err != nil {

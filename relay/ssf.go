@@ -58,7 +58,7 @@ type ssfReceiver struct {
 }
 
 // newSSFReceiver reads the source's secrets once; nil when not configured.
-func newSSFReceiver(ctx context.Context, src *config.SSFSource) (*ssfReceiver, error) {
+func newSSFReceiver(ctx context.Context, src *config.SSFSource, now func() time.Time) (*ssfReceiver, error) {
 	if src == nil {
 		return nil, nil
 	}
@@ -79,7 +79,7 @@ func newSSFReceiver(ctx context.Context, src *config.SSFSource) (*ssfReceiver, e
 			return nil, fmt.Errorf("relay: relay.sources.ssf.jwks: %w", err)
 		}
 	}
-	r.verify = &ssf.Verifier{Issuer: src.Issuer, Audience: src.Audience, Keys: keys, MaxAge: r.maxAge}
+	r.verify = &ssf.Verifier{Issuer: src.Issuer, Audience: src.Audience, Keys: keys, MaxAge: r.maxAge, Now: now}
 	if src.Token.IsSet() {
 		v, err := src.Token.Value()
 		if err != nil {

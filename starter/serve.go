@@ -9,9 +9,11 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"time"
 
 	"github.com/offboard/offboard/internal/codec"
 	"github.com/offboard/offboard/internal/config"
+	"github.com/offboard/offboard/internal/siem"
 	"github.com/offboard/offboard/internal/tclient"
 	"github.com/offboard/offboard/relay"
 )
@@ -45,7 +47,22 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "starter serve:", err)
 		return exitUsage
 	}
-	rl, err := relay.New(relay.ConfigFrom(cfg.Relay, cfg.Roles), c, logger)
+	// Decisions go to the SIEM from here (they run no activity); SETs only from the worker.
+	sc := cfg.SIEM
+	sc.SSF = nil
+	events, err := siem.FromConfig(sc)
+	if err != nil {
+		fmt.Fprintln(stderr, "starter serve:", err)
+		return exitUsage
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = events.Close(cctx)
+	}()
+	rcfg := relay.ConfigFrom(cfg.Relay, cfg.Roles)
+	rcfg.Transmitter, rcfg.Events = cfg.SIEM.SSF, events
+	rl, err := relay.New(rcfg, c, logger)
 	if err != nil {
 		fmt.Fprintln(stderr, "starter serve:", err)
 		return exitUsage
