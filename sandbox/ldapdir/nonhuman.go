@@ -20,6 +20,9 @@ func seedNonHuman(d *directory, o Options, newUser func(dn, cn, sam, upn string)
 	domain := domainOf(o.BaseDN)
 	owner := d.lookup("CN=" + goldap.EscapeDN(demo.ServiceOwner(o.People).Name()) + "," + users)
 	svc := newUser("CN="+demo.ManagedAccountSAM+","+users, demo.ManagedAccountSAM, demo.ManagedAccountSAM, demo.ManagedAccountSAM+"@"+domain)
+	// AD's schema allows managedBy on computer-derived accounts (computers,
+	// managed service accounts), not on user objects: the service account is one.
+	svc.set("objectClass", "top", "person", "organizationalPerson", "user", "computer")
 	svc.set("userAccountControl", strconv.Itoa(uacNormalAccount|uacDontExpirePassword))
 	svc.set("description", "Backup service account")
 	if owner != nil {
@@ -37,4 +40,15 @@ func seedNonHuman(d *directory, o Options, newUser func(dn, cn, sam, upn string)
 	admins := d.lookup("CN=Domain Admins," + users)
 	admins.set("member", append(admins.get("member"), bg.dn)...)
 	return nil
+}
+
+// mayBeManaged is AD's schema on managedBy: computers and the classes
+// derived from them (managed service accounts) may have it, groups and
+// containers too, a plain user may not.
+func mayBeManaged(e *entry) bool {
+	return e.hasClass("computer") || !e.hasClass("user")
+}
+
+func managedByViolation(dn string) string {
+	return "00002014: objectclass_attrs: attribute 'managedBy' on entry '" + dn + "' does not exist in the specified objectclasses!"
 }

@@ -44,6 +44,11 @@ func TestNonHumanSeed(t *testing.T) {
 	req.Replace("managedBy", []string{"CN=Nobody," + users})
 	require.True(t, goldap.IsErrorWithCode(conn.Modify(req), goldap.LDAPResultNoSuchObject))
 
+	// A plain user may not have a manager: AD's schema says so.
+	req = goldap.NewModifyRequest(bg.DN, nil)
+	req.Replace("managedBy", []string{ownerDN})
+	require.True(t, goldap.IsErrorWithCode(conn.Modify(req), goldap.LDAPResultObjectClassViolation))
+
 	// Deleting the manager takes the link with it.
 	require.NoError(t, conn.Del(goldap.NewDelRequest(ownerDN, nil)))
 	svc, _ = srv.User(demo.ManagedAccountSAM)

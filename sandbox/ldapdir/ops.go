@@ -443,6 +443,9 @@ func (s *Server) modify(sess *session, op *ber.Packet, controls []*ber.Packet) *
 				}
 			}
 		case "member", "managedby":
+			if lname == "managedby" && !mayBeManaged(e) {
+				return res(resultObjectClassViolation, managedByViolation(e.dn))
+			}
 			if kind != 1 {
 				for _, v := range vals {
 					if s.dir.lookup(v) == nil {
@@ -540,6 +543,9 @@ func (s *Server) add(sess *session, op *ber.Packet) *ber.Packet {
 	}
 	if len(e.get("objectClass")) == 0 {
 		return res(resultObjectClassViolation, "00002014: objectclass: no objectClass given for "+dn)
+	}
+	if len(e.get("managedBy")) > 0 && !mayBeManaged(e) {
+		return res(resultObjectClassViolation, managedByViolation(dn))
 	}
 	if err := s.dir.add(e); err != nil {
 		return res(resultOperationsError, err.Error())
