@@ -141,11 +141,32 @@ func (wf *deprovision) mayKnow(groups, roles []string) bool {
 		}
 		for _, role := range roles {
 			for _, p := range acct.Privileges {
-				if strings.EqualFold(p, role) || strings.HasSuffix(strings.ToLower(p), " "+strings.ToLower(role)) {
+				if hasWords(p, role) {
 					return true
 				}
 			}
 		}
+	}
+	return false
+}
+
+// hasWords: s names phrase as whole words, in any case ("okta admin role
+// SUPER_ADMIN" names SUPER_ADMIN; "GROUP_ADMIN" does not name ADMIN). A
+// looser match would only rotate more, never less.
+func hasWords(s, phrase string) bool {
+	s, phrase = strings.ToLower(s), strings.ToLower(phrase)
+	word := func(b byte) bool { return b == '_' || b == '-' || '0' <= b && b <= '9' || 'a' <= b && b <= 'z' }
+	for from := 0; phrase != ""; {
+		i := strings.Index(s[from:], phrase)
+		if i < 0 {
+			return false
+		}
+		i += from
+		end := i + len(phrase)
+		if (i == 0 || !word(s[i-1])) && (end == len(s) || !word(s[end])) {
+			return true
+		}
+		from = i + 1
 	}
 	return false
 }
