@@ -436,6 +436,9 @@ func TestRotateClientSecretPromoteFails(t *testing.T) {
 	require.Len(t, got.Passwords, 2)
 	pending, ok, _ := store.Pending(t.Context(), e.app.Secret, token)
 	require.True(t, ok)
+	obs, err := e.client.ObserveOwned(t.Context(), "add_client_secret", e.app, e.params(store))
+	require.NoError(t, err)
+	assert.False(t, obs.Holds, "the new secret is on the app but not current in the store: %s", obs.Detail)
 
 	store.failProm = nil
 	e.step(t, "add_client_secret", e.app, e.params(store))
@@ -511,6 +514,9 @@ func TestRotateBreakGlassPasswordStoreFails(t *testing.T) {
 	require.Error(t, err)
 	pending, ok, _ := store.Pending(t.Context(), bg.Secret, token)
 	require.True(t, ok)
+	obs, err := e.client.ObserveOwned(t.Context(), "rotate_password", bg, p)
+	require.NoError(t, err)
+	assert.False(t, obs.Holds, "the password changed but the store's current version is not this rotation's: %s", obs.Detail)
 	store.failProm = nil
 	e.step(t, "rotate_password", bg, p)
 	assert.Equal(t, pending, store.value(bg.Secret), "the pending value is reused")
