@@ -124,9 +124,8 @@ func (c *Client) ObserveOwned(ctx context.Context, name string, o control.Owned,
 		if err != nil {
 			return control.Observation{}, storeErr(c.fail, op, "read the current version of "+o.Secret, err)
 		}
-		// A second of slack: the DC's clock is not ours.
 		set, ok := pwdLastSet(e)
-		changed := ok && !set.Before(p.Since.Truncate(time.Second))
+		changed := ok && !set.Before(p.Since.Add(-clockSlack))
 		when := "pwdLastSet=" + e.GetAttributeValue("pwdLastSet")
 		if ok {
 			when = "password set " + set.Format(time.RFC3339)
@@ -211,20 +210,22 @@ func (c *Client) rotatePassword(ctx context.Context, op string, o control.Owned,
 }
 
 // ownedDN is the account's DN: o.ID for a managed account; for a
-// break-glass account (o.ID its sAMAccountName) the one user the whole
-// base DN holds under that name.
+// break-glass account (o.ID as the registry names it: a DN, or a
+// sAMAccountName or userPrincipalName) the one user the whole base DN
+// holds under that name.
 func (c *Client) ownedDN(ctx context.Context, op string, o control.Owned) (string, error) {
-	if o.Kind != control.KindBreakGlass {
+	if o.Kind != control.KindBreakGlass || strings.Contains(o.ID, "=") {
 		return o.ID, nil
 	}
-	filter := fmt.Sprintf("(&(objectClass=user)(!(objectClass=computer))(sAMAccountName=%s))", goldap.EscapeFilter(o.ID))
+	e := goldap.EscapeFilter(o.ID)
+	filter := fmt.Sprintf("(&(objectClass=user)(|(sAMAccountName=%s)(userPrincipalName=%s)))", e, e)
 	entries, err := c.searchAll(ctx, op, filter, []string{"sAMAccountName"})
 	if err != nil {
 		return "", err
 	}
 	if len(entries) != 1 {
 		// The registry names an account the directory does not hold (once): for a person to fix.
-		return "", c.fail(op, control.ErrPermanent, fmt.Errorf("%d user entries have sAMAccountName %s under %s, want 1", len(entries), o.ID, c.cfg.BaseDN))
+		return "", c.fail(op, control.ErrPermanent, fmt.Errorf("%d user entries have sAMAccountName or userPrincipalName %s under %s, want 1", len(entries), o.ID, c.cfg.BaseDN))
 	}
 	return entries[0].DN, nil
 }
@@ -336,6 +337,11 @@ func sameDN(a, b string) bool {
 	db, err2 := goldap.ParseDN(b)
 	return a != "" && b != "" && err1 == nil && err2 == nil && da.EqualFold(db)
 }
+
+// clockSlack: the DC's clock is not the workflow's, so a password set this
+// much before the rotation began still counts as after it. The store's
+// current version carries the claim as much: it moves only after a set.
+const clockSlack = time.Minute
 
 // pwdLastSet reads AD's pwdLastSet (100 ns since 1601); ok is false for 0
 // ("must change at next logon") or a value that is not a time.

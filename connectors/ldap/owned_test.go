@@ -222,7 +222,16 @@ func testRotateBreakGlass(t *testing.T, p peer, c *adldap.Client) {
 	missing.ID = "no-such-breakglass"
 	_, err = c.EnforceOwned(t.Context(), adldap.RotatePassword, missing, prm)
 	require.ErrorIs(t, err, control.ErrPermanent)
-	assert.Contains(t, err.Error(), "0 user entries have sAMAccountName no-such-breakglass")
+	assert.Contains(t, err.Error(), "0 user entries have sAMAccountName or userPrincipalName no-such-breakglass")
+
+	// The registry may name it by UPN or DN as well.
+	for _, id := range []string{demo.BreakGlassAD + "@corp.example.test", "CN=" + demo.BreakGlassAD + "," + samba.UsersDN} {
+		byOther := o
+		byOther.ID = id
+		obs, err = c.ObserveOwned(t.Context(), adldap.RotatePassword, byOther, prm)
+		require.NoError(t, err, id)
+		assert.True(t, obs.Holds, "%s: %s", id, obs.Detail)
+	}
 }
 
 // A crash between the password set and the store's promote: the retry

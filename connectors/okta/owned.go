@@ -262,11 +262,14 @@ func usedTooRecently(err error) bool {
 	return false
 }
 
-// changedSince reports whether the user's password changed at or after
-// since. Okta keeps milliseconds and its clock is not ours: a second of
-// slack keeps a fresh change from reading as older than the rotation.
+// clockSlack: Okta's clock is not the workflow's, so a change this much
+// before the rotation began still counts as after it. The store's current
+// version carries the claim as much: it moves only after a set succeeded.
+const clockSlack = time.Minute
+
+// changedSince reports whether the user's password changed at or after since.
 func changedSince(u *oktasdk.User, since time.Time) bool {
-	return u.PasswordChanged != nil && !u.PasswordChanged.Before(since.Truncate(time.Second))
+	return u.PasswordChanged != nil && !u.PasswordChanged.Before(since.Add(-clockSlack))
 }
 
 // newPassword is a random password Okta's default policy accepts: upper,
