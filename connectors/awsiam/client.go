@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go/middleware"
 
@@ -33,13 +34,21 @@ type Config struct {
 	Endpoint    string // optional base endpoint for IAM and STS (the simulator's URL)
 	Credentials aws.CredentialsProvider
 	HTTPClient  *http.Client
+	// Non-human identities (owned.go): the tag key naming an owner (default
+	// "owner"), the path under which service users are looked for (default
+	// "/", every user), and Secrets Manager's endpoint when Endpoint is set
+	// (the sandbox serves it apart from IAM; empty there means no secrets).
+	OwnerTag          string
+	ServicePathPrefix string
+	SecretsEndpoint   string
 }
 
 // Client is an awsiam target. It implements control.Target.
 type Client struct {
 	cfg Config
 	iam *iam.Client
-	sts *sts.Client // for Probe: who the credentials are
+	sts *sts.Client            // for Probe: who the credentials are
+	sm  *secretsmanager.Client // for non-human identities; nil when none is configured
 }
 
 var (
@@ -101,7 +110,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.Endpoint != "" {
 		probeOpts.BaseEndpoint = aws.String(cfg.Endpoint)
 	}
-	return &Client{cfg: cfg, iam: iam.New(opts), sts: sts.New(probeOpts)}, nil
+	return &Client{cfg: cfg, iam: iam.New(opts), sts: sts.New(probeOpts), sm: newSecretsManager(cfg, creds, doer)}, nil
 }
 
 // bufferedBody hands the transport its own in-memory copy of the request
