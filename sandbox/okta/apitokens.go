@@ -26,10 +26,11 @@ type APIToken struct {
 	UserID string `json:"userId"`
 }
 
+// apiToken expires 30 days after its last use (tokenWindow), which the
+// simulator takes to be lastUpdated.
 type apiToken struct {
 	id, name, userID, clientName string
 	created, lastUpdated         time.Time
-	expiresAt                    time.Time
 }
 
 // passwordHistory is how many passwords Okta's default policy remembers:
