@@ -9,6 +9,7 @@
 //	wiki  http://127.0.0.1:8105   SCIM 2.0 app without PATCH (PUT only)
 //	siem  http://127.0.0.1:8107   Splunk HTTP Event Collector (GET /counts shows the events by id)
 //	hr    http://127.0.0.1:8108   the HR roster: BambooHR's employee directory, Workday Get_Workers
+//	secrets http://127.0.0.1:8109 AWS Secrets Manager (same account and credentials as aws): break-glass and rotated secrets
 //
 // Each answers /_sandbox/faults to inject latency and failures, and
 // /_sandbox/users/{login} to show what Offboard did.
@@ -37,6 +38,7 @@ import (
 	"github.com/offboard/offboard/sandbox/ldapdir"
 	oktasim "github.com/offboard/offboard/sandbox/okta"
 	"github.com/offboard/offboard/sandbox/scimapp"
+	"github.com/offboard/offboard/sandbox/secrets"
 )
 
 // Tokens the embedded default configuration uses; they guard nothing real.
@@ -91,6 +93,7 @@ func main() {
 
 	entra := graph.New(graph.Options{People: seed, Faults: faults(), RequestsPerSecond: 1000})
 	aws := iamsim.New(iamsim.Options{AccessKeyID: AWSKeyID, SecretAccessKey: AWSSecret, People: seed, Faults: faults(), RequestsPerSecond: 500})
+	sm := secrets.New(secrets.Options{AccessKeyID: AWSKeyID, SecretAccessKey: AWSSecret, People: seed, Faults: faults(), RequestsPerSecond: 500})
 	servers := []struct {
 		name string
 		port int
@@ -104,11 +107,12 @@ func main() {
 		{"ad-admin", 8106, ad.Handler()},
 		{"siem-hec", 8107, hec.New(HECToken).Handler()}, // GET /counts shows the events by id
 		{"hr", HRPort, hrRoster(seed)},                  // BambooHR directory and Workday Get_Workers (roster.go)
+		{"secrets", 8109, sm.Handler()},                 // Secrets Manager: break-glass passwords, rotated keys
 	}
 	// What Offboard changed survives a restart of make run, so that resumed
 	// workflows find the accounts as they left them, not freshly seeded.
 	store := stateStore{dir: *state, logger: logger, sims: map[string]stateful{
-		"okta": okta, "entra": entra, "aws": aws, "scim-crm": crm, "scim-wiki": wiki, "ad": ad,
+		"okta": okta, "entra": entra, "aws": aws, "scim-crm": crm, "scim-wiki": wiki, "ad": ad, "secrets": sm,
 	}}
 	if err := store.load(); err != nil {
 		fmt.Fprintln(os.Stderr, "sandbox:", err)
