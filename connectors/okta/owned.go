@@ -119,6 +119,9 @@ func (c *Client) EnforceOwned(ctx context.Context, name string, o control.Owned,
 	switch {
 	case name == RevokeAPIToken && o.Kind == control.KindAPIToken:
 		op := c.op(name, "api token "+o.ID)
+		if err := c.notOurToken(ctx, op, o.ID); err != nil {
+			return control.Response{}, err
+		}
 		resp, err := c.call(ctx, op, scopeAPITokensManage, func(ctx context.Context) error {
 			_, err := c.raw(ctx, http.MethodDelete, "/api/v1/api-tokens/"+url.PathEscape(o.ID), nil, nil)
 			return err
@@ -131,6 +134,27 @@ func (c *Client) EnforceOwned(ctx context.Context, name string, o control.Owned,
 		return c.rotatePassword(ctx, o, p)
 	}
 	return control.Response{}, control.Unknown(c.name, name+" on a "+o.Kind)
+}
+
+// notOurToken refuses to revoke the token this connector signs in with
+// (GET /api/v1/api-tokens/current): every later call of every run would
+// fail. A person gives Offboard another token first.
+func (c *Client) notOurToken(ctx context.Context, op, id string) error {
+	var cur apiToken
+	_, err := c.call(ctx, op+": read the token in use", scopeAPITokensRead, func(ctx context.Context) error {
+		_, err := c.raw(ctx, http.MethodGet, "/api/v1/api-tokens/current", nil, &cur)
+		return err
+	})
+	switch {
+	case err != nil:
+		return err
+	case cur.ID == "":
+		return &control.Error{Kind: control.ErrUnexpected, Op: op, Err: errors.New("GET /api/v1/api-tokens/current answered no token id")}
+	case cur.ID == id:
+		return &control.Error{Kind: control.ErrPermanent, Op: op,
+			Err: fmt.Errorf("api token %s is the one this connector uses: give Offboard another admin's token, then retry", last4(id))}
+	}
+	return nil
 }
 
 func (c *Client) getToken(ctx context.Context, action, id string) (*apiToken, control.Response, error) {

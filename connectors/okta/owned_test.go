@@ -159,6 +159,23 @@ func TestRevokeAPIToken(t *testing.T) {
 	assert.Len(t, e.sim.APITokens(), before-1)
 }
 
+// The token the connector itself uses is never revoked: every later call would fail.
+func TestRevokeOwnTokenRefused(t *testing.T) {
+	e := newEnv(t, oktasim.Options{})
+	var own oktasim.APIToken
+	for _, tk := range e.sim.APITokens() {
+		if tk.Name == "offboard" {
+			own = tk
+		}
+	}
+	require.NotEmpty(t, own.ID)
+	o := control.Owned{Target: "okta", Kind: control.KindAPIToken, ID: own.ID, Name: own.Name}
+	_, err := e.client.EnforceOwned(t.Context(), okta.RevokeAPIToken, o, control.OwnedParams{})
+	require.ErrorIs(t, err, control.ErrPermanent)
+	assert.Contains(t, err.Error(), "the one this connector uses")
+	assert.Len(t, e.sim.APITokens(), 4, "nothing revoked")
+}
+
 // breakGlass is the registry's Okta break-glass account, with a fresh
 // rotation's parameters.
 func breakGlass(store control.SecretStore) (control.Owned, control.OwnedParams) {

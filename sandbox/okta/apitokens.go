@@ -125,6 +125,22 @@ func (s *Sim) listAPITokens(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
+// getCurrentAPIToken answers GET /api/v1/api-tokens/current: the token the
+// request authenticated with, the simulator's own.
+func (s *Sim) getCurrentAPIToken(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.apiTokens[currentTokenID()]
+	if t == nil {
+		notFound(w, "current", "ApiToken")
+		return
+	}
+	writeJSON(w, http.StatusOK, tokenJSON(baseURL(r), t))
+}
+
+// currentTokenID is the id of the token Options.Token stands for.
+func currentTokenID() string { return newID("00T", "offboard\x00"+tokenOwner().id) }
+
 func (s *Sim) getAPIToken(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

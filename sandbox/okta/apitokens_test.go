@@ -72,7 +72,13 @@ func TestAPITokens(t *testing.T) {
 	assert.Equal(t, "P30D", ci.TokenWindow)
 	assert.False(t, ci.ExpiresAt.IsZero())
 
-	r := e.api("GET", "/api/v1/api-tokens/"+ci.ID)
+	r := e.api("GET", "/api/v1/api-tokens/current")
+	require.Equal(t, 200, r.status)
+	var current tokenView
+	require.NoError(t, json.Unmarshal(r.body, &current))
+	assert.Equal(t, "offboard", current.Name, "the token the request used")
+
+	r = e.api("GET", "/api/v1/api-tokens/"+ci.ID)
 	require.Equal(t, 200, r.status)
 	require.Equal(t, 204, e.api("DELETE", "/api/v1/api-tokens/"+ci.ID).status)
 	for _, method := range []string{"GET", "DELETE"} {

@@ -33,6 +33,7 @@ func (s *Sim) routes() http.Handler {
 	api.HandleFunc("PUT /api/v1/groups/{gid}/users/{id}", s.addMember)
 	api.HandleFunc("DELETE /api/v1/groups/{gid}/users/{id}", s.removeMember)
 	api.HandleFunc("GET /api/v1/api-tokens", s.listAPITokens)
+	api.HandleFunc("GET /api/v1/api-tokens/current", s.getCurrentAPIToken)
 	api.HandleFunc("GET /api/v1/api-tokens/{tid}", s.getAPIToken)
 	api.HandleFunc("DELETE /api/v1/api-tokens/{tid}", s.deleteAPIToken)
 	api.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
