@@ -235,6 +235,12 @@ type AWSTarget struct {
 	Endpoint        string `yaml:"endpoint"` // only for the sandbox
 	AccessKeyID     Secret `yaml:"accessKeyID"`
 	SecretAccessKey Secret `yaml:"secretAccessKey"`
+	// Non-human identities (issue 15): the tag key naming an owner (default
+	// "owner"), the IAM path service users live under (default "/"), and
+	// Secrets Manager's endpoint beside a sandbox's IAM endpoint.
+	OwnerTag          string `yaml:"ownerTag"`
+	ServicePathPrefix string `yaml:"servicePathPrefix"`
+	SecretsEndpoint   string `yaml:"secretsEndpoint"` // only for the sandbox
 }
 
 // LDAPTarget is an Active Directory domain.
@@ -482,6 +488,12 @@ func (c *Config) validateTarget(root *yaml.Node, at []string, t *Target) error {
 			break
 		}
 		errs = append(errs, req("accountID", t.AWS.AccountID), sec("accessKeyID", t.AWS.AccessKeyID, false), sec("secretAccessKey", t.AWS.SecretAccessKey, false))
+		if p := t.AWS.ServicePathPrefix; p != "" && (!strings.HasPrefix(p, "/") || !strings.HasSuffix(p, "/")) {
+			errs = append(errs, c.fieldError(root, append(at, section, "servicePathPrefix"), "%q must begin and end with / (an IAM path, e.g. /service/)", p))
+		}
+		if e := t.AWS.SecretsEndpoint; e != "" && !strings.HasPrefix(e, "http://") && !strings.HasPrefix(e, "https://") {
+			errs = append(errs, c.fieldError(root, append(at, section, "secretsEndpoint"), "%q is not an http(s) URL", e))
+		}
 	case "ldap":
 		if t.LDAP == nil {
 			break

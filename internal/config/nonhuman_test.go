@@ -69,6 +69,8 @@ func TestBadNonHumanConfigNamesTheField(t *testing.T) {
 		"no secret":       {"nonHuman:\n" + store + "breakGlass:\n  - {name: x, target: okta, account: bg, knownBy: {roles: [r]}}\n", "breakGlass.0.secret: is required"},
 		"twice": {"nonHuman:\n" + store + "breakGlass:\n  - {name: x, target: okta, account: a, secret: s, knownBy: {roles: [r]}}\n  - {name: x, target: okta, account: b, secret: t, knownBy: {roles: [r]}}\n",
 			`breakGlass.1.name: "x" is used twice`},
+		"aws path":               {"  - {name: aws, kind: awsiam, aws: {accountID: \"1\", servicePathPrefix: service}}\n", `targets.1.aws.servicePathPrefix: "service" must begin and end with /`},
+		"aws secrets endpoint":   {"  - {name: aws, kind: awsiam, aws: {accountID: \"1\", secretsEndpoint: \"127.0.0.1:8109\"}}\n", `targets.1.aws.secretsEndpoint: "127.0.0.1:8109" is not an http(s) URL`},
 		"registry without store": {"breakGlass:\n  - {name: x, target: okta, account: bg, secret: s, knownBy: {roles: [r]}}\n", "nonHuman.secretStore: is required with a breakGlass registry"},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -84,6 +86,12 @@ func TestSandboxNamesTheDemoBreakGlassAccounts(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, cfg.BreakGlass, 4)
 	require.Equal(t, "http://127.0.0.1:8109", cfg.NonHuman.SecretStore.Endpoint)
+	for _, tg := range cfg.Targets {
+		if tg.AWS != nil {
+			require.Equal(t, "owner", tg.AWS.OwnerTag)
+			require.Equal(t, cfg.NonHuman.SecretStore.Endpoint, tg.AWS.SecretsEndpoint)
+		}
+	}
 	for _, b := range cfg.BreakGlass {
 		require.Equal(t, []string{"admins"}, b.KnownBy.Groups, b.Name)
 	}

@@ -53,7 +53,8 @@ func build(ctx context.Context, cfg config.Config, t config.Target) (control.Tar
 		}
 		return entra.New(c)
 	case "awsiam":
-		c := awsiam.Config{Name: t.Name, AccountID: t.AWS.AccountID, Region: t.AWS.Region, RoleARN: t.AWS.RoleARN, Endpoint: t.AWS.Endpoint, HTTPClient: httpClient()}
+		c := awsiam.Config{Name: t.Name, AccountID: t.AWS.AccountID, Region: t.AWS.Region, RoleARN: t.AWS.RoleARN, Endpoint: t.AWS.Endpoint, HTTPClient: httpClient(),
+			OwnerTag: t.AWS.OwnerTag, ServicePathPrefix: t.AWS.ServicePathPrefix, SecretsEndpoint: t.AWS.SecretsEndpoint}
 		if t.AWS.AccessKeyID.IsSet() {
 			id, err := t.AWS.AccessKeyID.Value()
 			if err != nil {

@@ -59,6 +59,11 @@ func RunWith(ctx context.Context, cfg config.Config, c client.Client, tgts []con
 		MaxConcurrentActivityTaskPollers: cfg.Worker.ActivityTaskPollers,
 	})
 	acts := activities.New(cfg, tgts)
+	secrets, err := secretStore(cfg) // secrets.go
+	if err != nil {
+		return err
+	}
+	acts.Secrets = secrets
 	events, err := siem.FromConfig(cfg.SIEM)
 	if err != nil {
 		return err
