@@ -142,8 +142,8 @@ func TestDiscoverOwned(t *testing.T) {
 
 	assert.Equal(t, control.Owned{Target: "entra", Kind: control.KindApplication, ID: appID, Name: demo.ApplicationName,
 		Credentials: []control.Credential{
-			{Kind: "client secret", ID: seeded.Passwords[0], Status: "expires 2026-01-15"},
-			{Kind: "certificate", ID: seeded.Certificates[0], Status: "expires 2025-01-15"},
+			{Kind: "client secret", ID: seeded.Passwords[0], Status: "expires 2029-01-15"},
+			{Kind: "certificate", ID: seeded.Certificates[0], Status: "expires 2028-01-15"},
 		}, Secret: e.app.Secret}, e.app)
 	assert.Equal(t, control.Owned{Target: "entra", Kind: control.KindServicePrincipal, ID: spID, Name: demo.ApplicationName, Secret: e.sp.Secret}, e.sp)
 

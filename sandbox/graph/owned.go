@@ -81,9 +81,9 @@ func (s *Sim) seedNonHuman(people []demo.Person) {
 	id, _ := s.AddApplication(demo.ApplicationName, owner)
 	a := s.appByID(id, false)
 	a.passwords = append(a.passwords, password{keyID: guid("password:" + demo.ApplicationName), displayName: "production",
-		hint: "sd~", digest: sha256.Sum256([]byte("seeded client secret")), start: seeded, end: seeded.AddDate(2, 0, 0)})
+		hint: "sd~", digest: sha256.Sum256([]byte("seeded client secret")), start: seeded, end: seeded.AddDate(5, 0, 0)})
 	a.keys = append(a.keys, certificate{keyID: guid("certificate:" + demo.ApplicationName), displayName: "CN=" + demo.ApplicationName,
-		thumbprint: "52A1F7E0D1C6B3A49F2C0E1D7B6A5C4D3E2F1A0B", start: seeded, end: seeded.AddDate(1, 0, 0)})
+		thumbprint: "52A1F7E0D1C6B3A49F2C0E1D7B6A5C4D3E2F1A0B", start: seeded, end: seeded.AddDate(4, 0, 0)})
 }
 
 // AddApplication registers an application and its service principal, both
