@@ -248,6 +248,15 @@ func (c *Client) ObserveOwned(ctx context.Context, name string, o control.Owned,
 	ctx, rec := withRecorder(ctx)
 	r := &ownedRun{c: c, ctx: ctx, rec: rec, step: name, o: o, p: p}
 	obs, err := r.observe()
+	if isNoSuchEntity(err) && o.Kind != control.KindSecret {
+		// Gone only on GetUser's own NoSuchEntity for the identity itself.
+		acct := &run{c: c, ctx: ctx, rec: rec, user: o.ID, control: name}
+		gone, uerr := acct.userGone(err)
+		if gone {
+			return control.Observation{Holds: true, Readable: true, Gone: true, Detail: "GetUser " + o.ID + ": NoSuchEntity", Call: rec.response()}, nil
+		}
+		return control.Observation{}, uerr
+	}
 	if err != nil {
 		return control.Observation{}, r.fail(err)
 	}
@@ -421,12 +430,15 @@ func (r *ownedRun) observeRotatedKey() (control.Observation, error) {
 	if err != nil {
 		return control.Observation{}, err
 	}
-	if !stored {
-		return control.Observation{Readable: true, Detail: fmt.Sprintf("secret %s has no version %s yet", r.o.Secret, short(r.p.Token))}, nil
-	}
 	keys, err := r.c.listKeys(r.ctx, r.o.ID)
 	if err != nil {
 		return control.Observation{}, err
+	}
+	if !stored && len(r.o.Credentials) == 0 && len(keys) == 0 {
+		return control.Observation{Holds: true, Readable: true, Detail: "user " + r.o.ID + " holds no access keys: nothing to rotate"}, nil
+	}
+	if !stored {
+		return control.Observation{Readable: true, Detail: fmt.Sprintf("secret %s has no version %s yet", r.o.Secret, short(r.p.Token))}, nil
 	}
 	status := "missing"
 	if i := slices.IndexFunc(keys, func(k key) bool { return k.id == id }); i >= 0 {
@@ -448,6 +460,10 @@ func (r *ownedRun) observeRotatedKey() (control.Observation, error) {
 func (r *ownedRun) rotateKey() error {
 	if err := r.needStore(); err != nil {
 		return err
+	}
+	if len(r.o.Credentials) == 0 {
+		// Rotating nothing would hand out a first key: not ours to decide.
+		return r.refuse("user %s held no access keys at discovery: a rotation would create its first one", r.o.ID)
 	}
 	keys, err := r.c.listKeys(r.ctx, r.o.ID)
 	if err != nil {
@@ -689,7 +705,10 @@ func (r *ownedRun) observePassword() (control.Observation, error) {
 	}
 	if _, err := r.c.iam.GetLoginProfile(r.ctx, &iam.GetLoginProfileInput{UserName: aws.String(r.o.ID)}); err != nil {
 		if isNoSuchEntity(err) {
-			return control.Observation{}, r.refuse("user %s has no console password (login profile) to rotate, or no longer exists", r.o.ID)
+			if _, uerr := r.c.iam.GetUser(r.ctx, &iam.GetUserInput{UserName: aws.String(r.o.ID)}); uerr != nil {
+				return control.Observation{}, uerr // NoSuchEntity here: the account is gone
+			}
+			return control.Observation{}, r.refuse("user %s has no console password (login profile) to rotate", r.o.ID)
 		}
 		return control.Observation{}, err
 	}

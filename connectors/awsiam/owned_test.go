@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -196,6 +197,31 @@ func TestDiscoverRefusesWhatItCannotReadWhole(t *testing.T) {
 			assert.False(t, errors.Is(err, control.ErrNotFound))
 		})
 	}
+
+	t.Run("ListUsers cut short: IsTruncated without a Marker", func(t *testing.T) {
+		base := e.sim.Handler()
+		marker := regexp.MustCompile(`<Marker>[^<]*</Marker>`)
+		proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			body, _ := io.ReadAll(r.Body)
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			if form, _ := url.ParseQuery(string(body)); form.Get("Action") != "ListUsers" {
+				base.ServeHTTP(w, r)
+				return
+			}
+			rec := httptest.NewRecorder()
+			base.ServeHTTP(rec, r)
+			w.Header().Set("Content-Type", "text/xml")
+			w.WriteHeader(rec.Code)
+			_, _ = w.Write(marker.ReplaceAll(rec.Body.Bytes(), nil))
+		}))
+		defer proxy.Close()
+		c, err := awsiam.New(t.Context(), awsiam.Config{Name: target, Endpoint: proxy.URL, SecretsEndpoint: "http://127.0.0.1:1",
+			Credentials: credentials.NewStaticCredentialsProvider(testKey, testSecret, "")})
+		require.NoError(t, err)
+		_, err = c.Discover(t.Context(), acct(demo.ServiceOwner(people)))
+		assert.ErrorIs(t, err, control.ErrUnexpected)
+		assert.Contains(t, err.Error(), "cannot be trusted to be whole")
+	})
 
 	t.Run("ListUsers answers a proxy's 404", func(t *testing.T) {
 		base := e.sim.Handler()
@@ -472,4 +498,30 @@ func TestRotateBreakGlassPassword(t *testing.T) {
 	assert.NotContains(t, obs.Detail, v.Password)
 	s, _ := e.secrets.Secret(o.Secret)
 	assert.Len(t, s.Versions, 2, "one new version, the old kept as AWSPREVIOUS")
+}
+
+func TestOwnedIdentityGoneOrKeyless(t *testing.T) {
+	e := newOwnedEnv(t)
+	ctx := t.Context()
+	o := e.serviceUser(t)
+	for _, id := range []string{o.Credentials[0].ID} {
+		_, err := e.sdk().DeleteAccessKey(ctx, &iam.DeleteAccessKeyInput{UserName: aws.String(o.ID), AccessKeyId: aws.String(id)})
+		require.NoError(t, err)
+	}
+	keyless := e.serviceUser(t)
+	require.Empty(t, keyless.Credentials)
+	p := control.OwnedParams{Token: rotation, Since: time.Now(), Store: e.store}
+	obs, err := e.client.ObserveOwned(ctx, awsiam.RotateAccessKeys, keyless, p)
+	require.NoError(t, err)
+	assert.True(t, obs.Holds, obs.Detail)
+	_, err = e.client.EnforceOwned(ctx, awsiam.RotateAccessKeys, keyless, p)
+	assert.ErrorIs(t, err, control.ErrPermanent, "no first key handed out")
+	assert.Empty(t, mustUserKeys(t, e.sim, demo.ServiceUserName))
+
+	_, err = e.sdk().DeleteUser(ctx, &iam.DeleteUserInput{UserName: aws.String(o.ID)})
+	require.NoError(t, err)
+	obs, err = e.client.ObserveOwned(ctx, awsiam.RetagOwner, o, control.OwnedParams{NewOwner: "team@example.test"})
+	require.NoError(t, err)
+	assert.True(t, obs.Gone)
+	assert.True(t, obs.Holds)
 }
