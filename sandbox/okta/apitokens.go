@@ -42,8 +42,10 @@ func breakGlassPerson() demo.Person {
 	return demo.Person{First: "Break", Last: "Glass", Login: demo.BreakGlassOkta, Email: demo.BreakGlassOkta, Department: "admins"}
 }
 
-// seedTokensLocked gives demo.ServiceOwner the token demo.APITokenName, two
-// other people a token each, and the simulator's own token owner its token.
+// seedTokensLocked gives demo.ServiceOwner the token demo.APITokenName and
+// the admin the simulator's token belongs to (GET /users/me) two: the one
+// Offboard signs in with and another. Nobody else owns a token, as
+// sandbox/demo promises: other leavers' plans stay free of non-human steps.
 func (s *Sim) seedTokensLocked() {
 	s.apiTokens = map[string]*apiToken{}
 	created := time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC)
@@ -53,21 +55,13 @@ func (s *Sim) seedTokensLocked() {
 		s.apiTokens[t.id] = t
 	}
 	add("offboard", tokenOwner().id, "Okta API")
+	add("terraform", tokenOwner().id, "Okta Admin Console")
 	if len(s.seed) < 2 {
 		return
 	}
-	for _, t := range []struct {
-		p    demo.Person
-		name string
-	}{{demo.ServiceOwner(s.seed), demo.APITokenName}, {s.seed[0], "hr-import"}} {
-		if u := s.findLocked(cmp.Or(t.p.Email, t.p.Login)); u != nil {
-			add(t.name, u.id, "Okta API")
-		}
-	}
-	if len(s.seed) > 2 {
-		if u := s.findLocked(cmp.Or(s.seed[2].Email, s.seed[2].Login)); u != nil {
-			add("reporting", u.id, "Okta Admin Console")
-		}
+	p := demo.ServiceOwner(s.seed)
+	if u := s.findLocked(cmp.Or(p.Email, p.Login)); u != nil {
+		add(demo.APITokenName, u.id, "Okta API")
 	}
 }
 
