@@ -29,7 +29,11 @@ const (
 var _ control.Owner = (*Client)(nil)
 
 // ownedAttrs are what the non-human steps read from an account.
-var ownedAttrs = []string{"sAMAccountName", "userAccountControl", "managedBy", "pwdLastSet"}
+var ownedAttrs = []string{"sAMAccountName", "userAccountControl", "managedBy", "pwdLastSet", "objectClass"}
+
+// Trust-account bits of userAccountControl: a machine's own account, whose
+// password the machine keeps in step with the DC itself.
+const uacMachineTrust = 0x1000 | 0x2000 // WORKSTATION_TRUST_ACCOUNT, SERVER_TRUST_ACCOUNT
 
 // Discover lists the accounts whose managedBy is acct's DN. The paged
 // search must cover the base DN: a referral to anywhere but AD's user-free
@@ -185,8 +189,12 @@ func (c *Client) rotatePassword(ctx context.Context, op string, o control.Owned,
 	if err != nil {
 		return control.Response{}, err
 	}
-	if _, _, err := c.readEntry(ctx, op, dn); err != nil {
+	e, _, err := c.readEntry(ctx, op, dn)
+	if err != nil {
 		return control.Response{}, err // nothing is stored for an account that cannot be read
+	}
+	if why := machineManaged(e); why != "" {
+		return control.Response{}, c.fail(op, control.ErrPermanent, fmt.Errorf("%s: %s; reown or decommission it instead", dn, why))
 	}
 	value, err := pendingValue(ctx, c.fail, op, o.Secret, p, newPassword)
 	if err != nil {
@@ -207,6 +215,21 @@ func (c *Client) rotatePassword(ctx context.Context, op string, o control.Owned,
 		return control.Response{}, storeErr(c.fail, op, "make version "+shortVersion(p.Token)+" of "+o.Secret+" current", err)
 	}
 	return response("modify " + dn + " unicodePwd; " + o.Secret + " version " + p.Token + " current"), nil
+}
+
+// machineManaged says why an account's password is not ours to set, or "":
+// a computer's trust account (the machine would lose its domain trust) or a
+// managed service account (the DC generates its password).
+func machineManaged(e *goldap.Entry) string {
+	for _, class := range e.GetAttributeValues("objectClass") {
+		if strings.EqualFold(class, "msDS-ManagedServiceAccount") || strings.EqualFold(class, "msDS-GroupManagedServiceAccount") {
+			return "a managed service account: the DC generates its password"
+		}
+	}
+	if uac, err := strconv.ParseInt(e.GetAttributeValue("userAccountControl"), 10, 64); err == nil && uac&uacMachineTrust != 0 {
+		return "a machine's trust account: a new password would break its domain trust"
+	}
+	return ""
 }
 
 // ownedDN is the account's DN: o.ID for a managed account; for a

@@ -395,3 +395,35 @@ func TestDiscoverHostile(t *testing.T) {
 		})
 	}
 }
+
+// A computer's own account and a managed service account are never given a
+// password: the machine or the DC keeps those.
+func TestRotateRefusesMachineAccounts(t *testing.T) {
+	p := startLdapdirNonHuman(t)
+	c := newClient(t, p.cfg)
+	conn := dial(t, p)
+	require.NoError(t, conn.Bind(p.cfg.BindDN, p.cfg.Password))
+	owner := resolve(t, c, demo.ServiceOwner(people))
+	for name, classes := range map[string][]string{
+		"web01": {"top", "person", "organizationalPerson", "user", "computer"},
+		"gmsa1": {"top", "person", "organizationalPerson", "user", "computer", "msDS-GroupManagedServiceAccount"},
+	} {
+		add := goldap.NewAddRequest("CN="+name+","+samba.UsersDN, nil)
+		add.Attribute("objectClass", classes)
+		add.Attribute("sAMAccountName", []string{name + "$"})
+		add.Attribute("userAccountControl", []string{"4096"})
+		add.Attribute("managedBy", []string{owner.ID})
+		require.NoError(t, conn.Add(add))
+	}
+	owned, err := c.Discover(t.Context(), owner)
+	require.NoError(t, err)
+	assert.Len(t, owned, 3, "svc-backup and both machines")
+	store := newStore()
+	for _, name := range []string{"web01", "gmsa1"} {
+		o := control.Owned{Target: "ad", Kind: control.KindManagedAccount, ID: "CN=" + name + "," + samba.UsersDN, Secret: "offboard/ad/" + name}
+		_, err := c.EnforceOwned(t.Context(), adldap.RotatePassword, o, control.OwnedParams{Token: "7a0e", Since: time.Now(), Store: store})
+		require.ErrorIs(t, err, control.ErrPermanent, name)
+		assert.Contains(t, err.Error(), "instead", name)
+	}
+	assert.Empty(t, store.versions, "nothing stored for a password never set")
+}
