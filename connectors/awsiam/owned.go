@@ -62,10 +62,6 @@ func newSecretsManager(cfg Config, creds aws.CredentialsProvider, doer bufferedB
 
 func (c *Client) ownerTag() string { return cmp.Or(c.cfg.OwnerTag, "owner") }
 
-// rotationSecret is where a service user's new key goes when config names
-// none: "offboard/<target>/<user>" (sandbox/demo.RotationSecret's rule).
-func (c *Client) rotationSecret(user string) string { return "offboard/" + c.cfg.Name + "/" + user }
-
 // OwnedSteps lists the steps of each action this target can carry out.
 func (c *Client) OwnedSteps(kind string, action control.Action) []control.Step {
 	now := func(names ...string) []control.Step {
@@ -159,7 +155,8 @@ func (c *Client) Discover(ctx context.Context, acct control.Account) ([]control.
 			if err != nil && !isNoSuchEntity(err) {
 				return nil, false, nil, err
 			}
-			o := control.Owned{Target: c.cfg.Name, Kind: control.KindServiceUser, ID: name, Name: name, Secret: c.rotationSecret(name)}
+			// Secret is left to the activity: config.NonHuman names where rotations write.
+			o := control.Owned{Target: c.cfg.Name, Kind: control.KindServiceUser, ID: name, Name: name}
 			for _, k := range keys {
 				o.Credentials = append(o.Credentials, control.Credential{Kind: "access key", ID: k.id, Status: k.status})
 			}

@@ -64,6 +64,7 @@ func (e *ownedEnv) serviceUser(t *testing.T) control.Owned {
 	t.Helper()
 	for _, o := range e.discover(t, demo.ServiceOwner(people)) {
 		if o.Kind == control.KindServiceUser {
+			o.Secret = demo.RotationSecret(target, o.Name) // as the activity sets it from config.NonHuman
 			return o
 		}
 	}
@@ -116,7 +117,6 @@ func TestDiscover(t *testing.T) {
 	require.Len(t, owned, 2)
 	user, secret := owned[0], owned[1]
 	assert.Equal(t, control.Owned{Target: target, Kind: control.KindServiceUser, ID: demo.ServiceUserName, Name: demo.ServiceUserName,
-		Secret:      "offboard/" + target + "/" + demo.ServiceUserName,
 		Credentials: []control.Credential{{Kind: "access key", ID: mustUserKeys(t, e.sim, demo.ServiceUserName)[0].ID, Status: "Active"}}}, user)
 	assert.Equal(t, control.KindSecret, secret.Kind)
 	assert.Equal(t, demo.OwnedSecretName, secret.Name)
