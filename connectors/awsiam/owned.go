@@ -292,16 +292,28 @@ type ownedRun struct {
 
 func (r *ownedRun) op() string { return r.c.cfg.Name + ": " + r.step + " " + r.o.Kind + " " + r.o.Name }
 
+// fail classifies err. The secret store's not-found (a missing secret or
+// version) is never the identity being gone: it is a permanent failure. A
+// secret's own ResourceNotFoundException is Secrets Manager saying the
+// secret is gone.
 func (r *ownedRun) fail(err error) error {
 	var ce *control.Error
 	if errors.As(err, &ce) {
-		if !strings.HasPrefix(ce.Op, r.c.cfg.Name+": ") {
-			ce = &control.Error{Kind: ce.Kind, Op: r.op() + ": " + ce.Op, HTTPStatus: ce.HTTPStatus, RequestID: ce.RequestID,
+		kind := ce.Kind
+		if kind == control.ErrNotFound {
+			kind = control.ErrPermanent
+		}
+		if kind != ce.Kind || !strings.HasPrefix(ce.Op, r.c.cfg.Name+": ") {
+			ce = &control.Error{Kind: kind, Op: r.op() + ": " + ce.Op, HTTPStatus: ce.HTTPStatus, RequestID: ce.RequestID,
 				RetryAfter: ce.RetryAfter, Digest: ce.Digest, Err: ce.Err}
 		}
 		return ce
 	}
-	return classify(r.op(), err, r.rec)
+	e := classify(r.op(), err, r.rec)
+	if r.o.Kind == control.KindSecret && secretGone(err) {
+		e.Kind = control.ErrNotFound
+	}
+	return e
 }
 
 func (r *ownedRun) refuse(format string, args ...any) error {
@@ -609,7 +621,7 @@ func (r *ownedRun) observeSecret() (control.Observation, error) {
 		return control.Observation{}, r.refuse("no rotation start time to compare LastRotatedDate with")
 	}
 	d, err := r.describe()
-	if r.step == ScheduleDeletion && secretGone(err) {
+	if secretGone(err) {
 		// Secrets Manager's own answer: the secret no longer exists at all.
 		return control.Observation{Holds: true, Readable: true, Gone: true, Detail: "DescribeSecret " + r.o.Name + ": ResourceNotFoundException"}, nil
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/iam/types"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -524,4 +525,35 @@ func TestOwnedIdentityGoneOrKeyless(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, obs.Gone)
 	assert.True(t, obs.Holds)
+}
+
+func TestSecretGoneAndStoreNotFound(t *testing.T) {
+	e := newOwnedEnv(t)
+	ctx := t.Context()
+	s, _ := e.secrets.Secret(demo.OwnedSecretName)
+	o := control.Owned{Target: target, Kind: control.KindSecret, ID: s.ARN, Name: s.Name}
+	c := secretsClient(t, e)
+	_, err := c.DeleteSecret(ctx, &secretsmanager.DeleteSecretInput{SecretId: aws.String(s.ARN), ForceDeleteWithoutRecovery: aws.Bool(true)})
+	require.NoError(t, err)
+	_, err = e.client.EnforceOwned(ctx, awsiam.RetagOwner, o, control.OwnedParams{NewOwner: "team@example.test"})
+	assert.ErrorIs(t, err, control.ErrNotFound, "Secrets Manager's own answer for the secret")
+	obs, err := e.client.ObserveOwned(ctx, awsiam.RetagOwner, o, control.OwnedParams{NewOwner: "team@example.test"})
+	require.NoError(t, err)
+	assert.True(t, obs.Gone)
+
+	// A break-glass secret missing from the store is no proof the account is gone.
+	bg := control.Owned{Target: target, Kind: control.KindBreakGlass, ID: demo.BreakGlassAWS, Name: demo.BreakGlassAWS, Secret: "arn:aws:secretsmanager:us-east-1:123456789012:secret:missing-abcdef"}
+	_, err = e.client.EnforceOwned(ctx, awsiam.RotatePassword, bg, control.OwnedParams{Token: rotation, Since: time.Now(), Store: e.store})
+	assert.ErrorIs(t, err, control.ErrPermanent)
+	assert.False(t, errors.Is(err, control.ErrNotFound))
+	u, _ := e.sim.User(demo.BreakGlassAWS)
+	assert.Empty(t, e.sim.Transitions(demo.BreakGlassAWS), "the password was not changed: %+v", u)
+}
+
+func secretsClient(t *testing.T, e *ownedEnv) *secretsmanager.Client {
+	t.Helper()
+	srv := httptest.NewServer(e.secrets.Handler())
+	t.Cleanup(srv.Close)
+	return secretsmanager.New(secretsmanager.Options{Region: "us-east-1", BaseEndpoint: aws.String(srv.URL), RetryMaxAttempts: 1,
+		Credentials: credentials.NewStaticCredentialsProvider(testKey, testSecret, ""), HTTPClient: buffered{}})
 }
