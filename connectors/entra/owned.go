@@ -110,9 +110,24 @@ func (c *Client) Discover(ctx context.Context, acct control.Account) ([]control.
 		if o.ID == "" {
 			return nil, &control.Error{Kind: control.ErrUnexpected, Op: op, Err: errors.New("an owned object without an id")}
 		}
+		if !credentialsRead(obj) {
+			return nil, &control.Error{Kind: control.ErrUnexpected, Op: op, Err: fmt.Errorf("%s %s was listed without its credentials: the server did not honour $select", o.Kind, o.ID)}
+		}
 		out = append(out, o)
 	}
 	return out, nil
+}
+
+// credentialsRead is false when the answer left out passwordCredentials or
+// keyCredentials (absent, not empty): "none" must never be read from silence.
+func credentialsRead(obj models.DirectoryObjectable) bool {
+	switch v := obj.(type) {
+	case models.Applicationable:
+		return v.GetPasswordCredentials() != nil && v.GetKeyCredentials() != nil
+	case models.ServicePrincipalable:
+		return v.GetPasswordCredentials() != nil && v.GetKeyCredentials() != nil
+	}
+	return false
 }
 
 func credentials(passwords []models.PasswordCredentialable, keys []models.KeyCredentialable) []control.Credential {
@@ -455,6 +470,9 @@ func (c *Client) readObject(ctx context.Context, op string, o control.Owned) (ob
 			if err == nil && sp == nil {
 				err = errors.New("an empty response")
 			}
+			if err == nil && !credentialsRead(sp) {
+				err = &pagingError{what: "servicePrincipal", msg: "read without passwordCredentials or keyCredentials"}
+			}
 			if err == nil {
 				obj = object{appID: deref(sp.GetAppId()), enabled: sp.GetAccountEnabled(), passwords: sp.GetPasswordCredentials(), keys: sp.GetKeyCredentials()}
 			}
@@ -468,6 +486,9 @@ func (c *Client) readObject(ctx context.Context, op string, o control.Owned) (ob
 		})
 		if err == nil && app == nil {
 			err = errors.New("an empty response")
+		}
+		if err == nil && !credentialsRead(app) {
+			err = &pagingError{what: "application", msg: "read without passwordCredentials or keyCredentials"}
 		}
 		if err == nil {
 			obj = object{appID: deref(app.GetAppId()), passwords: app.GetPasswordCredentials(), keys: app.GetKeyCredentials()}

@@ -181,6 +181,9 @@ func TestDiscoverHostile(t *testing.T) {
 		{"foreign 404 on ownedObjects", one(hostile.Path(owned), hostile.ForeignJSON404())},
 		{"Graph's not-found on ownedObjects of a user that exists", one(hostile.Path(owned), hostile.Body(404, "application/json", graphNotFound))},
 		{"HTML 200 on ownedObjects", one(hostile.Path(owned), hostile.Body(200, "text/html", "<html>sign in</html>"))},
+		{"$select ignored, credentials left out", func(base http.Handler) []hostile.Rule {
+			return []hostile.Rule{{Match: hostile.Path(owned), Handler: hostile.Rewrite(base, withoutCredentials)}}
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sim := graph.New(graph.Options{People: people, RequestsPerSecond: 10000})
@@ -197,6 +200,34 @@ func TestDiscoverHostile(t *testing.T) {
 			assert.NotZero(t, srv.Hits(), "the hostile rule was hit")
 		})
 	}
+}
+
+// withoutCredentials drops passwordCredentials from every object in a Graph answer.
+func withoutCredentials(_ *http.Request, status int, _ http.Header, body []byte) (int, []byte) {
+	var doc map[string]any
+	if json.Unmarshal(body, &doc) != nil {
+		return status, body
+	}
+	delete(doc, "passwordCredentials")
+	items, _ := doc["value"].([]any)
+	for _, item := range items {
+		delete(item.(map[string]any), "passwordCredentials")
+	}
+	out, _ := json.Marshal(doc)
+	return status, out
+}
+
+// An application read without its credentials must not read as "none left".
+func TestObserveCredentialsLeftOut(t *testing.T) {
+	e := ownedSetup(t)
+	srv := hostile.New(t, e.sim.Handler(), hostile.Rule{Match: hostile.Path(`/v1.0/applications/[^/]+`), Handler: hostile.Rewrite(e.sim.Handler(), withoutCredentials)})
+	c, err := entra.New(entra.Config{Name: "entra", BaseURL: srv.URL})
+	require.NoError(t, err)
+	for _, name := range []string{"remove_credentials", "remove_old_client_secrets"} {
+		obs, err := c.ObserveOwned(t.Context(), name, e.app, e.params(newStore()))
+		require.ErrorIs(t, err, control.ErrUnexpected, "observed %+v", obs)
+	}
+	assert.NotZero(t, srv.Hits())
 }
 
 func guidOf(t *testing.T, sim *graph.Sim, upn string) string {
