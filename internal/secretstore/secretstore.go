@@ -62,6 +62,9 @@ func New(cfg Config) (*Store, error) {
 		cfg.Region = "us-east-1"
 	}
 	creds := cfg.Credentials
+	if creds == nil && cfg.AccessKeyID.IsSet() != cfg.SecretAccessKey.IsSet() {
+		return nil, errors.New("secretstore: accessKeyID and secretAccessKey go together: name both or neither")
+	}
 	if creds == nil && cfg.AccessKeyID.IsSet() {
 		id, err := cfg.AccessKeyID.Value()
 		if err != nil {

@@ -182,4 +182,6 @@ func TestNewReadsNamedCredentials(t *testing.T) {
 	_, err = secretstore.New(secretstore.Config{AccessKeyID: config.Secret{Env: "OFFBOARD_TEST_SM_KEY"}, SecretAccessKey: config.Secret{Env: "OFFBOARD_TEST_SM_UNSET"}})
 	require.Error(t, err)
 	assert.True(t, strings.Contains(err.Error(), "secretAccessKey"), err.Error())
+	_, err = secretstore.New(secretstore.Config{AccessKeyID: config.Secret{Env: "OFFBOARD_TEST_SM_KEY"}})
+	require.Error(t, err, "a key id without its secret")
 }
