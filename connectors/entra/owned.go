@@ -976,10 +976,15 @@ func last4(id string) string {
 	return id
 }
 
-// storeError classifies a secret store failure, keeping its kind when it has one.
+// storeError classifies a secret store failure, keeping its kind when it
+// has one. The store's not-found is about the secret, never the identity, so
+// it must not read as "gone": it is permanent (a secret to create or name).
 func storeError(op string, err error) error {
 	kind := control.ErrTransient
-	for _, k := range []error{control.ErrPermanent, control.ErrUnauthorized, control.ErrRateLimited, control.ErrNotFound, control.ErrUnexpected} {
+	if errors.Is(err, control.ErrNotFound) {
+		return &control.Error{Kind: control.ErrPermanent, Op: op, Err: fmt.Errorf("the secret store has no such secret: %v", err)}
+	}
+	for _, k := range []error{control.ErrPermanent, control.ErrUnauthorized, control.ErrRateLimited, control.ErrUnexpected} {
 		if errors.Is(err, k) {
 			kind = k
 			break

@@ -457,6 +457,23 @@ func TestRotateClientSecretAfterACrashBeforeTheStore(t *testing.T) {
 
 // Promote fails after the value is stored as pending: the retry reuses the
 // pending version and the secret already on Entra, adding nothing.
+// The store's not-found is about the secret: never the identity's "gone".
+func TestStoreNotFoundIsNotGone(t *testing.T) {
+	e := ownedSetup(t)
+	store := newStore()
+	store.failPut = &control.Error{Kind: control.ErrNotFound, Op: "secretsmanager: put", Err: errors.New("ResourceNotFoundException")}
+	bg := control.Owned{Target: "entra", Kind: control.KindBreakGlass, ID: demo.BreakGlassEntra, Secret: "breakglass/missing"}
+	for _, o := range []control.Owned{e.app, bg} {
+		name := "add_client_secret"
+		if o.Kind == control.KindBreakGlass {
+			name = "rotate_password"
+		}
+		_, err := e.client.EnforceOwned(t.Context(), name, o, e.params(store))
+		require.ErrorIs(t, err, control.ErrPermanent)
+		assert.False(t, errors.Is(err, control.ErrNotFound), err.Error())
+	}
+}
+
 func TestRotateClientSecretPromoteFails(t *testing.T) {
 	e := ownedSetup(t)
 	store := newStore()
