@@ -136,6 +136,9 @@ func (a *Activities) LoadPlan(ctx context.Context, in PlanInput) (PlanBase, erro
 type ResolveInput struct {
 	Target string         `json:"target"`
 	Person control.Person `json:"person"`
+	// FindOnly: a target that can (control.Finder) answers with the account
+	// alone; its rights and holdings are read by ReadRights beside containment.
+	FindOnly bool `json:"findOnly,omitempty"`
 }
 
 // Resolution is the account found, or that there is none.
@@ -145,6 +148,8 @@ type Resolution struct {
 	// Searched is what the target was asked and what it answered, when it
 	// found no account: the proof behind "no account".
 	Searched []string `json:"searched,omitempty"`
+	// RightsLater: the account's Privileges and Holds are not read yet (FindOnly).
+	RightsLater bool `json:"rightsLater,omitempty"`
 }
 
 // ResolveAccount finds the person's account in one target. "No account" is
@@ -155,7 +160,14 @@ func (a *Activities) ResolveAccount(ctx context.Context, in ResolveInput) (Resol
 	if err != nil {
 		return Resolution{}, err
 	}
-	acct, err := t.Resolve(ctx, in.Person)
+	var acct control.Account
+	finder, later := t.(control.Finder)
+	later = later && in.FindOnly
+	if later {
+		acct, err = finder.Find(ctx, in.Person)
+	} else {
+		acct, err = t.Resolve(ctx, in.Person)
+	}
 	var ce *control.Error
 	if errors.Is(err, control.ErrNotFound) && errors.As(err, &ce) && len(ce.Searched) > 0 {
 		return Resolution{NoAccount: true, Account: control.Account{Target: in.Target}, Searched: ce.Searched}, nil
@@ -169,7 +181,33 @@ func (a *Activities) ResolveAccount(ctx context.Context, in ResolveInput) (Resol
 		return Resolution{}, classify(fmt.Errorf("resolve %s in %s: %w", in.Person.EmployeeID, in.Target, err))
 	}
 	acct.Target = in.Target
-	return Resolution{Account: acct}, nil
+	return Resolution{Account: acct, RightsLater: later}, nil
+}
+
+// RightsInput names an account whose rights and holdings are to be read.
+type RightsInput struct {
+	Target  string          `json:"target"`
+	Account control.Account `json:"account"`
+}
+
+// ReadRights reads the admin rights and holdings of an account found with
+// FindOnly, as ResolveAccount would have: a read that asking again may cure
+// fails the activity (Temporal retries it); a lasting failure is said in them.
+func (a *Activities) ReadRights(ctx context.Context, in RightsInput) (control.Account, error) {
+	t, err := a.target(in.Target)
+	if err != nil {
+		return control.Account{}, err
+	}
+	finder, ok := t.(control.Finder)
+	if !ok {
+		return control.Account{}, temporal.NewNonRetryableApplicationError("target "+in.Target+" cannot read rights apart from its lookup", ErrTypePermanent, nil)
+	}
+	acct, err := finder.Rights(ctx, in.Account)
+	if err != nil {
+		return control.Account{}, classify(fmt.Errorf("read the rights of %s in %s: %w", in.Account.ID, in.Target, err))
+	}
+	acct.Target = in.Target
+	return acct, nil
 }
 
 // ControlInput names one control on one account.

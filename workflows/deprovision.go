@@ -53,6 +53,9 @@ const (
 	versionProvenIdentity = "proven-identity"
 	// A run starts the archiving of its own evidence as it finishes (archive.go).
 	versionArchiveAtClose = "archive-at-close"
+	// Containment starts once the accounts are found; their admin rights and
+	// holdings are read beside it (rights.go, issue 17).
+	versionRightsBeside = "rights-beside-containment"
 	// Non-human identities the leaver owned or could know (nonhuman.go):
 	// discovered beside containment, acted on in the non_human phase.
 	versionNonHuman = "non-human"
@@ -123,7 +126,7 @@ func (wf *deprovision) run(ctx workflow.Context) (Result, error) {
 
 	// 6. Containment, all systems in parallel, with its SLA timers.
 	wf.setPhase(ctx, PhaseContaining)
-	wf.watchSLA(ctx, "containment", wf.containmentSLA(), func() bool { return wf.phaseDone(control.Containment) })
+	wf.watchContainmentSLA(ctx) // rights.go: once the rights read beside containment are in
 	wf.watchSLA(ctx, "credentials", wf.base.Policy.CredentialsSLA.D(), func() bool { return wf.removalDone })
 	wf.runPhaseParallel(ctx, control.Containment)
 	wf.discoverNonHuman(ctx) // beside containment, after its activities are scheduled
@@ -317,6 +320,7 @@ type deprovision struct {
 	planLoaded   bool         // wf.base holds the plan (and the keys signed HR events are checked with)
 
 	deletionStarted bool // accounts are being deleted: re-verification stops re-containing (reverify-until-deletion)
+	rightsPending   int  // targets whose rights are being read beside containment (rights.go)
 
 	nh nonHuman // the identities the leaver owned or could know (nonhuman.go)
 }
@@ -399,11 +403,13 @@ func (wf *deprovision) waitForEffectiveTime(ctx workflow.Context) bool {
 // control. A leaver found nowhere waits for a person (hrevent.go).
 func (wf *deprovision) resolveAccounts(ctx workflow.Context) {
 	person := wf.person()
+	findOnly := workflow.GetVersion(ctx, versionRightsBeside, workflow.DefaultVersion, 1) == 1
 	futures := make([]workflow.Future, len(wf.base.Targets))
 	for i, pt := range wf.base.Targets {
 		wf.status.Accounts = append(wf.status.Accounts, AccountStatus{Target: pt.Name, Kind: pt.Kind, State: "pending"})
-		futures[i] = workflow.ExecuteActivity(withSummary(wf.controlOptions(ctx, pt.Name), pt.Name+" · find the account"), a.ResolveAccount, activities.ResolveInput{Target: pt.Name, Person: person})
+		futures[i] = workflow.ExecuteActivity(withSummary(wf.controlOptions(ctx, pt.Name), pt.Name+" · find the account"), a.ResolveAccount, activities.ResolveInput{Target: pt.Name, Person: person, FindOnly: findOnly})
 	}
+	var later []rightsTarget
 	wf.discover = workflow.GetVersion(ctx, versionProvenIdentity, workflow.DefaultVersion, 1) == 1
 	for i, pt := range wf.base.Targets {
 		var res activities.Resolution
@@ -421,7 +427,11 @@ func (wf *deprovision) resolveAccounts(ctx workflow.Context) {
 			continue
 		}
 		wf.recordResolution(ctx, i, pt, res)
+		if res.RightsLater && !res.NoAccount {
+			later = append(later, rightsTarget{i, pt})
+		}
 	}
+	wf.readRightsLater(ctx, later)
 	// Controls of the targets with an account, in configuration order.
 	for _, pt := range wf.base.Targets {
 		if _, ok := wf.accounts[pt.Name]; ok {

@@ -13,6 +13,7 @@ import (
 )
 
 func (wf *deprovision) approvalGate(ctx workflow.Context) Phase {
+	wf.awaitRights(ctx) // rights.go: rights found may make the run need an approval
 	if !wf.status.ApprovalNeeded {
 		return PhaseRemoving
 	}

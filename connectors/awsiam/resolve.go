@@ -30,28 +30,46 @@ import (
 // with each user's tags read), and the error's Searched says so. Any lookup
 // that fails is that error, never "no account".
 func (c *Client) Resolve(ctx context.Context, p control.Person) (control.Account, error) {
+	acct, err := c.Find(ctx, p)
+	if err != nil {
+		return control.Account{}, err
+	}
+	return c.Rights(ctx, acct)
+}
+
+var _ control.Finder = (*Client)(nil)
+
+// Rights reads the admin rights and holdings of a user Find returned
+// (control.Finder). A read that asking again may cure fails it: Temporal
+// retries it.
+func (c *Client) Rights(ctx context.Context, acct control.Account) (control.Account, error) {
+	ctx, rec := withRecorder(ctx)
+	name := acct.ID
+	// Rights and holdings are independent reads: both at once.
+	var againP, againH error
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		acct.Holds = c.holds(ctx, name, &againH)
+	}()
+	acct.Privileges = c.privileges(ctx, name, &againP)
+	wg.Wait()
+	if again := cmp.Or(againP, againH); again != nil {
+		return control.Account{}, classify(c.cfg.Name+": resolve rights and holdings of "+name, again, rec)
+	}
+	return acct, nil
+}
+
+// Find is Resolve without the admin rights and holdings (control.Finder).
+func (c *Client) Find(ctx context.Context, p control.Person) (control.Account, error) {
 	ctx, rec := withRecorder(ctx)
 	var searched []string
 	fail := func(subject string, err error) error {
 		return classify(c.cfg.Name+": resolve "+subject, err, rec)
 	}
 	found := func(name string) (control.Account, error) {
-		// A read that asking again may cure fails the resolve: Temporal retries it.
-		// Rights and holdings are independent reads: both at once.
-		var againP, againH error
-		var privileges, holds []string
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			holds = c.holds(ctx, name, &againH)
-		}()
-		privileges = c.privileges(ctx, name, &againP)
-		wg.Wait()
-		if again := cmp.Or(againP, againH); again != nil {
-			return control.Account{}, fail("rights and holdings of "+name, again)
-		}
-		return control.Account{Target: c.cfg.Name, ID: name, Login: name, Privileges: privileges, Holds: holds}, nil
+		return control.Account{Target: c.cfg.Name, ID: name, Login: name}, nil
 	}
 	hint := p.Hints[c.cfg.Name]
 	if hint != "" {

@@ -33,6 +33,26 @@ func (e *pagingError) Error() string {
 // last page, found nobody; the error's Searched says so. Any lookup that
 // fails is that error, never "no account".
 func (c *Client) Resolve(ctx context.Context, p control.Person) (control.Account, error) {
+	acct, err := c.Find(ctx, p)
+	if err != nil {
+		return control.Account{}, err
+	}
+	return c.Rights(ctx, acct)
+}
+
+var _ control.Finder = (*Client)(nil)
+
+// Rights reads the directory roles and holdings of a user Find returned
+// (control.Finder), as account does.
+func (c *Client) Rights(ctx context.Context, acct control.Account) (control.Account, error) {
+	u := models.NewUser()
+	u.SetId(&acct.ID)
+	u.SetUserPrincipalName(&acct.Login)
+	return c.account(ctx, "entra: resolve rights of "+acct.ID, u)
+}
+
+// Find is Resolve without the directory roles and holdings (control.Finder).
+func (c *Client) Find(ctx context.Context, p control.Person) (control.Account, error) {
 	var searched []string
 	hint := p.Hints[c.name]
 	if hint != "" {
@@ -40,7 +60,7 @@ func (c *Client) Resolve(ctx context.Context, p control.Person) (control.Account
 		u, _, err := c.getUser(ctx, op, hint, "id", "userPrincipalName")
 		switch {
 		case err == nil:
-			return c.account(ctx, op, u)
+			return c.found(op, u)
 		case !gone(err):
 			return control.Account{}, err
 		}
@@ -65,7 +85,7 @@ func (c *Client) Resolve(ctx context.Context, p control.Person) (control.Account
 	searched = append(searched, fmt.Sprintf("GET /users?$filter=%s: %d users on %d pages", filter, len(found), pages))
 	switch {
 	case len(found) == 1:
-		return c.account(ctx, op, found[0])
+		return c.found(op, found[0])
 	case len(found) > 1:
 		var upns []string
 		for _, u := range found {
@@ -79,13 +99,21 @@ func (c *Client) Resolve(ctx context.Context, p control.Person) (control.Account
 	u, _, err := c.getUser(ctx, op, email, "id", "userPrincipalName")
 	switch {
 	case err == nil:
-		return c.account(ctx, op, u)
+		return c.found(op, u)
 	case !gone(err):
 		return control.Account{}, err
 	}
 	searched = append(searched, "GET /users/"+email+": Request_ResourceNotFound")
 	return control.Account{}, &control.Error{Kind: control.ErrNotFound, Op: op, Searched: searched,
 		Err: errors.New("no user has this mail, userPrincipalName or otherMails")}
+}
+
+// found is the account of u, its rights not yet read.
+func (c *Client) found(op string, u models.Userable) (control.Account, error) {
+	if u == nil || deref(u.GetId()) == "" {
+		return control.Account{}, &control.Error{Kind: control.ErrPermanent, Op: op, Err: errors.New("user without an id")}
+	}
+	return control.Account{Target: c.name, ID: deref(u.GetId()), Login: deref(u.GetUserPrincipalName())}, nil
 }
 
 // searchUsers runs a $filter over /users, following every nextLink.

@@ -59,6 +59,7 @@ type Client struct {
 var (
 	_ control.Target = (*Client)(nil)
 	_ control.Prober = (*Client)(nil)
+	_ control.Finder = (*Client)(nil)
 )
 
 // New builds the client. Every setting that matters is set explicitly, so an
@@ -152,12 +153,21 @@ func (c *Client) op(action, subject string) string {
 // only when every lookup answered with Okta's own "none", and the error
 // then says what was searched (control.Error.Searched).
 func (c *Client) Resolve(ctx context.Context, p control.Person) (control.Account, error) {
+	acct, err := c.Find(ctx, p)
+	if err != nil {
+		return control.Account{}, err
+	}
+	return c.Rights(ctx, acct)
+}
+
+// Find is Resolve without the admin roles and holdings (control.Finder).
+func (c *Client) Find(ctx context.Context, p control.Person) (control.Account, error) {
 	var searched []string
 	hint := p.Hints[c.name]
 	if hint != "" {
 		u, resp, err := c.getUser(ctx, "resolve", hint)
 		if err == nil {
-			return c.resolved(ctx, u)
+			return c.account(u), nil
 		}
 		if !errors.Is(err, control.ErrNotFound) {
 			return control.Account{}, err
@@ -228,7 +238,7 @@ func (c *Client) Resolve(ctx context.Context, p control.Person) (control.Account
 		return control.Account{}, &control.Error{Kind: control.ErrPermanent, Op: op, Searched: searched,
 			Err: fmt.Errorf("the okta hint %q names no user, but the email finds %s; correct the hint", hint, strings.Join(ids, ", "))}
 	case len(users) == 1:
-		return c.resolved(ctx, users[0])
+		return c.account(users[0]), nil
 	}
 	return control.Account{}, &control.Error{Kind: control.ErrPermanent, Op: op, Searched: searched,
 		Err: fmt.Errorf("%d users match (%s); set an okta hint", len(users), strings.Join(ids, ", "))}
@@ -277,7 +287,13 @@ func userList(users []*oktasdk.User, resp control.Response) string {
 // privileged whatever HR says. Roles that cannot be read are said too: a
 // person whose rights are unknown is treated as privileged, not as none.
 func (c *Client) resolved(ctx context.Context, u *oktasdk.User) (control.Account, error) {
-	acct := c.account(u)
+	return c.Rights(ctx, c.account(u))
+}
+
+// Rights reads the admin roles and holdings of an account Find returned
+// (control.Finder), as resolved says.
+func (c *Client) Rights(ctx context.Context, acct control.Account) (control.Account, error) {
+	id := acct.ID
 	// The groups (for holds) are read beside the roles: neither needs the other.
 	var gs groups
 	var gerr error
@@ -285,12 +301,12 @@ func (c *Client) resolved(ctx context.Context, u *oktasdk.User) (control.Account
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		gs, _, gerr = c.userGroups(ctx, "read groups of", u.Id, nil)
+		gs, _, gerr = c.userGroups(ctx, "read groups of", id, nil)
 	}()
 	var roles []*oktasdk.Role
-	_, err := c.call(ctx, c.op("read admin roles of", u.Id), scopeRolesRead, func(ctx context.Context) error {
+	_, err := c.call(ctx, c.op("read admin roles of", id), scopeRolesRead, func(ctx context.Context) error {
 		var err error
-		roles, _, err = c.sdk.User.ListAssignedRolesForUser(ctx, url.PathEscape(u.Id), nil)
+		roles, _, err = c.sdk.User.ListAssignedRolesForUser(ctx, url.PathEscape(id), nil)
 		return err
 	})
 	wg.Wait()
@@ -300,7 +316,7 @@ func (c *Client) resolved(ctx context.Context, u *oktasdk.User) (control.Account
 	case err != nil:
 		var cerr *control.Error
 		errors.As(err, &cerr)
-		acct.Privileges = []string{fmt.Sprintf("okta admin roles unreadable (GET /api/v1/users/%s/roles: %v, HTTP %d)", u.Id, cerr.Kind, cerr.HTTPStatus)}
+		acct.Privileges = []string{fmt.Sprintf("okta admin roles unreadable (GET /api/v1/users/%s/roles: %v, HTTP %d)", id, cerr.Kind, cerr.HTTPStatus)}
 		if acct.Holds, err = holds(gs, gerr, nil, err); err != nil { // holds.go
 			return control.Account{}, err
 		}

@@ -129,6 +129,18 @@ type Target interface {
 	Enforce(ctx context.Context, name string, acct Account, params Params) (Response, error)
 }
 
+// Finder is implemented by targets whose lookup can answer before the
+// account's rights and holdings are read, so containment need not wait for
+// them (issue 17). Resolve must equal Find followed by Rights.
+type Finder interface {
+	// Find is Resolve without Privileges and Holds: the same lookups, the
+	// same errors, the same proof behind ErrNotFound.
+	Find(ctx context.Context, p Person) (Account, error)
+	// Rights reads Privileges and Holds of an account Find returned, as
+	// Resolve would have; a read that asking again may cure is an error.
+	Rights(ctx context.Context, acct Account) (Account, error)
+}
+
 // Prober is implemented by targets that can check their own configuration:
 // the credentials are accepted, the base URL answers with this system's API
 // (not a proxy page or a wrong path), and the permissions the API can report
