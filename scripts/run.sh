@@ -108,6 +108,7 @@ start temporal bin/temporal server start-dev \
 	--ui-codec-endpoint http://localhost:8081 \
 	--db-filename "$STATE/temporal.db" \
 	--sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=normal \
+	--dynamic-config-value system.enableActivityEagerExecution=true \
 	"${sa[@]}" --log-level warn
 wait_port 7233 temporal
 wait_port 8233 temporal

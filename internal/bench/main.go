@@ -65,6 +65,7 @@ var (
 	memoryLimitMB int
 	quick         bool   // -quick: no scale-out, no rate limit
 	workerBin     string // -worker: the binary to measure
+	noEager       bool   // -no-eager: the dev server without eager activity dispatch
 )
 
 // The rate-limit part: okta's queue limit, and how many runs it measures.
@@ -119,6 +120,7 @@ func main() {
 	burst := flag.Int("burst", 500, "terminations started at once")
 	latency := flag.Duration("latency", 50*time.Millisecond, "latency of every simulated API call")
 	flag.IntVar(&memoryLimitMB, "worker-memory-limit", 0, "the worker's worker.memoryLimitMB (0 = the Go runtime's default)")
+	flag.BoolVar(&noEager, "no-eager", false, "start the dev server without eager activity dispatch (system.enableActivityEagerExecution)")
 	flag.StringVar(&workerBin, "worker", "", "the worker binary to run (default bin/worker)")
 	profile := flag.String("profile", "", "directory for the worker's heap and goroutine profiles, taken when the burst is contained")
 	flag.BoolVar(&quick, "quick", false, "time-to-contain (start call and webhook), the burst and the no-op ceiling only (about 3 minutes)")

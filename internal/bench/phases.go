@@ -80,7 +80,13 @@ func traceRun(ctx context.Context, c client.Client, calls *callLog, run, from st
 			b.WorkflowTasks++
 			b.Phases = append(b.Phases, phase{Step: fmt.Sprintf("workflow task %d (started → completed)", b.WorkflowTasks), AtMS: at(wftStarted), TookMS: ms(t.Sub(wftStarted))})
 		case enumspb.EVENT_TYPE_MARKER_RECORDED:
-			b.Phases = append(b.Phases, phase{Step: "local activity (the plan) recorded", AtMS: at(t)})
+			// Version markers and the plan's local activity: one line for a run of them.
+			if n := len(b.Phases); n > 0 && strings.HasSuffix(b.Phases[n-1].Step, markers) {
+				b.Phases[n-1].Calls++
+				b.Phases[n-1].TookMS = at(t) - b.Phases[n-1].AtMS
+				continue
+			}
+			b.Phases = append(b.Phases, phase{Step: markers, AtMS: at(t), Calls: 1})
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
 			a := &activity{name: summary(e), scheduled: t}
 			if a.name == "" {
@@ -99,18 +105,52 @@ func traceRun(ctx context.Context, c client.Client, calls *callLog, run, from st
 		}
 	}
 	// An activity's target is its summary's first word ("okta · suspend").
+	// Calls are a target's, not an activity's: the target's calls while
+	// its activities of one kind (find, rights, controls) ran are said once.
+	type window struct{ from, to time.Time }
+	spans := map[string]*window{}
+	var firsts []string
+	kindOf := func(a *activity) string {
+		target, rest, _ := strings.Cut(a.name, " ")
+		switch {
+		case strings.Contains(rest, "find the account"), strings.Contains(rest, "rights"):
+			return a.name
+		}
+		return target + " · containment"
+	}
 	for _, id := range order {
 		a := acts[id]
 		if a.finished.IsZero() {
-			a.finished = a.started // recorded with its completion (eager or last attempt): see the started time
+			a.finished = contained // still running when the run was contained
 		}
-		target, _, _ := strings.Cut(a.name, " ")
-		p := phase{Step: "activity " + a.name + ": scheduled +" + fmt.Sprintf("%.0f", at(a.scheduled)) + " ms, started", AtMS: at(a.started), TookMS: ms(a.finished.Sub(a.started))}
-		for _, call := range calls.between(target, a.started, a.finished) {
+		if a.started.IsZero() {
+			a.started = a.finished
+		}
+		k := kindOf(a)
+		if w := spans[k]; w == nil {
+			spans[k] = &window{a.started, a.finished}
+			firsts = append(firsts, k)
+		} else {
+			w.from, w.to = minTime(w.from, a.started), maxTime(w.to, a.finished)
+		}
+		b.Phases = append(b.Phases, phase{Step: "activity " + a.name + ": scheduled +" + fmt.Sprintf("%.0f", at(a.scheduled)) + " ms, started", AtMS: at(a.started), TookMS: ms(a.finished.Sub(a.started))})
+	}
+	for i, p := range b.Phases {
+		if p.Step == markers {
+			b.Phases[i].Step, b.Phases[i].Calls = fmt.Sprintf("%d %s", p.Calls, markers), 0
+		}
+	}
+	for _, k := range firsts {
+		w := spans[k]
+		target, _, _ := strings.Cut(k, " ")
+		p := phase{Step: "calls to " + target + " during " + k, AtMS: at(w.from), TookMS: ms(w.to.Sub(w.from))}
+		for _, call := range calls.between(target, w.from, w.to) {
 			p.Calls++
 			p.CallLog = append(p.CallLog, fmt.Sprintf("+%.0f %s (%.0f ms)", at(call.at), call.what, ms(call.took)))
 		}
-		b.Phases = append(b.Phases, p)
+		if p.Calls > 0 {
+			b.Phases = append(b.Phases, p)
+		}
 	}
 	b.Phases = append(b.Phases, phase{Step: "contained (the workflow's record)", AtMS: b.ContainedMS})
 	slices.SortStableFunc(b.Phases, func(x, y phase) int {
@@ -123,6 +163,23 @@ func traceRun(ctx context.Context, c client.Client, calls *callLog, run, from st
 		return 0
 	})
 	return b, nil
+}
+
+// markers names a run of marker events in the breakdown.
+const markers = "markers recorded (version changes, the plan's local activity)"
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // summary is an activity's summary ("okta · find the account"), decoded

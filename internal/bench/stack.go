@@ -45,7 +45,7 @@ func startDevServer(ctx context.Context, root, tmp string) (temporalServer, erro
 		DBFilename:       filepath.Join(tmp, "temporal.db"),
 		LogLevel:         "error",
 		SearchAttributes: workflows.SearchAttributes(),
-		ExtraArgs:        []string{"--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"},
+		ExtraArgs:        append([]string{"--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"}, eagerArgs()...),
 		ClientOptions:    &client.Options{Logger: nopLogger{}},
 		Stdout:           io.Discard, Stderr: io.Discard,
 	})
@@ -53,6 +53,16 @@ func startDevServer(ctx context.Context, root, tmp string) (temporalServer, erro
 		return nil, fmt.Errorf("dev server: %w", err)
 	}
 	return devServer{dev}, nil
+}
+
+// eagerArgs: a worker that completes a workflow task runs the activities it
+// schedules on its own queue at once (eager activity dispatch, issue 17),
+// as make run's dev server does; -no-eager measures without.
+func eagerArgs() []string {
+	if noEager {
+		return nil
+	}
+	return []string{"--dynamic-config-value", "system.enableActivityEagerExecution=true"}
 }
 
 // The bench's stack: make run's ports + 25000, beside a make stack (+10000)

@@ -44,8 +44,11 @@ func Start(t testing.TB) *Server {
 		LogLevel:         "error",
 		ClientOptions:    &client.Options{Logger: quietLogger{}},
 		SearchAttributes: workflows.SearchAttributes(),
-		Stdout:           logs,
-		Stderr:           logs,
+		// As make run: activities on the workflow's own queue start with the
+		// workflow task that scheduled them (eager dispatch, issue 17).
+		ExtraArgs: []string{"--dynamic-config-value", "system.enableActivityEagerExecution=true"},
+		Stdout:    logs,
+		Stderr:    logs,
 	})
 	if err != nil {
 		t.Fatalf("start Temporal dev server: %v", err)
