@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -168,13 +169,16 @@ func TestDiscoverOwned(t *testing.T) {
 		"service principal ledger-export", "application payroll-bridge", "service principal payroll-bridge"}, names)
 }
 
-// TestDiscoverHostile: a list Discover cannot trust whole is an error, never a short or empty list.
+// TestDiscoverHostile: a list Discover cannot trust whole is an error,
+// never a short or empty list; make hostile counts these cases too.
 func TestDiscoverHostile(t *testing.T) {
+	tally := hostile.NewTally(t, "entra-owned")
 	owned := `/v1.0/users/[^/]+/ownedObjects`
 	for _, tc := range []struct {
 		name  string
 		rules func(base http.Handler) []hostile.Rule
 	}{
+		{"honest server", nil},
 		{"paging ignores $skiptoken", func(base http.Handler) []hostile.Rule {
 			return []hostile.Rule{{Match: hostile.Query(hostile.Path(owned), "$skiptoken"), Handler: hostile.DropQuery(base, "$skiptoken")}}
 		}},
@@ -189,15 +193,36 @@ func TestDiscoverHostile(t *testing.T) {
 			sim := graph.New(graph.Options{People: people, RequestsPerSecond: 10000})
 			sim.AddApplication("ledger-export", guidOf(t, sim, demo.ServiceOwner(people).Email)) // three pages
 			base := sim.Handler()
-			srv := hostile.New(t, base, tc.rules(base)...)
+			var rules []hostile.Rule
+			if tc.rules != nil {
+				rules = tc.rules(base)
+			}
+			srv := hostile.New(t, base, rules...)
 			c, err := entra.New(entra.Config{Name: "entra", BaseURL: srv.URL})
 			require.NoError(t, err)
+			honest, err := entra.New(entra.Config{Name: "entra", BaseURL: hostile.New(t, base).URL})
+			require.NoError(t, err)
 			acct := control.Account{Target: "entra", ID: guidOf(t, sim, demo.ServiceOwner(people).Email)}
+			truth, err := honest.Discover(t.Context(), acct)
+			require.NoError(t, err)
+			require.Len(t, truth, 4)
+
 			got, err := c.Discover(t.Context(), acct)
-			require.Error(t, err, "a list that cannot be trusted whole came back as %v", got)
-			assert.Nil(t, got)
-			assert.False(t, errors.Is(err, control.ErrNotFound), "the user exists: %v", err)
-			assert.NotZero(t, srv.Hits(), "the hostile rule was hit")
+			var v hostile.Verdict
+			switch {
+			case errors.Is(err, control.ErrNotFound):
+				v = tally.Record(t, hostile.FalseClaim, "not found, but the user exists: "+err.Error())
+			case err != nil:
+				v = tally.Record(t, hostile.VisibleException, err.Error())
+			case !assert.ObjectsAreEqual(truth, got):
+				v = tally.Record(t, hostile.FalseClaim, fmt.Sprintf("listed %v, the user owns %v", got, truth))
+			default:
+				v = tally.Record(t, hostile.TrueObservation, fmt.Sprintf("%d owned objects", len(got)))
+			}
+			if tc.rules != nil {
+				assert.Equal(t, hostile.VisibleException, v, "a hostile answer ends in an exception")
+				assert.NotZero(t, srv.Hits(), "the hostile rule was hit")
+			}
 		})
 	}
 }
