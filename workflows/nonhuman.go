@@ -27,6 +27,7 @@ type nonHuman struct {
 	steps       map[string]ownedAt // control id → its identity and step
 	since       map[string]time.Time
 	ran         map[int]bool // status.NonHuman items whose steps have started
+	matched     bool         // the break-glass registry has been matched
 }
 
 // ownedAt places one control: status.NonHuman[item], its step'th step.
@@ -42,7 +43,17 @@ func (wf *deprovision) discoverNonHuman(ctx workflow.Context) {
 		return
 	}
 	wf.nh = nonHuman{on: true, steps: map[string]ownedAt{}, since: map[string]time.Time{}, ran: map[int]bool{}}
-	wf.matchBreakGlass()
+	// The registry is matched on the groups and admin rights, which some
+	// targets read beside containment (rights.go).
+	wf.nh.discovering++
+	wf.openWork++
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		defer func() { wf.openWork--; wf.nh.discovering-- }()
+		wf.awaitRights(ctx)
+		wf.matchBreakGlass()
+		wf.nh.matched = true
+		wf.status.PlanDigest = wf.planDigest()
+	})
 	for _, pt := range wf.base.Targets {
 		acct, ok := wf.accounts[pt.Name]
 		if !ok {
@@ -236,11 +247,19 @@ func (wf *deprovision) startBreakGlass(ctx workflow.Context) {
 	if !wf.nh.on || wf.base.NonHuman.Policy.BreakGlassApproval {
 		return
 	}
-	for i, it := range wf.status.NonHuman {
-		if it.BreakGlass {
-			wf.runOwned(ctx, i)
+	wf.openWork++
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		defer func() { wf.openWork-- }()
+		_ = workflow.Await(ctx, func() bool { return wf.nh.matched || wf.rescinded != nil })
+		if wf.rescinded != nil {
+			return
 		}
-	}
+		for i, it := range wf.status.NonHuman {
+			if it.BreakGlass {
+				wf.runOwned(ctx, i)
+			}
+		}
+	})
 }
 
 // startOwned starts every identity not yet started, once removal may begin
@@ -282,8 +301,9 @@ func (wf *deprovision) runOwned(ctx workflow.Context, i int) {
 			}
 			prev = workflow.Now(ctx)
 		}
-		if it.Owned.Kind == control.KindAPIToken && it.Action == control.Decommission && it.Problem == "" {
-			// Okta API tokens cannot be rotated: whoever takes over issues a new one.
+		if it.Owned.Kind == control.KindAPIToken && it.Problem == "" {
+			// Okta API tokens can be neither rotated nor handed over: whatever
+			// the policy, the token is revoked, and whoever takes over issues a new one.
 			wf.notify(ctx, "api_token_revoked", it.Owned.Say()+" was revoked; "+wf.tokenOwner()+" should issue a new token where a service used it")
 		}
 	})
