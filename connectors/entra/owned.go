@@ -733,8 +733,15 @@ func (c *Client) addPassword(ctx context.Context, op string, o control.Owned, na
 		added, err = c.graph.Applications().ByApplicationId(o.ID).AddPassword().Post(ctx, body, nil)
 		return err
 	})
-	// The body holds the new secret: not even its digest goes into a receipt.
+	// The body holds the new secret: not even its digest goes into a receipt
+	// or an error. A credential made behind an unreadable answer carries our
+	// name, so the next attempt removes it.
 	resp.Digest = ""
+	var ce *control.Error
+	if errors.As(err, &ce) && ce.HTTPStatus >= 200 && ce.HTTPStatus < 300 {
+		err = &control.Error{Kind: ce.Kind, Op: ce.Op, HTTPStatus: ce.HTTPStatus, RequestID: ce.RequestID,
+			Err: errors.New("unreadable answer to addPassword (body withheld: it may hold the new secret)")}
+	}
 	if err == nil && (added == nil || added.GetKeyId() == nil || deref(added.GetSecretText()) == "") {
 		err = &control.Error{Kind: control.ErrUnexpected, Op: op + ": add client secret", HTTPStatus: resp.HTTPStatus, RequestID: resp.RequestID,
 			Err: errors.New("the answer carries no keyId or no secretText")}

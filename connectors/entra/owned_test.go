@@ -480,6 +480,41 @@ func TestRotateClientSecretAfterACrashBeforeTheStore(t *testing.T) {
 	assert.True(t, e.sim.SecretWorks(e.app.ID, newKey, []byte(value)))
 }
 
+// addPassword made a secret but its answer could not be read: the error
+// holds neither the secret nor the body's digest, and the next attempt
+// removes the secret nobody has before adding one.
+func TestAddPasswordUnreadableAnswer(t *testing.T) {
+	e := ownedSetup(t)
+	var body []byte
+	srv := hostile.New(t, e.sim.Handler(), hostile.Rule{Match: hostile.Path(`/v1.0/applications/[^/]+/addPassword`),
+		Handler: hostile.Rewrite(e.sim.Handler(), func(_ *http.Request, status int, _ http.Header, b []byte) (int, []byte) {
+			body = b
+			return status, []byte("<html>saved</html>")
+		})})
+	c, err := entra.New(entra.Config{Name: "entra", BaseURL: srv.URL})
+	require.NoError(t, err)
+	store := newStore()
+	_, err = c.EnforceOwned(t.Context(), "add_client_secret", e.app, e.params(store))
+	require.Error(t, err)
+	var made struct{ SecretText string }
+	require.NoError(t, json.Unmarshal(body, &made))
+	require.NotEmpty(t, made.SecretText)
+	assert.NotContains(t, err.Error(), made.SecretText)
+	assert.NotContains(t, err.Error(), control.Digest(body))
+	var ce *control.Error
+	require.ErrorAs(t, err, &ce)
+	assert.Empty(t, ce.Digest)
+	got, _ := e.sim.Application(e.app.ID)
+	require.Len(t, got.Passwords, 2, "Graph made one")
+
+	e.step(t, "add_client_secret", e.app, e.params(store))
+	again, _ := e.sim.Application(e.app.ID)
+	require.Len(t, again.Passwords, 2, "exactly one new secret")
+	assert.NotEqual(t, got.Passwords[1], again.Passwords[1], "the one nobody has is gone")
+	newKey, value := secretOf(t, store, e.app.Secret)
+	assert.True(t, e.sim.SecretWorks(e.app.ID, newKey, []byte(value)))
+}
+
 // Promote fails after the value is stored as pending: the retry reuses the
 // pending version and the secret already on Entra, adding nothing.
 // The store's not-found is about the secret: never the identity's "gone".

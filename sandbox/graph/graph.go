@@ -1,5 +1,6 @@
 // Package graph is an in-memory Microsoft Graph v1.0 simulator: the users,
-// groups, directory roles and licences of the demo company, served the way Graph serves them
+// groups, directory roles and licences of the demo company, and the app
+// registrations and service principals they own, served the way Graph serves them
 // (OData JSON, $select, $filter, @odata.nextLink paging, OData error bodies,
 // gzip-encoded request bodies, request-id headers, 429 throttling).
 //
