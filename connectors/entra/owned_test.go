@@ -16,7 +16,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/offboard/offboard/activities"
 	"github.com/offboard/offboard/connectors/entra"
+	"github.com/offboard/offboard/internal/config"
 	"github.com/offboard/offboard/internal/control"
 	"github.com/offboard/offboard/internal/testenv/hostile"
 	"github.com/offboard/offboard/sandbox/demo"
@@ -643,4 +645,42 @@ func TestOwnedGone(t *testing.T) {
 		assert.True(t, obs.Gone, name)
 		assert.True(t, obs.Holds, name)
 	}
+}
+
+// TestOwnedThroughActivities runs discovery and a rotation through the
+// activities that turn the connector's answers into receipts: each step is
+// observed after enforcing, and no receipt holds a secret.
+func TestOwnedThroughActivities(t *testing.T) {
+	e := ownedSetup(t)
+	store := newStore()
+	acts := activities.New(config.Config{}, []control.Target{e.client})
+	acts.Secrets = store
+	found, err := acts.DiscoverOwned(t.Context(), activities.DiscoverInput{Target: "entra", Account: e.leaver})
+	require.NoError(t, err)
+	require.True(t, found.Supported)
+	require.Len(t, found.Owned, 2)
+	app := found.Owned[0]
+	assert.NotEmpty(t, app.Secret, "the activity names the secret-store entry")
+
+	bg := control.Owned{Target: "entra", Kind: control.KindBreakGlass, ID: demo.BreakGlassEntra, Secret: demo.BreakGlassSecrets["entra"]}
+	var receipts []control.Receipt
+	for _, run := range []struct {
+		o    control.Owned
+		step string
+	}{{app, "add_client_secret"}, {app, "remove_old_client_secrets"}, {bg, "rotate_password"}} {
+		p := e.params(nil)
+		p.Since = time.Now().Add(-time.Second)
+		r, err := acts.ApplyOwned(t.Context(), activities.OwnedInput{ControlID: "entra/" + run.o.ID + "/" + run.step, Target: "entra",
+			Step: run.step, Owned: run.o, Params: p})
+		require.NoError(t, err, run.step)
+		assert.Equal(t, control.Observed, r.Outcome, "%s: %s", run.step, r.Detail)
+		receipts = append(receipts, r)
+	}
+	raw, err := json.Marshal(receipts)
+	require.NoError(t, err)
+	_, clientSecret := secretOf(t, store, app.Secret)
+	var pw struct{ Password string }
+	require.NoError(t, json.Unmarshal(store.value(bg.Secret), &pw))
+	assert.NotContains(t, string(raw), clientSecret)
+	assert.NotContains(t, string(raw), pw.Password)
 }
