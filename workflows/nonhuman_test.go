@@ -342,3 +342,28 @@ func TestHasWords(t *testing.T) {
 		require.Equal(t, c.want, hasWords(c.s, c.phrase), "%q in %q", c.phrase, c.s)
 	}
 }
+
+func (s *deprovisionSuite) TestTerminationSupersedingARoleChangeDiscovers() {
+	s.cfg.Policy.Approval.ForCause = true
+	o := s.withOwner()
+	rc := s.termination()
+	rc.EventID, rc.Kind, rc.NewRole, rc.Reason = "evt-role", KindRoleChange, "sales-engineer", ReasonForCause
+	s.at(10*time.Minute, func() {
+		st := s.status()
+		s.Equal(PhaseAwaitingApproval, st.Phase)
+		s.Empty(st.NonHuman, "a role change leaves what the person owns alone")
+		term := s.termination()
+		term.EventID, term.EffectiveAt = "evt-leave", s.start.Add(20*time.Minute)
+		s.signal(SignalHREvent, HREvent{Termination: term})
+	})
+	s.at(30*time.Minute, func() {
+		st := s.status()
+		s.Equal(PhaseAwaitingApproval, st.Phase)
+		s.Len(st.NonHuman, 3, "the termination discovered what the leaver owns")
+		s.approveCurrent()
+	})
+	res := s.run(rc)
+	s.Equal(PhaseCompleted, res.Phase)
+	s.Equal(1, o.steps("tok-1/revoke"))
+	s.Equal(1, o.steps("123:deploy-bot/delete_old"))
+}
