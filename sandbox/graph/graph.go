@@ -269,6 +269,9 @@ func (s *Sim) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/_sandbox/faults", s.faults.AdminHandler())
 	mux.HandleFunc("GET /_sandbox/users/{upn}", s.sandboxUser)
+	mux.HandleFunc("GET /_sandbox/applications", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"applications": s.Applications()})
+	})
 	mux.Handle("/v1.0/", s.throttle(http.StripPrefix("/v1.0", s.api())))
 	return withRequestID(readAhead(s.faults.Middleware(mux, writeFault)))
 }

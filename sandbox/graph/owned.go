@@ -108,6 +108,22 @@ func (s *Sim) Application(id string) (Application, bool) {
 	if a == nil {
 		return Application{}, false
 	}
+	return a.snapshot(), true
+}
+
+// Applications returns every application and service principal, in creation
+// order, for /_sandbox/applications: ids and owners, never a secret.
+func (s *Sim) Applications() []Application {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := []Application{}
+	for _, a := range s.apps {
+		out = append(out, a.snapshot())
+	}
+	return out
+}
+
+func (a *app) snapshot() Application {
 	out := Application{ID: a.id, AppID: a.appID, DisplayName: a.name, AccountEnabled: a.enabled && a.sp, Owners: slices.Clone(a.owners)}
 	for _, p := range a.passwords {
 		out.Passwords = append(out.Passwords, p.keyID)
@@ -116,7 +132,7 @@ func (s *Sim) Application(id string) (Application, bool) {
 	for _, k := range a.keys {
 		out.Certificates = append(out.Certificates, k.keyID)
 	}
-	return out, true
+	return out
 }
 
 // ApplicationIDs are the object ids of the seeded app registration and its service principal.

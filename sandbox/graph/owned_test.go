@@ -49,6 +49,10 @@ func TestOwnedObjectsMixedAndPaged(t *testing.T) {
 	resp, body := do(t, http.MethodGet, srv.URL+"/v1.0/users/nobody@example.test/ownedObjects", nil, nil)
 	assert.Equal(t, 404, resp.StatusCode)
 	assert.Equal(t, "Request_ResourceNotFound", errorCode(body))
+
+	resp, body = do(t, http.MethodGet, srv.URL+"/_sandbox/applications", nil, nil)
+	require.Equal(t, 200, resp.StatusCode)
+	assert.Len(t, body["applications"], 4)
 }
 
 func TestAddAndRemovePassword(t *testing.T) {
