@@ -203,6 +203,7 @@ func run(out string, seq, burst int, latency time.Duration, profile string) erro
 	}
 	f.ContainP50MS, f.ContainP99MS, f.ContainMaxMS = pct(lat, 50), pct(lat, 99), pct(lat, 100)
 	contained += 5 + seq
+	fmt.Fprintf(os.Stderr, "  from the start call: p50 %.0f ms, p99 %.0f ms (load %s)\n", f.ContainP50MS, f.ContainP99MS, loadAvg())
 	m := medianRun(lat)
 	b, err := traceRun(ctx, c, &sims.calls, runID(seqPeople[m].EmployeeID), "start call", starts[m], starts[m].Add(lat[m]))
 	if err != nil {
@@ -222,6 +223,7 @@ func run(out string, seq, burst int, latency time.Duration, profile string) erro
 		return err
 	}
 	f.HookP50MS, f.HookP99MS, f.HookMaxMS = pct(lat, 50), pct(lat, 99), pct(lat, 100)
+	fmt.Fprintf(os.Stderr, "  from the webhook: p50 %.0f ms, p99 %.0f ms (load %s)\n", f.HookP50MS, f.HookP99MS, loadAvg())
 	contained += seq
 	m = medianRun(lat)
 	if b, err = traceRun(ctx, c, &sims.calls, runID(hookPeople[m].EmployeeID), "webhook at the relay", starts[m], starts[m].Add(lat[m])); err != nil {
