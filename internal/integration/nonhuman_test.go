@@ -37,7 +37,6 @@ import (
 // simulator, or another one the test breaks).
 type nonHumanStack struct {
 	*stack
-	secrets  *secretsim.Sim
 	store    *secretsim.Sim
 	storeURL string
 	ctx      context.Context
@@ -54,7 +53,6 @@ func newNonHumanStack(t *testing.T, separateStore bool) *nonHumanStack {
 	adCtx, stopAD := context.WithCancel(context.Background())
 	go func() { _ = s.ad.Serve(adCtx) }()
 	t.Cleanup(stopAD)
-	s.secrets = secretsim.New(secretsim.Options{AccessKeyID: awsKeyID, SecretAccessKey: awsSecret, People: s.people, RequestsPerSecond: 10000})
 	s.store = s.secrets
 	if separateStore {
 		s.store = secretsim.New(secretsim.Options{AccessKeyID: awsKeyID, SecretAccessKey: awsSecret, RequestsPerSecond: 10000, Faults: fault.New()})
@@ -64,15 +62,15 @@ func newNonHumanStack(t *testing.T, separateStore bool) *nonHumanStack {
 
 // edit adds the non-human policy, the break-glass registry and the aws
 // target's owner tag and Secrets Manager to the stack's configuration.
-func (s *nonHumanStack) edit(secretsURL string) func(string) string {
+func (s *nonHumanStack) edit() func(string) string {
 	if s.storeURL == "" {
-		s.storeURL = secretsURL
+		s.storeURL = s.smURL
 		if s.store != s.secrets {
 			s.storeURL = serve(s.t, s.store.Handler())
 		}
 	}
 	return func(yaml string) string {
-		yaml = strings.Replace(yaml, `accountID: "123456789012",`, `accountID: "123456789012", ownerTag: owner, secretsEndpoint: `+secretsURL+`,`, 1)
+		yaml = strings.Replace(yaml, `accountID: "123456789012",`, `accountID: "123456789012", ownerTag: owner,`, 1)
 		return yaml + fmt.Sprintf(`
 nonHuman:
   requireApproval: true
@@ -93,10 +91,10 @@ breakGlass:
 }
 
 // worker runs a worker until stop is called (or the test ends).
-func (s *nonHumanStack) worker(secretsURL string) (stop func()) {
+func (s *nonHumanStack) worker() (stop func()) {
 	s.t.Helper()
 	_ = s.config(defaultPolicy()) // the secrets' environment
-	cfg, err := config.Parse([]byte(s.edit(secretsURL)(s.configYAML(defaultPolicy()))), "integration.yaml")
+	cfg, err := config.Parse([]byte(s.edit()(s.configYAML(defaultPolicy()))), "integration.yaml")
 	require.NoError(s.t, err)
 	tgts, err := targets.Build(context.Background(), cfg)
 	require.NoError(s.t, err)
@@ -159,8 +157,7 @@ func (s *nonHumanStack) keys(user string) []string {
 
 func TestNonHumanEveryKind(t *testing.T) {
 	s := newNonHumanStack(t, false)
-	secretsURL := serve(t, s.secrets.Handler())
-	s.worker(secretsURL)
+	s.worker()
 	owner, manager := demo.ServiceOwner(s.people), s.people[2]
 	started := s.terminate(s.ctx, owner, func(t *workflows.Termination) { t.Manager = manager.Email })
 	bot := s.keys(demo.ServiceUserName)
@@ -211,7 +208,7 @@ func TestNonHumanEveryKind(t *testing.T) {
 
 func TestNonHumanBreakGlassRotatedForAnAdmin(t *testing.T) {
 	s := newNonHumanStack(t, false)
-	s.worker(serve(t, s.secrets.Handler()))
+	s.worker()
 	admin := s.people[9]
 	require.True(t, admin.Privileged)
 	before := map[string]string{}
@@ -274,8 +271,7 @@ func TestNonHumanBreakGlassRotatedForAnAdmin(t *testing.T) {
 // inactive; the key the store holds keeps working throughout.
 func TestNonHumanRotationSurvivesWorkerCrash(t *testing.T) {
 	s := newNonHumanStack(t, false)
-	secretsURL := serve(t, s.secrets.Handler())
-	stop := s.worker(secretsURL)
+	stop := s.worker()
 	owner := demo.ServiceOwner(s.people)
 	started := s.terminate(s.ctx, owner, func(t *workflows.Termination) { t.Manager = s.people[2].Email })
 	old := strings.Fields(s.keys(demo.ServiceUserName)[0])[0]
@@ -295,7 +291,7 @@ func TestNonHumanRotationSurvivesWorkerCrash(t *testing.T) {
 	require.Contains(t, keys, stored+" Active")
 	require.NotEqual(t, old, stored)
 
-	s.worker(secretsURL)
+	s.worker()
 	s.waitStatus(s.ctx, owner.EmployeeID, "old key deactivated", func(st workflows.Status) bool { return controlState(st, deactivate) == workflows.StateDone })
 	require.Contains(t, s.keys(demo.ServiceUserName), old+" Inactive")
 	res := s.result(s.ctx, started)
@@ -310,7 +306,7 @@ func TestNonHumanRotationSurvivesWorkerCrash(t *testing.T) {
 func TestNonHumanStoreWriteFails(t *testing.T) {
 	s := newNonHumanStack(t, true)
 	s.store.Faults().Add(fault.Rule{Status: 500})
-	s.worker(serve(t, s.secrets.Handler()))
+	s.worker()
 	owner := demo.ServiceOwner(s.people)
 	started := s.terminate(s.ctx, owner, func(t *workflows.Termination) { t.Manager = s.people[2].Email })
 	before := s.keys(demo.ServiceUserName)

@@ -103,7 +103,7 @@ func TestScenarios(t *testing.T) {
 		s.startWorker(defaultPolicy())
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		p := s.people[1]
+		p := s.people[3] // people[1] owns non-human identities (demo.ServiceOwner): their run waits for an approval
 
 		started := s.terminate(ctx, p, func(t *workflows.Termination) {
 			t.LegalHold = &workflows.Hold{By: "legal@example.test", CaseRef: "CASE-7"}

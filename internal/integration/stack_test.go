@@ -31,6 +31,7 @@ import (
 	"github.com/offboard/offboard/sandbox/ldapdir"
 	oktasim "github.com/offboard/offboard/sandbox/okta"
 	"github.com/offboard/offboard/sandbox/scimapp"
+	secretsim "github.com/offboard/offboard/sandbox/secrets"
 	"github.com/offboard/offboard/workflows"
 )
 
@@ -52,6 +53,8 @@ type stack struct {
 	aws      *iamsim.Sim
 	graph    *graph.Sim
 	graphURL string
+	secrets  *secretsim.Sim // Secrets Manager beside IAM: the aws target lists owned secrets there (issue 15)
+	smURL    string
 	ad       *ldapdir.Server
 	oktaURL  string
 	crmURL   string
@@ -88,6 +91,8 @@ func newStackOn(t testing.TB, temporal *devserver.Server) *stack {
 	s.graphURL = serve(t, s.graph.Handler())
 	s.crmURL = serve(t, s.crm.Handler())
 	s.wikiURL = serve(t, s.wiki.Handler())
+	s.secrets = secretsim.New(secretsim.Options{AccessKeyID: awsKeyID, SecretAccessKey: awsSecret, People: s.people, RequestsPerSecond: 10000})
+	s.smURL = serve(t, s.secrets.Handler())
 	return s
 }
 
@@ -145,7 +150,7 @@ targets:
     scim: {baseURL: %s/scim/v2, bearer: {env: IT_SCIM_TOKEN}}
   - name: aws
     kind: awsiam
-    aws: {accountID: "123456789012", endpoint: %s, accessKeyID: {env: IT_AWS_KEY_ID}, secretAccessKey: {env: IT_AWS_SECRET}}
+    aws: {accountID: "123456789012", endpoint: %s, secretsEndpoint: %s, accessKeyID: {env: IT_AWS_KEY_ID}, secretAccessKey: {env: IT_AWS_SECRET}}
   - name: ad
     kind: ldap
     ldap:
@@ -155,7 +160,7 @@ targets:
       baseDN: DC=corp,DC=example,DC=test
       password: {env: IT_LDAP_PASSWORD}
     limits: {maxConcurrent: 4}
-`, s.temporal.HostPort, p.containmentSLA, p.retention, p.reverify, p.attempts, p.retryInitial, s.oktaURL, s.graphURL, s.crmURL, s.wikiURL, s.awsURL, s.ad.URL(), s.ad.CAFile())
+`, s.temporal.HostPort, p.containmentSLA, p.retention, p.reverify, p.attempts, p.retryInitial, s.oktaURL, s.graphURL, s.crmURL, s.wikiURL, s.awsURL, s.smURL, s.ad.URL(), s.ad.CAFile())
 }
 
 func (s *stack) config(p policy) config.Config {
