@@ -58,6 +58,7 @@ import (
 	"github.com/offboard/offboard/sandbox/ldapdir"
 	oktasim "github.com/offboard/offboard/sandbox/okta"
 	"github.com/offboard/offboard/sandbox/scimapp"
+	"github.com/offboard/offboard/sandbox/secrets"
 	"github.com/offboard/offboard/workflows"
 )
 
@@ -186,8 +187,9 @@ func run(out string, seq, burst int, latency time.Duration, profile string) erro
 	defer w1.stop()
 
 	f := figures{Load: []string{loadAvg()}, WorkerMemLimitMB: memoryLimitMB, Machine: machine(), CallLatencyMS: int(latency / time.Millisecond), Targets: sims.names, Sequential: seq, Burst: burst}
-	// The plan is read by a local activity, then one resolve per target and one activity per control.
-	f.ActivitiesPerRun = 1 + len(sims.names) + sims.containmentControls
+	// The plan is read by a local activity, then one resolve per target, then one
+	// activity per control and, beside them, one rights read per target that finds first.
+	f.ActivitiesPerRun = 1 + len(sims.names) + sims.containmentControls + sims.rightsReads
 
 	// Warm up: connections, caches, the first workflow tasks.
 	fmt.Fprintln(os.Stderr, "warming up…")
@@ -251,7 +253,7 @@ func run(out string, seq, burst int, latency time.Duration, profile string) erro
 	}
 
 	fmt.Fprintf(os.Stderr, "no-op ceiling: %d workflows of %d activities…\n", burst, f.ActivitiesPerRun)
-	noopPerSec, noopLast, err := noopCeiling(ctx, c, burst, len(sims.names), sims.containmentControls)
+	noopPerSec, noopLast, err := noopCeiling(ctx, c, burst, len(sims.names), sims.containmentControls+sims.rightsReads)
 	if err != nil {
 		return err
 	}
@@ -576,9 +578,11 @@ func noopCeiling(ctx context.Context, c client.Client, n, targets, controls int)
 type sims struct {
 	names               []string
 	containmentControls int
+	rightsReads         int // targets whose rights are read beside containment (control.Finder)
 	oktaURL, crmURL     string
 	wikiURL, ldapURL    string
 	graphURL, awsURL    string
+	secretsURL          string // AWS Secrets Manager: the IAM target lists owned secrets there
 	ldapCA              string
 	oktaLog             requestLog // every call Okta received
 	calls               callLog    // every call each HTTP simulator received, for the breakdown
@@ -605,6 +609,7 @@ func startSims(ctx context.Context, people []demo.Person, latency time.Duration,
 		{&s.crmURL, httptest.NewServer(s.calls.wrap("scim-crm", crm.Handler()))},
 		{&s.wikiURL, httptest.NewServer(s.calls.wrap("scim-wiki", wiki.Handler()))},
 		{&s.graphURL, httptest.NewServer(s.calls.wrap("entra", graph.New(graph.Options{People: people, Faults: slow(), RequestsPerSecond: 1 << 20}).Handler()))},
+		{&s.secretsURL, httptest.NewServer(s.calls.wrap("aws", secrets.New(secrets.Options{AccessKeyID: "AKIABENCHOFFBOARD001", SecretAccessKey: "bench-aws", People: people, Faults: slow(), RequestsPerSecond: 1 << 20}).Handler()))},
 		{&s.awsURL, httptest.NewServer(s.calls.wrap("aws", iamsim.New(iamsim.Options{AccessKeyID: "AKIABENCHOFFBOARD001", SecretAccessKey: "bench-aws", People: people, Faults: slow(), RequestsPerSecond: 1 << 20}).Handler()))},
 	} {
 		*h.url = h.srv.URL
@@ -622,6 +627,7 @@ func startSims(ctx context.Context, people []demo.Person, latency time.Duration,
 	// one per SCIM app; AD: disable; AWS: keys, login profile, credentials, deny-all.
 	s.names = []string{"okta", "entra", "scim-crm", "scim-wiki", "ad", "aws"}
 	s.containmentControls = 3 + 2 + 1 + 1 + 1 + 4
+	s.rightsReads = 3 // okta, entra, aws
 	return s, nil
 }
 
@@ -651,8 +657,8 @@ targets:
   - name: ad
     kind: ldap
     ldap: {url: %q, caFile: %q, bindDN: "CN=Administrator,CN=Users,DC=corp,DC=example,DC=test", baseDN: "DC=corp,DC=example,DC=test", password: {env: BENCH_LDAP_PASSWORD}}
-  - {name: aws, kind: awsiam, aws: {accountID: "123456789012", endpoint: %s, accessKeyID: {env: BENCH_AWS_KEY_ID}, secretAccessKey: {env: BENCH_AWS_SECRET}}}
-`, hostPort, namespace, metricsAddr, memoryLimitMB, s.oktaURL, oktaLimits, s.graphURL, s.crmURL, s.wikiURL, s.ldapURL, s.ldapCA, s.awsURL)
+  - {name: aws, kind: awsiam, aws: {accountID: "123456789012", endpoint: %s, secretsEndpoint: %s, accessKeyID: {env: BENCH_AWS_KEY_ID}, secretAccessKey: {env: BENCH_AWS_SECRET}}}
+`, hostPort, namespace, metricsAddr, memoryLimitMB, s.oktaURL, oktaLimits, s.graphURL, s.crmURL, s.wikiURL, s.ldapURL, s.ldapCA, s.awsURL, s.secretsURL)
 }
 
 func saveProfile(url, path string) error {
