@@ -20,6 +20,7 @@ import (
 	"github.com/offboard/offboard/sandbox/ldapdir"
 	oktasim "github.com/offboard/offboard/sandbox/okta"
 	"github.com/offboard/offboard/sandbox/scimapp"
+	secretsim "github.com/offboard/offboard/sandbox/secrets"
 )
 
 // Secrets of the chaos simulators, handed to the worker through its environment.
@@ -55,8 +56,10 @@ func startSims(ctx context.Context, people []demo.Person, dir string) (*sims, er
 	}
 	s.graph = graph.New(graph.Options{People: people, Faults: inj(), RequestsPerSecond: 1 << 20})
 	s.iam = iamsim.New(iamsim.Options{AccessKeyID: "AKIACHAOSOFFBOARD001", SecretAccessKey: "chaos-aws", People: people, Faults: inj(), RequestsPerSecond: 1 << 20})
+	// Secrets Manager beside IAM: the aws target lists owned secrets there (issue 15).
+	secrets := secretsim.New(secretsim.Options{AccessKeyID: "AKIACHAOSOFFBOARD001", SecretAccessKey: "chaos-aws", People: people, Faults: inj(), RequestsPerSecond: 1 << 20})
 	for name, h := range map[string]http.Handler{"okta": s.okta.Handler(), "entra": s.graph.Handler(), "aws": s.iam.Handler(),
-		"scim-crm": s.crm.Handler(), "scim-wiki": s.wiki.Handler()} {
+		"aws-secrets": secrets.Handler(), "scim-crm": s.crm.Handler(), "scim-wiki": s.wiki.Handler()} {
 		srv := httptest.NewServer(s.log.wrap(name, h))
 		s.urls[name] = srv.URL
 		// Hung connections are still held at the end: Close alone would wait for them.
