@@ -13,6 +13,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/worker"
 
 	"github.com/offboard/offboard/activities"
@@ -119,3 +121,110 @@ func TestIntegrationEveryControlOnceAcrossWorkerCrash(t *testing.T) {
 		assert.Equal(t, "Success", ev.Status, id)
 	}
 }
+
+// diesAfterEmit lets the first suspend run to its end (the control holds
+// and its event is emitted) and then never reports back, as if the worker
+// died between the emit and the completion reaching Temporal.
+type diesAfterEmit struct {
+	interceptor.WorkerInterceptorBase
+	once    sync.Once
+	entered chan struct{}
+}
+
+func (d *diesAfterEmit) InterceptActivity(_ context.Context, next interceptor.ActivityInboundInterceptor) interceptor.ActivityInboundInterceptor {
+	return &diesAfterEmitActivity{ActivityInboundInterceptorBase: interceptor.ActivityInboundInterceptorBase{Next: next}, root: d}
+}
+
+type diesAfterEmitActivity struct {
+	interceptor.ActivityInboundInterceptorBase
+	root *diesAfterEmit
+}
+
+func (a *diesAfterEmitActivity) ExecuteActivity(ctx context.Context, in *interceptor.ExecuteActivityInput) (any, error) {
+	res, err := a.Next.ExecuteActivity(ctx, in)
+	if ci, ok := in.Args[0].(activities.ControlInput); ok && len(in.Args) == 1 && ci.Control == "suspend" && activity.GetInfo(ctx).ActivityType.Name == "ApplyControl" {
+		first := false
+		a.root.once.Do(func() { first = true })
+		if first {
+			close(a.root.entered)
+			select {} // emitted, never completed
+		}
+	}
+	return res, err
+}
+
+// The worker dies after the control's event was sent: the next worker's
+// retry proves the control again and sends the same event (same id) again.
+// Delivery is at least once; counted by event id, every control reaches the
+// HEC exactly once, which is what the SIEM's dedupe on metadata.uid keeps.
+func TestIntegrationEveryControlOnceByIDAcrossCrashAfterEmit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a Temporal dev server")
+	}
+	srv := devserver.Start(t)
+	sim := hec.New("tok")
+	hs := httptest.NewServer(sim.Handler())
+	defer hs.Close()
+	em := siem.New(siem.Options{}, &siem.HEC{URL: hs.URL, Token: "tok", HTTP: hs.Client()})
+
+	cfg, err := config.Default()
+	require.NoError(t, err)
+	target := &heldTarget{held: map[string]bool{}}
+	dies := &diesAfterEmit{entered: make(chan struct{})}
+	newWorker := func(ic ...interceptor.WorkerInterceptor) worker.Worker {
+		acts := activities.New(cfg, []control.Target{&renamed{target}})
+		acts.Events = em
+		w := worker.New(srv.Client, workflows.TaskQueue, worker.Options{Interceptors: ic})
+		evidence.Register(w, acts, &evidence.Activities{})
+		require.NoError(t, w.Start())
+		return w
+	}
+	first := newWorker(dies)
+	seed := sha256.Sum256([]byte("sandbox-decision-key"))
+	st, err := runs.StartSigned(t.Context(), srv.Client, workflows.Termination{EventID: "evt-crash-emit", Source: "test", EmployeeID: "E4343",
+		Email: "crash-emit@example.test", Kind: workflows.KindTermination, Reason: workflows.ReasonVoluntary, EffectiveAt: time.Now(), RequestedBy: "hr"},
+		ed25519.NewKeyFromSeed(seed[:]))
+	require.NoError(t, err)
+	select {
+	case <-dies.entered:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the first worker never finished suspend")
+	}
+	first.Stop()
+	second := newWorker()
+	defer second.Stop()
+
+	// Every apply success by id, and each id's arrivals.
+	applied := func() map[string][]string {
+		out := map[string][]string{}
+		for id, raw := range sim.Events() {
+			var ev siem.Event
+			require.NoError(t, json.Unmarshal(raw, &ev))
+			if ev.Unmapped.Kind == "control" && ev.Unmapped.Op == "apply" && ev.Status == "Success" {
+				out[ev.Unmapped.ControlID] = append(out[ev.Unmapped.ControlID], id)
+			}
+		}
+		return out
+	}
+	require.Eventually(t, func() bool { return len(applied()) == 3 && sim.Counts()[applied()["fake/suspend"][0]] == 2 }, 60*time.Second, 200*time.Millisecond,
+		"suspend (sent by both workers), clear_sessions and remove_groups reach the HEC")
+	require.NoError(t, em.Close(t.Context()))
+	assert.Zero(t, em.Dropped())
+	counts := sim.Counts()
+	for control, ids := range applied() {
+		assert.Len(t, ids, 1, "%s: one event id, however often it was sent", control)
+		if control != "fake/suspend" {
+			assert.Equal(t, 1, counts[ids[0]], control)
+		}
+	}
+	var last siem.Event
+	require.NoError(t, json.Unmarshal(sim.Events()[applied()["fake/suspend"][0]], &last))
+	assert.Equal(t, int32(2), last.Unmapped.Attempt, "the retry's copy carries the same id")
+	assert.Equal(t, st.RunID, last.Unmapped.RunID)
+}
+
+// renamed is the held target under the name "fake" (the default gives
+// "okta" its own task queue, which no test worker polls).
+type renamed struct{ *heldTarget }
+
+func (r *renamed) Name() string { return "fake" }
