@@ -10,6 +10,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/offboard/offboard/internal/config"
+	"github.com/offboard/offboard/sandbox/demo"
 )
 
 // Options are where the stack's parts listen (host:port, loopback), and
@@ -88,8 +89,10 @@ func Derive(deployYAML []byte, a Options) ([]byte, []string, error) {
 		return nil, nil, fmt.Errorf("deploy/offboard.yaml: no targets list")
 	}
 	h := a.SandboxHost
+	kinds := map[string]string{} // target name → kind
 	for _, t := range targets.Content {
 		kind, name := value(get(t, "kind")), value(get(t, "name"))
+		kinds[name] = kind
 		switch kind {
 		case "okta":
 			set(t, "http://"+h+":8101", "okta", "orgURL")
@@ -99,6 +102,7 @@ func Derive(deployYAML []byte, a Options) ([]byte, []string, error) {
 			names = without(names, "entra_client_secret")
 		case "awsiam":
 			set(t, "http://"+h+":8103", "aws", "endpoint")
+			set(t, "http://"+h+":8109", "aws", "secretsEndpoint") // the sandbox's Secrets Manager
 			del(get(t, "aws"), "roleARN")
 		case "ldap":
 			set(t, "ldaps://"+h+":8636", "ldap", "url")
@@ -113,6 +117,20 @@ func Derive(deployYAML []byte, a Options) ([]byte, []string, error) {
 			set(t, "http://"+h+":8104/scim/v2", "scim", "baseURL")
 		default:
 			return nil, nil, fmt.Errorf("target %s: kind %q has no simulator", name, kind)
+		}
+	}
+
+	// Non-human identities (issue 15): rotations write to the sandbox's
+	// Secrets Manager, and the break-glass registry names the sandbox's own
+	// break-glass accounts and secrets.
+	if store := get(root, "nonHuman", "secretStore"); store != nil {
+		set(store, "http://"+h+":8109", "endpoint")
+	}
+	for _, b := range contentOf(get(root, "breakGlass")) {
+		kind := kinds[value(get(b, "target"))]
+		if account, ok := map[string]string{"okta": demo.BreakGlassOkta, "entra": demo.BreakGlassEntra, "ldap": demo.BreakGlassAD, "awsiam": demo.BreakGlassAWS}[kind]; ok {
+			set(b, account, "account")
+			set(b, demo.BreakGlassSecrets[kind], "secret")
 		}
 	}
 
