@@ -2,7 +2,7 @@
 //
 //   - a Transmitter, standing in for an identity provider: it signs RISC
 //     account-disabled and CAEP session-revoked SETs with its own key,
-//     publishes that key (GET /jwks.json) and pushes them (RFC 8935) to
+//     publishes that key (GET /ssf/jwks.json) and pushes them (RFC 8935) to
 //     the relay's POST /ssf/events;
 //   - a Receiver, standing in for a relying party: it takes the SETs
 //     Offboard pushes (POST /ssf/events), checks each against Offboard's
@@ -83,16 +83,16 @@ func (t *Transmitter) Push(ctx context.Context, set ssf.SET) (int, []byte, error
 	return resp.StatusCode, body, nil
 }
 
-// Handler serves GET /jwks.json and POST /_sandbox/send
+// Handler serves GET /ssf/jwks.json and POST /_sandbox/ssf/send
 // {"event":"account-disabled"|"session-revoked","email":"..."}, which
 // pushes one SET to the relay and answers with the relay's reply.
 func (t *Transmitter) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /jwks.json", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET /ssf/jwks.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(t.key.JWKS())
 	})
-	mux.HandleFunc("POST /_sandbox/send", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("POST /_sandbox/ssf/send", func(w http.ResponseWriter, r *http.Request) {
 		var in struct {
 			Event string `json:"event"`
 			Email string `json:"email"`
