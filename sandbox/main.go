@@ -10,6 +10,8 @@
 //	siem  http://127.0.0.1:8107   Splunk HTTP Event Collector (GET /counts shows the events by id)
 //	hr    http://127.0.0.1:8108   the HR roster: BambooHR's employee directory, Workday Get_Workers
 //	secrets http://127.0.0.1:8109 AWS Secrets Manager (same account and credentials as aws): break-glass and rotated secrets
+//	idp   http://127.0.0.1:8110   the identity provider's events to the relay: SSF transmitter, Okta event hook (signals.go)
+//	rp    http://127.0.0.1:8111   a relying party taking Offboard's SETs (GET /received)
 //
 // Each answers /_sandbox/faults to inject latency and failures, and
 // /_sandbox/users/{login} to show what Offboard did.
@@ -57,6 +59,7 @@ func main() {
 	latency := flag.Duration("latency", 0, "latency added to every simulated API call")
 	state := flag.String("state", ".offboard/sandbox", "where the simulators keep their state and the LDAP directory its CA (the configuration's caFile points here)")
 	oktaRate := flag.Int("okta-rate-per-minute", 6000, "Okta rate limit per endpoint bucket")
+	relayURL := flag.String("relay", "http://127.0.0.1:8080", "starter serve's base URL, where the event senders send")
 	flag.Parse()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	if ip := net.ParseIP(*host); *host != "localhost" && (ip == nil || !ip.IsLoopback()) {
@@ -93,6 +96,11 @@ func main() {
 
 	entra := graph.New(graph.Options{People: seed, Faults: faults(), RequestsPerSecond: 1000})
 	aws := iamsim.New(iamsim.Options{AccessKeyID: AWSKeyID, SecretAccessKey: AWSSecret, People: seed, Faults: faults(), RequestsPerSecond: 500})
+	idpEvents, err := signals(*relayURL, okta, *host)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sandbox: signals:", err)
+		os.Exit(1)
+	}
 	sm := secrets.New(secrets.Options{AccessKeyID: AWSKeyID, SecretAccessKey: AWSSecret, People: seed, Faults: faults(), RequestsPerSecond: 500})
 	servers := []struct {
 		name string
@@ -108,6 +116,8 @@ func main() {
 		{"siem-hec", 8107, hec.New(HECToken).Handler()}, // GET /counts shows the events by id
 		{"hr", HRPort, hrRoster(seed)},                  // BambooHR directory and Workday Get_Workers (roster.go)
 		{"secrets", 8109, sm.Handler()},                 // Secrets Manager: break-glass passwords, rotated keys
+		{"idp-events", SignalsPort, idpEvents},          // SSF transmitter and Okta event hook (signals.go)
+		{"relying-party", RelyingPartyPort, relyingParty(*relayURL, *host)},
 	}
 	// What Offboard changed survives a restart of make run, so that resumed
 	// workflows find the accounts as they left them, not freshly seeded.
