@@ -41,6 +41,10 @@ func Run(ctx context.Context, cfg config.Config, c client.Client, logger *slog.L
 	return RunWith(ctx, cfg, c, tgts, logger)
 }
 
+// eagerPerTask bounds the activities one workflow task may start eagerly:
+// containment schedules one per control and target (about 25 here).
+var eagerPerTask = 64
+
 // RunWith runs a worker over the given targets.
 func RunWith(ctx context.Context, cfg config.Config, c client.Client, tgts []control.Target, logger *slog.Logger) error {
 	if mb := cfg.Worker.MemoryLimitMB; mb > 0 {
@@ -57,6 +61,10 @@ func RunWith(ctx context.Context, cfg config.Config, c client.Client, tgts []con
 		// forwarded, which measured here as up to a second before containment.
 		MaxConcurrentWorkflowTaskPollers: cfg.Worker.WorkflowTaskPollers,
 		MaxConcurrentActivityTaskPollers: cfg.Worker.ActivityTaskPollers,
+		// Where the server allows eager activity dispatch, every control of a
+		// phase starts with the workflow task that scheduled it, not only the
+		// SDK's default 3 (issue 17); the rest would wait on matching.
+		MaxEagerActivityReservationsPerWorkflowTask: &eagerPerTask,
 	})
 	acts := activities.New(cfg, tgts)
 	secrets, err := secretStore(cfg) // secrets.go
