@@ -17,6 +17,7 @@ declare -A ports=(
 	[8101]="sandbox: Okta" [8102]="sandbox: Microsoft Graph" [8103]="sandbox: AWS IAM"
 	[8104]="sandbox: SCIM app crm" [8105]="sandbox: SCIM app wiki"
 	[8106]="sandbox: AD admin view" [8107]="sandbox: Splunk HEC (GET /counts)" [8108]="sandbox: HR roster (BambooHR, Workday)" [8636]="sandbox: AD (LDAPS)"
+	[8110]="sandbox: identity provider events (SSF, Okta hook)" [8111]="sandbox: SSF relying party"
 	[9090]="worker health and metrics" [8080]="starter (HRIS relay, operator API)"
 	[8081]="starter (codec server for the Web UI)"
 )
@@ -117,6 +118,7 @@ start sandbox bin/sandbox -people 200
 wait_port 8101 sandbox
 wait_port 8636 sandbox
 wait_port 8108 sandbox
+wait_port 8111 sandbox
 
 start worker bin/worker
 wait_port 9090 worker
@@ -147,6 +149,13 @@ cat <<MSG
     bin/starter terminate -employee E1003 -email grace.lovelace1003@example.test -kind role_change -new-role sales-engineer
     bin/starter evidence verify .offboard/evidence/deprovision-E1003 --public-key <(bin/starter evidence public-key)
     bin/starter evidence summary
+  Events both ways: the sandbox's identity provider tells the relay a user was
+  deactivated (Okta event hook) or disabled (a signed Shared Signals SET); each
+  starts that person's run, and Offboard's SETs reach a relying party:
+    curl -s -XPOST localhost:8110/_sandbox/okta-hook/send -d '{"email":"ken.hopper1028@example.test"}'
+    curl -s -XPOST localhost:8110/_sandbox/ssf/send -d '{"event":"account-disabled","email":"grace.hopper1023@example.test"}'
+    curl -s localhost:8111/received      # SETs Offboard pushed, verified against :8080/ssf/jwks.json
+    curl -s localhost:8107/counts        # SIEM events (Splunk HEC) by id
   What the simulator now shows:
     curl -s localhost:8101/_sandbox/users/ada.lovelace1001@example.test
   The operator API (sandbox tokens are sandbox-<name>-token):
