@@ -23,7 +23,7 @@ import (
 
 var now = time.Date(2026, 11, 29, 15, 0, 0, 0, time.UTC)
 
-func ecKey(t *testing.T) *Key {
+func ecKey(t testing.TB) *Key {
 	t.Helper()
 	pk, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)
@@ -42,7 +42,7 @@ func verifier(keys *Keys) *Verifier {
 	return &Verifier{Issuer: "https://idp.example.test", Audience: "https://offboard.example.test", Keys: keys, Now: func() time.Time { return now }}
 }
 
-func staticKeys(t *testing.T, k *Key) *Keys {
+func staticKeys(t testing.TB, k *Key) *Keys {
 	t.Helper()
 	b, err := json.Marshal(k.JWKS())
 	require.NoError(t, err)
