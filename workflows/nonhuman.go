@@ -43,39 +43,41 @@ func (wf *deprovision) discoverNonHuman(ctx workflow.Context) {
 		return
 	}
 	wf.nh = nonHuman{on: true, steps: map[string]ownedAt{}, since: map[string]time.Time{}, ran: map[int]bool{}}
-	// The registry is matched on the groups and admin rights, which some
-	// targets read beside containment (rights.go).
-	wf.nh.discovering++
+	wf.nh.discovering++ // until the break-glass registry is matched
 	wf.openWork++
+	// A coroutine of its own, started after containment's: its activities
+	// are scheduled after containment's, in the same workflow task.
 	workflow.Go(ctx, func(ctx workflow.Context) {
-		defer func() { wf.openWork--; wf.nh.discovering-- }()
+		defer func() { wf.openWork-- }()
+		for _, pt := range wf.base.Targets {
+			acct, ok := wf.accounts[pt.Name]
+			if !ok {
+				continue
+			}
+			if !pt.Owner {
+				wf.status.NonHumanSearched = append(wf.status.NonHumanSearched, pt.Name+": cannot list non-human identities")
+				continue
+			}
+			id := pt.Name + "/owned/discover"
+			wf.addControl(pt.Name, "owned/discover", "discover", control.NonHuman)
+			wf.setState(id, StateRunning)
+			f := workflow.ExecuteActivity(withSummary(wf.controlOptions(ctx, pt.Name), pt.Name+" · find non-human identities"),
+				a.DiscoverOwned, activities.DiscoverInput{Target: pt.Name, Account: acct})
+			wf.nh.discovering++
+			wf.openWork++
+			workflow.Go(ctx, func(ctx workflow.Context) {
+				defer func() { wf.openWork-- }()
+				wf.settleDiscovery(ctx, pt, acct, f)
+			})
+		}
+		// The registry is matched on the groups and admin rights, which some
+		// targets read beside containment (rights.go).
 		wf.awaitRights(ctx)
 		wf.matchBreakGlass()
 		wf.nh.matched = true
+		wf.nh.discovering--
 		wf.status.PlanDigest = wf.planDigest()
 	})
-	for _, pt := range wf.base.Targets {
-		acct, ok := wf.accounts[pt.Name]
-		if !ok {
-			continue
-		}
-		if !pt.Owner {
-			wf.status.NonHumanSearched = append(wf.status.NonHumanSearched, pt.Name+": cannot list non-human identities")
-			continue
-		}
-		id := pt.Name + "/owned/discover"
-		wf.addControl(pt.Name, "owned/discover", "discover", control.NonHuman)
-		wf.setState(id, StateRunning)
-		f := workflow.ExecuteActivity(withSummary(wf.controlOptions(ctx, pt.Name), pt.Name+" · find non-human identities"),
-			a.DiscoverOwned, activities.DiscoverInput{Target: pt.Name, Account: acct})
-		wf.nh.discovering++
-		wf.openWork++
-		workflow.Go(ctx, func(ctx workflow.Context) {
-			defer func() { wf.openWork-- }()
-			wf.settleDiscovery(ctx, pt, acct, f)
-		})
-	}
-	wf.status.PlanDigest = wf.planDigest()
 }
 
 // settleDiscovery records what a target found; a discovery that failed is

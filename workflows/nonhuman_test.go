@@ -3,6 +3,7 @@ package workflows
 import (
 	"context"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -10,6 +11,8 @@ import (
 
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/converter"
 
 	"github.com/offboard/offboard/activities"
 	"github.com/offboard/offboard/internal/config"
@@ -366,4 +369,17 @@ func (s *deprovisionSuite) TestTerminationSupersedingARoleChangeDiscovers() {
 	s.Equal(PhaseCompleted, res.Phase)
 	s.Equal(1, o.steps("tok-1/revoke"))
 	s.Equal(1, o.steps("123:deploy-bot/delete_old"))
+}
+
+func (s *deprovisionSuite) TestDiscoveryNeverGoesBeforeContainment() {
+	s.withOwner()
+	var started []string
+	s.env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
+		started = append(started, info.ActivityType.Name)
+	})
+	s.at(time.Minute, func() { s.env.CancelWorkflow() })
+	s.env.ExecuteWorkflow(Deprovision, s.termination())
+	first := func(name string) int { return slices.Index(started, name) }
+	s.Require().GreaterOrEqual(first("DiscoverOwned"), 0, "%v", started)
+	s.Less(first("ApplyControl"), first("DiscoverOwned"), "containment's activities are scheduled first: %v", started)
 }

@@ -70,9 +70,10 @@ func TestScenarios(t *testing.T) {
 		// Targets with limits run on their own queues; the others on the workflow's.
 		queues := s.scheduledQueues(ctx, started)
 		require.Equal(t, []string{"deprovision", "deprovision-ad", "deprovision-okta"}, slices.Sorted(maps.Keys(queues)))
-		// Okta: resolve, 3 containment, 2 removal, delete, 3 re-verifications.
-		require.Equal(t, 10, queues["deprovision-okta"], "%v", queues)
-		require.Equal(t, 5, queues["deprovision-ad"], "resolve, disable, remove_groups, delete, re-verification: %v", queues)
+		// Okta: resolve, its rights read beside containment, 3 containment,
+		// the non-human discovery, 2 removal, delete, 3 re-verifications.
+		require.Equal(t, 12, queues["deprovision-okta"], "%v", queues)
+		require.Equal(t, 6, queues["deprovision-ad"], "resolve, disable, non-human discovery, remove_groups, delete, re-verification: %v", queues)
 		s.recordHistory(ctx, "plain", started)
 	})
 
