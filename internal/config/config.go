@@ -604,7 +604,7 @@ func (c *Config) outsideTargetSecrets() []namedSecret {
 		}
 		out = append(out, namedSecret{[]string{"relay", "sources", "okta", "apiToken"}, o.APIToken})
 	}
-	return out
+	return append(out, c.ssfSecrets()...) // ssf.go
 }
 
 // lineOf finds the line of a dotted path in a decoded YAML document (0 if absent);

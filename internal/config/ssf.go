@@ -151,3 +151,20 @@ func (s *SIEMSSF) check() error {
 	}
 	return nil
 }
+
+// ssfSecrets are the Shared Signals sections' secrets, for the checks every
+// secret outside a target gets (no sandbox: value outside the sandbox).
+func (c *Config) ssfSecrets() []namedSecret {
+	var out []namedSecret
+	if s := c.Relay.Sources.SSF; s != nil {
+		out = append(out, namedSecret{[]string{"relay", "sources", "ssf", "token"}, s.Token},
+			namedSecret{[]string{"relay", "sources", "ssf", "apiToken"}, s.APIToken})
+	}
+	if s := c.SIEM.SSF; s != nil {
+		out = append(out, namedSecret{[]string{"siem", "ssf", "signingKey"}, s.SigningKey})
+		for i, r := range s.Receivers {
+			out = append(out, namedSecret{[]string{"siem", "ssf", "receivers", fmt.Sprint(i), "token"}, r.Token})
+		}
+	}
+	return out
+}

@@ -44,6 +44,8 @@ relay:
 		"bad receiver":   "siem: {ssf: {issuer: https://o, signingKey: {env: K}, receivers: [{name: a, url: ftp://a}]}}",
 		"twice":          "siem: {ssf: {issuer: https://o, signingKey: {env: K}, receivers: [{name: a, url: https://a}, {name: a, url: https://b}]}}",
 		"no issuer":      "siem: {ssf: {signingKey: {env: K}}}",
+		"sandbox key":    "siem: {ssf: {issuer: https://o, signingKey: sandbox:abc, receivers: [{name: a, url: https://a}]}}",
+		"sandbox token":  "relay: {sources: {ssf: {issuer: https://i, audience: a, jwksURI: https://i/k, token: sandbox:abc}}}",
 	} {
 		cfg, err := Parse([]byte(bad+oktaTarget), "t")
 		if err == nil {
