@@ -44,7 +44,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
@@ -166,7 +165,6 @@ func run(out string, seq, burst int, latency time.Duration, profile string) erro
 	defer sims.close()
 	next := 0
 	take := func(n int) []demo.Person { next += n; return people[next-n : next] }
-	contained := 0 // runs waiting at their approval gate, i.e. contained
 
 	// One config per worker process: they differ only in the metrics port.
 	writeConfig := func(name, oktaLimits string) (cfgPath, metrics string, err error) {
@@ -204,7 +202,6 @@ func run(out string, seq, burst int, latency time.Duration, profile string) erro
 		return err
 	}
 	f.ContainP50MS, f.ContainP99MS, f.ContainMaxMS = pct(lat, 50), pct(lat, 99), pct(lat, 100)
-	contained += 5 + seq
 	fmt.Fprintf(os.Stderr, "  from the start call: p50 %.0f ms, p99 %.0f ms (load %s)\n", f.ContainP50MS, f.ContainP99MS, loadAvg())
 	m := medianRun(lat)
 	b, err := traceRun(ctx, c, &sims.calls, runID(seqPeople[m].EmployeeID), "start call", starts[m], starts[m].Add(lat[m]))
@@ -226,7 +223,6 @@ func run(out string, seq, burst int, latency time.Duration, profile string) erro
 	}
 	f.HookP50MS, f.HookP99MS, f.HookMaxMS = pct(lat, 50), pct(lat, 99), pct(lat, 100)
 	fmt.Fprintf(os.Stderr, "  from the webhook: p50 %.0f ms, p99 %.0f ms (load %s)\n", f.HookP50MS, f.HookP99MS, loadAvg())
-	contained += seq
 	m = medianRun(lat)
 	if b, err = traceRun(ctx, c, &sims.calls, runID(hookPeople[m].EmployeeID), "webhook at the relay", starts[m], starts[m].Add(lat[m])); err != nil {
 		return err
@@ -235,11 +231,10 @@ func run(out string, seq, burst int, latency time.Duration, profile string) erro
 
 	fmt.Fprintf(os.Stderr, "burst of %d terminations, one worker…\n", burst)
 	burstStart, cpu := time.Now(), startCPU()
-	perSec, last, err := containBurst(ctx, c, take(burst), contained)
+	perSec, last, err := containBurst(ctx, c, take(burst), []*workerProc{w1})
 	if err != nil {
 		return err
 	}
-	contained += burst
 	f.Scale.OneCPUBusy = cpu.read()
 	f.BurstPerSec, f.BurstLastMS = perSec, ms(last)
 	f.WorkerPeakRSSMB = peakRSSMB(w1.cmd.Process.Pid)
@@ -285,11 +280,10 @@ func run(out string, seq, burst int, latency time.Duration, profile string) erro
 		return err
 	}
 	cpu = startCPU()
-	perSec2, last2, err := containBurst(ctx, c, take(burst), contained)
+	perSec2, last2, err := containBurst(ctx, c, take(burst), pair)
 	if err != nil {
 		return err
 	}
-	contained += burst
 	twoBusy := cpu.read()
 	after, err := activityCounts(pair)
 	if err != nil {
@@ -325,13 +319,12 @@ func run(out string, seq, burst int, latency time.Duration, profile string) erro
 	if err != nil {
 		return err
 	}
-	contained += rateSeq
 	r.ContainP50MS, r.ContainP99MS = pct(latLimited, 50), pct(latLimited, 99)
 	if before, err = activityCounts(pair); err != nil {
 		return err
 	}
 	burstStart = time.Now()
-	_, lastLimited, err := containBurst(ctx, c, take(rateBurst), contained)
+	_, lastLimited, err := containBurst(ctx, c, take(rateBurst), pair)
 	if err != nil {
 		return err
 	}
@@ -454,9 +447,13 @@ func waitContained(ctx context.Context, c client.Client, employee string, every 
 	return workflows.Status{}, fmt.Errorf("%s not contained within 2 minutes", employee)
 }
 
-// containBurst starts every termination at once; seqDone runs are already
-// waiting at their approval gate from the sequential part.
-func containBurst(ctx context.Context, c client.Client, people []demo.Person, seqDone int) (float64, time.Duration, error) {
+// containBurst starts every termination at once and waits until the worker
+// processes procs have recorded each one contained.
+func containBurst(ctx context.Context, c client.Client, people []demo.Person, procs []*workerProc) (float64, time.Duration, error) {
+	before, err := containedCount(procs)
+	if err != nil {
+		return 0, 0, err
+	}
 	t0 := time.Now()
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(64)
@@ -469,21 +466,21 @@ func containBurst(ctx context.Context, c client.Client, people []demo.Person, se
 	if err := g.Wait(); err != nil {
 		return 0, 0, err
 	}
-	// Wait on the visibility store (server-side, cheap) until every run
-	// waits at its approval gate, i.e. is contained; querying 500 workflows
-	// in a loop would steal the CPU being measured.
-	query := `WorkflowType = "Deprovision" AND DeprovisionStatus = "awaiting_approval"`
+	// Wait on the workers' own count of runs contained (the
+	// offboard_time_to_contain_seconds metric, cheap to read): querying 500
+	// workflows in a loop would steal the CPU being measured, and the
+	// approval gate comes later than containment (non-human discovery).
 	deadline := time.Now().Add(10 * time.Minute)
 	for {
-		resp, err := c.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Query: query})
+		n, err := containedCount(procs)
 		if err != nil {
 			return 0, 0, err
 		}
-		if resp.GetCount() >= int64(len(people)+seqDone) {
+		if n-before >= len(people) {
 			break
 		}
 		if time.Now().After(deadline) {
-			return 0, 0, fmt.Errorf("only %d runs contained after 10 minutes", resp.GetCount())
+			return 0, 0, fmt.Errorf("only %d runs contained after 10 minutes", n-before)
 		}
 		time.Sleep(500 * time.Millisecond)
 	}

@@ -104,6 +104,37 @@ func (w *workerProc) activities() (map[string]float64, error) {
 	return out, sc.Err()
 }
 
+// containedCount sums the runs the processes recorded contained
+// (offboard_time_to_contain_seconds, a histogram: its _count).
+func containedCount(procs []*workerProc) (int, error) {
+	total := 0
+	for _, w := range procs {
+		resp, err := http.Get("http://" + w.metrics + "/metrics")
+		if err != nil {
+			return 0, fmt.Errorf("worker metrics: %w", err)
+		}
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			if !strings.HasPrefix(line, "offboard_time_to_contain_seconds_count") {
+				continue
+			}
+			v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+			if err != nil {
+				resp.Body.Close()
+				return 0, fmt.Errorf("worker metrics: %q: %w", line, err)
+			}
+			total += int(v)
+		}
+		resp.Body.Close()
+		if err := sc.Err(); err != nil {
+			return 0, err
+		}
+	}
+	return total, nil
+}
+
 func label(line, name string) string {
 	_, rest, ok := strings.Cut(line, name+`="`)
 	if !ok {
