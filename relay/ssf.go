@@ -18,6 +18,7 @@ package relay
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -195,7 +196,7 @@ func (rl *Relay) ssfEvents(ctx context.Context, h *ssfReceiver, set ssf.SET) hri
 		}
 		t, err := rl.ssfTermination(ctx, h, set, typ, sub)
 		if err != nil {
-			res.Rejected = append(res.Rejected, hris.Rejected{EmployeeID: sub.Email + sub.Sub + sub.ID, Err: err})
+			res.Rejected = append(res.Rejected, hris.Rejected{EmployeeID: sub.Format + ":" + cmp.Or(sub.Email, sub.Sub, sub.ID), Err: err})
 			continue
 		}
 		if what == config.OktaStartContainment {
