@@ -11,6 +11,11 @@
 // every event carries a deterministic id (metadata.uid) made of the workflow
 // id, run id, activity id and outcome, so the SIEM can dedupe on it. Splunk's
 // HEC does not dedupe by itself.
+//
+// People's decisions (signed Workflow Updates, which run no activity) are
+// emitted by the operator API (DecisionEvent). Shared Signals receivers are
+// sinks too (SSF): each applied containment control that a read-back proved
+// becomes a signed CAEP session-revoked or RISC account-disabled SET.
 package siem
 
 import (
@@ -90,7 +95,7 @@ type User struct {
 
 // Unmapped carries what joins the event to the evidence.
 type Unmapped struct {
-	Kind           string `json:"kind"` // control, exception, sla_breach, drift, approval_expired, ...
+	Kind           string `json:"kind"` // control, decision, exception, sla_breach, drift, approval_expired, ...
 	WorkflowID     string `json:"workflow_id"`
 	RunID          string `json:"run_id"`
 	ActivityID     string `json:"activity_id,omitempty"`
