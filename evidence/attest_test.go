@@ -41,6 +41,8 @@ policy:
   retention: 1s
   reverify: []
   controlAttempts: 2
+# The leaver, demo.ServiceOwner, owns an Okta API token: revoked without an approval.
+nonHuman: {requireApproval: false}
 people:
   approvers: [alice@example.test]
   security: [sec@example.test]
