@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 
 	adldap "github.com/offboard/offboard/connectors/ldap"
 	"github.com/offboard/offboard/internal/control"
+	"github.com/offboard/offboard/internal/testenv/hostile"
 	"github.com/offboard/offboard/internal/testenv/samba"
 	"github.com/offboard/offboard/sandbox/demo"
 	"github.com/offboard/offboard/sandbox/ldapdir"
@@ -365,6 +367,7 @@ func TestDiscoverHostile(t *testing.T) {
 		{"sizeLimitExceeded", &ldapdir.Fault{Op: "search", DN: base, Code: 4, Message: "Size limit exceeded"}, 0, control.ErrUnexpected},
 		{"the base DN is not there", &ldapdir.Fault{Op: "search", DN: base, Code: 32}, 0, control.ErrUnexpected},
 	}
+	tally := hostile.NewTally(t, "ldap non-human discovery")
 	p := startLdapdirNonHuman(t)
 	owner := resolve(t, newClient(t, p.cfg), demo.ServiceOwner(people))
 	// A second managed account (a computer), so a page of one must be followed.
@@ -385,6 +388,8 @@ func TestDiscoverHostile(t *testing.T) {
 				t.Cleanup(p.ldapdir.ClearFaults)
 			}
 			owned, err := c.Discover(t.Context(), owner)
+			// The claim is the list; it is true only when it names both accounts there are.
+			tally.Record(t, hostile.Judge(err, err == nil, len(owned) == 2), fmt.Sprint(owned, err))
 			if tc.want == nil {
 				require.NoError(t, err)
 				assert.Len(t, owned, 2)

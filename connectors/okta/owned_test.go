@@ -3,6 +3,7 @@ package okta_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/offboard/offboard/connectors/okta"
 	"github.com/offboard/offboard/internal/control"
+	"github.com/offboard/offboard/internal/testenv/hostile"
 	"github.com/offboard/offboard/sandbox/demo"
 	oktasim "github.com/offboard/offboard/sandbox/okta"
 )
@@ -367,6 +369,7 @@ func TestDiscoverHostile(t *testing.T) {
 			})
 		}, control.ErrPermanent},
 	}
+	tally := hostile.NewTally(t, "okta non-human discovery")
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			sim := oktasim.New(oktasim.Options{Token: token, People: people})
@@ -376,6 +379,8 @@ func TestDiscoverHostile(t *testing.T) {
 			acct, err := c.Resolve(t.Context(), control.Person{Email: demo.ServiceOwner(people).Email})
 			require.NoError(t, err)
 			owned, err := c.Discover(t.Context(), acct)
+			// The claim is the list; it is true only when it names the one token there is.
+			tally.Record(t, hostile.Judge(err, err == nil, len(owned) == 1 && owned[0].Name == demo.APITokenName), fmt.Sprint(owned, err))
 			if tc.want == nil {
 				require.NoError(t, err)
 				require.Len(t, owned, 1)
@@ -391,6 +396,7 @@ func TestDiscoverHostile(t *testing.T) {
 // TestRevokeObserveHostile: a 404 that is not Okta's own "no such token"
 // never reads as revoked.
 func TestRevokeObserveHostile(t *testing.T) {
+	tally := hostile.NewTally(t, "okta api token revocation")
 	for name, body := range map[string]string{
 		"html":          "<html>Not Found</html>",
 		"a user's 404":  `{"errorCode":"E0000007","errorSummary":"Not found: Resource not found: x (User)"}`,
@@ -412,6 +418,7 @@ func TestRevokeObserveHostile(t *testing.T) {
 			c := newClient(t, srv.URL, token)
 			o := control.Owned{Target: "okta", Kind: control.KindAPIToken, ID: sim.APITokens()[0].ID}
 			obs, err := c.ObserveOwned(t.Context(), okta.RevokeAPIToken, o, control.OwnedParams{})
+			tally.Record(t, hostile.Judge(err, obs.Holds, len(sim.APITokens()) == 2), obs.Detail)
 			require.ErrorIs(t, err, control.ErrUnexpected)
 			assert.False(t, obs.Holds)
 			_, err = c.EnforceOwned(t.Context(), okta.RevokeAPIToken, o, control.OwnedParams{})
