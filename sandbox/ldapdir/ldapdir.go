@@ -18,6 +18,9 @@
 //     AD's quoted UTF-16LE form over TLS;
 //   - add by the administrator below an existing entry (objectClass
 //     required, no further schema), so tests can give a user children;
+//   - managedBy as AD's schema has it: a DN that must exist, matched as a
+//     DN, allowed on computers and managed service accounts but not on a
+//     plain user (65 objectClassViolation), dropped when its target is deleted;
 //   - delete, which also removes the entry from every group's member; a
 //     non-leaf only with the Tree Delete control (66 notAllowedOnNonLeaf
 //     without it, like AD), which takes the whole subtree.

@@ -1,6 +1,6 @@
 // Package okta is an in-memory simulator of the parts of the Okta management
-// API that Offboard uses: users and their lifecycle, sessions, OAuth grants
-// and group memberships. It answers with Okta's JSON shapes, error bodies,
+// API that Offboard uses: users and their lifecycle, sessions, OAuth grants,
+// group memberships, API tokens (apitokens.go) and password updates. It answers with Okta's JSON shapes, error bodies,
 // request ids and rate-limit headers, so the official okta-sdk-golang client
 // can be pointed at it unchanged.
 //
