@@ -490,6 +490,7 @@ func (wf *deprovision) retryResolve(ctx workflow.Context, i int, pt activities.P
 			if !res.NoAccount {
 				wf.addTargetControls(pt)
 				wf.discoverPrivilege(ctx)
+				wf.discoverFound(ctx, pt) // nonhuman.go
 				wf.status.PlanDigest = wf.planDigest()
 				if !wf.removalStarted {
 					wf.runTargetControls(ctx, pt.Name, control.Containment)

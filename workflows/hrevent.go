@@ -246,6 +246,7 @@ func (wf *deprovision) reresolve(ctx workflow.Context) {
 		wf.recordResolution(ctx, l.i, l.pt, res)
 		if !res.NoAccount {
 			wf.addTargetControls(l.pt)
+			wf.discoverFound(ctx, l.pt) // nonhuman.go
 			if wf.resolved && !wf.removalStarted && wf.t.Kind != KindRoleChange {
 				wf.runTargetControls(ctx, l.pt.Name, control.Containment)
 			}

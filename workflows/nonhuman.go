@@ -50,25 +50,7 @@ func (wf *deprovision) discoverNonHuman(ctx workflow.Context) {
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		defer func() { wf.openWork-- }()
 		for _, pt := range wf.base.Targets {
-			acct, ok := wf.accounts[pt.Name]
-			if !ok {
-				continue
-			}
-			if !pt.Owner {
-				wf.status.NonHumanSearched = append(wf.status.NonHumanSearched, pt.Name+": cannot list non-human identities")
-				continue
-			}
-			id := pt.Name + "/owned/discover"
-			wf.addControl(pt.Name, "owned/discover", "discover", control.NonHuman)
-			wf.setState(id, StateRunning)
-			f := workflow.ExecuteActivity(withSummary(wf.controlOptions(ctx, pt.Name), pt.Name+" · find non-human identities"),
-				a.DiscoverOwned, activities.DiscoverInput{Target: pt.Name, Account: acct})
-			wf.nh.discovering++
-			wf.openWork++
-			workflow.Go(ctx, func(ctx workflow.Context) {
-				defer func() { wf.openWork-- }()
-				wf.settleDiscovery(ctx, pt, acct, f)
-			})
+			wf.discoverIn(ctx, pt)
 		}
 		// The registry is matched on the groups and admin rights, which some
 		// targets read beside containment (rights.go).
@@ -78,6 +60,43 @@ func (wf *deprovision) discoverNonHuman(ctx workflow.Context) {
 		wf.nh.discovering--
 		wf.status.PlanDigest = wf.planDigest()
 	})
+}
+
+// discoverIn starts discovery in one target where the leaver has an account.
+func (wf *deprovision) discoverIn(ctx workflow.Context, pt activities.PlanTarget) {
+	acct, ok := wf.accounts[pt.Name]
+	id := pt.Name + "/owned/discover"
+	if _, seen := wf.controlIndex[id]; !ok || seen {
+		return
+	}
+	if !pt.Owner {
+		wf.status.NonHumanSearched = append(wf.status.NonHumanSearched, pt.Name+": cannot list non-human identities")
+		return
+	}
+	wf.addControl(pt.Name, "owned/discover", "discover", control.NonHuman)
+	wf.setState(id, StateRunning)
+	f := workflow.ExecuteActivity(withSummary(wf.controlOptions(ctx, pt.Name), pt.Name+" · find non-human identities"),
+		a.DiscoverOwned, activities.DiscoverInput{Target: pt.Name, Account: acct})
+	wf.nh.discovering++
+	wf.openWork++
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		defer func() { wf.openWork-- }()
+		wf.settleDiscovery(ctx, pt, acct, f)
+	})
+}
+
+// discoverFound: an account found late (a lookup retried, an identity
+// corrected) before removal began is searched too, and may match the
+// break-glass registry; the approval gate waits for it.
+func (wf *deprovision) discoverFound(ctx workflow.Context, pt activities.PlanTarget) {
+	if !wf.nh.on || wf.removalStarted || wf.t.Kind == KindRoleChange {
+		return
+	}
+	wf.discoverIn(ctx, pt)
+	if wf.nh.matched {
+		wf.matchBreakGlass()
+	}
+	wf.status.PlanDigest = wf.planDigest()
 }
 
 // settleDiscovery records what a target found; a discovery that failed is

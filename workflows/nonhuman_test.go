@@ -25,6 +25,7 @@ type fakeOwner struct {
 	*fakeTarget
 	owned        []control.Owned
 	accountHolds []string
+	resolveFail  int
 	discoverFail int
 	cannot       map[string]bool // kinds it has no steps for
 	stepHolds    map[string]bool // identity id + "/" + step → holds
@@ -38,6 +39,13 @@ func newFakeOwner(name string) *fakeOwner {
 }
 
 func (f *fakeOwner) Resolve(ctx context.Context, p control.Person) (control.Account, error) {
+	f.mu.Lock()
+	if f.resolveFail > 0 {
+		f.resolveFail--
+		f.mu.Unlock()
+		return control.Account{}, &control.Error{Kind: control.ErrPermanent, Op: f.name + ": resolve", HTTPStatus: 400}
+	}
+	f.mu.Unlock()
 	acct, err := f.fakeTarget.Resolve(ctx, p)
 	acct.Holds = f.accountHolds
 	return acct, err
@@ -382,4 +390,24 @@ func (s *deprovisionSuite) TestDiscoveryNeverGoesBeforeContainment() {
 	first := func(name string) int { return slices.Index(started, name) }
 	s.Require().GreaterOrEqual(first("DiscoverOwned"), 0, "%v", started)
 	s.Less(first("ApplyControl"), first("DiscoverOwned"), "containment's activities are scheduled first: %v", started)
+}
+
+func (s *deprovisionSuite) TestAnAccountFoundLateIsSearchedToo() {
+	o := s.withOwner()
+	o.resolveFail = 1
+	s.at(time.Minute, func() {
+		st := s.status()
+		s.Equal(StateException, controlByID(st, "aws/resolve").State)
+		s.Empty(st.NonHuman)
+		s.signal(SignalRetry, Retry{By: "alice@example.test", Control: "aws/resolve"})
+	})
+	s.at(2*time.Minute, func() {
+		st := s.status()
+		s.Equal(PhaseAwaitingApproval, st.Phase, "what the late account owns needs the approval")
+		s.Len(st.NonHuman, 3)
+		s.approveCurrent()
+	})
+	res := s.run(s.termination())
+	s.Equal(PhaseCompleted, res.Phase)
+	s.Equal(1, o.steps("tok-1/revoke"))
 }
