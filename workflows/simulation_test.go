@@ -155,11 +155,27 @@ func TestSimulationRegressions(t *testing.T) {
 			if v := checkScenario(sc, runScenario(sc)); len(v) > 0 {
 				t.Fatalf("seed %d (%s): %s\n%s", sc.Seed, reg.Note, strings.Join(v, "; "), sc)
 			}
-			if reg.Old != "" && len(checkScenario(sc, runScenarioOld(sc, strings.Split(reg.Old, ",")))) == 0 {
-				t.Fatalf("seed %d no longer fails on the branch before %s: it does not test that fix any more", sc.Seed, reg.Old)
+			if reg.Old != "" && !failsOnOldBranch(sc, strings.Split(reg.Old, ",")) {
+				t.Fatalf("seed %d no longer fails on the branch before %s (%d runs): it does not test that fix any more", sc.Seed, reg.Old, oldBranchRuns)
 			}
 		})
 	}
+}
+
+// oldBranchRuns is how often a regression runs on its fix's old branch. The
+// test environment completes activities in flight together in the order
+// their goroutines finish, so an interleaving-dependent bug shows in most
+// runs, not all (seed 9283: 15 of 20); one failure in ten proves the case
+// still tests its fix.
+const oldBranchRuns = 10
+
+func failsOnOldBranch(sc simScenario, old []string) bool {
+	for range oldBranchRuns {
+		if len(checkScenario(sc, runScenarioOld(sc, old))) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // shrink drops events, then behaviours, one at a time, then makes the HR
