@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -373,8 +374,81 @@ func (wf *deprovision) startOwnedStep(ctx workflow.Context, id string) workflow.
 		p.Token = rotationToken(wf.status.WorkflowID, it.Owned)
 	}
 	in := activities.OwnedInput{ControlID: id, Target: it.Owned.Target, Step: at.step.Name, Owned: it.Owned, Params: p}
+	if it.BreakGlass {
+		return wf.rotateBreakGlass(ctx, id, in)
+	}
 	return workflow.ExecuteActivity(withSummary(wf.controlOptions(ctx, it.Owned.Target), controlIDName(id)), a.ApplyOwned, in)
 }
+
+// BreakGlassWorkflowType is the child workflow that applies one step to a
+// break-glass account; its workflow id is the account's
+// (BreakGlassWorkflowID), so two runs never rotate the same account at once:
+// two admins leaving together would otherwise each store a password and
+// set another, and the vault could keep the one the account no longer has.
+const BreakGlassWorkflowType = "BreakGlassStep"
+
+// BreakGlassWorkflowID is the one workflow id per break-glass account.
+func BreakGlassWorkflowID(o control.Owned) string {
+	sum := sha256.Sum256([]byte(o.Target + "\x00" + o.ID))
+	return "breakglass-" + o.Target + "-" + hex.EncodeToString(sum[:8])
+}
+
+// BreakGlassInput is one step on a break-glass account, with the activity
+// options of the run that asks for it.
+type BreakGlassInput struct {
+	Step      activities.OwnedInput `json:"step"`
+	TaskQueue string                `json:"taskQueue,omitempty"`
+	Attempts  int32                 `json:"attempts"`
+	Initial   time.Duration         `json:"initial"`
+	Maximum   time.Duration         `json:"maximum"`
+}
+
+// BreakGlassStep applies one step to a break-glass account: observe →
+// enforce if needed → observe, as ApplyOwned does.
+func BreakGlassStep(ctx workflow.Context, in BreakGlassInput) (control.Receipt, error) {
+	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		TaskQueue:           in.TaskQueue,
+		StartToCloseTimeout: 2 * time.Minute,
+		HeartbeatTimeout:    10 * time.Second,
+		Summary:             controlIDName(in.Step.ControlID),
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: in.Initial, BackoffCoefficient: 2, MaximumInterval: in.Maximum,
+			MaximumAttempts: in.Attempts, NonRetryableErrorTypes: activities.NonRetryable},
+	})
+	var r control.Receipt
+	err := workflow.ExecuteActivity(ctx, a.ApplyOwned, in.Step).Get(ctx, &r)
+	return r, err
+}
+
+// rotateBreakGlass runs the step as the account's child workflow; while
+// another run's is open, it waits and asks again.
+func (wf *deprovision) rotateBreakGlass(ctx workflow.Context, id string, in activities.OwnedInput) workflow.Future {
+	opts := workflow.GetActivityOptions(wf.controlOptions(ctx, in.Target))
+	bg := BreakGlassInput{Step: in, TaskQueue: opts.TaskQueue, Attempts: opts.RetryPolicy.MaximumAttempts,
+		Initial: opts.RetryPolicy.InitialInterval, Maximum: opts.RetryPolicy.MaximumInterval}
+	f, set := workflow.NewFuture(ctx)
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+				WorkflowID:            BreakGlassWorkflowID(in.Owned),
+				WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+				ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON, // a rotation under way finishes
+				StaticSummary:         controlIDName(id),
+			})
+			var r control.Receipt
+			err := workflow.ExecuteChildWorkflow(cctx, BreakGlassWorkflowType, bg).Get(ctx, &r)
+			if temporal.IsWorkflowExecutionAlreadyStartedError(err) && !wf.stopping {
+				_, _ = awaitFor(ctx, breakGlassRetry, "another run is rotating "+controlIDName(id)+"; again", func() bool { return wf.stopping })
+				continue
+			}
+			set.Set(r, err)
+			return
+		}
+	})
+	return f
+}
+
+// breakGlassRetry is how long a run waits for another's rotation of the same account.
+const breakGlassRetry = 10 * time.Second
 
 // ownedDestructive: decommissioning, and a rotation's later steps (the old
 // credential stops working, then goes), wait for a legal hold's release.

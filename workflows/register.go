@@ -16,4 +16,5 @@ func RegisterWorkflows(r worker.WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(Reconcile, workflow.RegisterOptions{Name: ReconcileWorkflowType})
 	r.RegisterWorkflowWithOptions(Attest, workflow.RegisterOptions{Name: AttestWorkflowType})
 	r.RegisterWorkflowWithOptions(DrillWorkflow, workflow.RegisterOptions{Name: DrillWorkflowType})
+	r.RegisterWorkflowWithOptions(BreakGlassStep, workflow.RegisterOptions{Name: BreakGlassWorkflowType}) // nonhuman.go
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/workflowservice/v1"
 
 	"github.com/offboard/offboard/connectors/awsiam"
 	"github.com/offboard/offboard/internal/config"
@@ -350,4 +351,52 @@ func (s *nonHumanStack) waitTimerFired(started runs.Started, d time.Duration) {
 		time.Sleep(200 * time.Millisecond) // polling the server's history, not waiting for the workflow
 	}
 	s.t.Fatalf("no %s timer fired in 30s", d)
+}
+
+// TestNonHumanBreakGlassOneRotationAtATime: two admins leave at once; each
+// run rotates the same break-glass accounts, one after the other (the
+// account's child workflow id is held by one run at a time), and the
+// password the vault holds as current is the one Okta's account has.
+func TestNonHumanBreakGlassOneRotationAtATime(t *testing.T) {
+	s := newNonHumanStack(t, false)
+	s.worker()
+	admins := []demo.Person{s.people[9], s.people[19]}
+	var all []runs.Started
+	for _, p := range admins {
+		require.True(t, p.Privileged)
+		all = append(all, s.terminate(s.ctx, p, nil))
+	}
+	for _, p := range admins {
+		st := s.waitStatus(s.ctx, p.EmployeeID, "break-glass rotated", func(st workflows.Status) bool {
+			done := 0
+			for _, o := range st.NonHuman {
+				if o.BreakGlass && controlState(st, o.Controls[0]) == workflows.StateDone {
+					done++
+				}
+			}
+			return st.Phase == workflows.PhaseAwaitingApproval && done == 4
+		})
+		v := s.decide(s.ctx, p.EmployeeID, workflows.UpdateApprove, "alice@example.test", st.PlanDigest, workflows.ApproveRequest{Decision: "approve"})
+		require.True(t, v.Accepted, "%+v", v)
+	}
+	for _, started := range all {
+		require.Equal(t, workflows.PhaseCompleted, s.result(s.ctx, started).Phase)
+	}
+	// Each account's steps ran as its own workflow id, never two at once.
+	bg := control.Owned{Target: "okta", ID: demo.BreakGlassOkta}
+	var spans [][2]time.Time
+	it, err := s.temporal.Client.ListWorkflow(s.ctx, &workflowservice.ListWorkflowExecutionsRequest{
+		Query: fmt.Sprintf("WorkflowId = '%s'", workflows.BreakGlassWorkflowID(bg))})
+	require.NoError(t, err)
+	for _, e := range it.Executions {
+		spans = append(spans, [2]time.Time{e.GetStartTime().AsTime(), e.GetCloseTime().AsTime()})
+	}
+	require.Len(t, spans, 2, "one rotation per leaver")
+	slices.SortFunc(spans, func(a, b [2]time.Time) int { return a[0].Compare(b[0]) })
+	require.False(t, spans[1][0].Before(spans[0][1]), "the second began after the first closed: %v", spans)
+	sec, ok := s.secrets.Secret(demo.BreakGlassSecrets["okta"])
+	require.True(t, ok)
+	cur, ok := sec.CurrentValue()
+	require.True(t, ok)
+	require.True(t, s.okta.PasswordIs(demo.BreakGlassOkta, string(cur)), "the vault's current password is the account's")
 }
