@@ -290,8 +290,12 @@ func printPlan(w io.Writer, st workflows.Status) {
 			fmt.Fprintf(w, "  keeps: %s", strings.Join(p.Params.KeepGroups, ", "))
 		}
 		fmt.Fprintln(w)
+		verb := "removes"
+		if p.Owned != nil {
+			verb = "does" // a non-human step: the identity and what happens to it
+		}
 		for _, r := range p.Removes {
-			fmt.Fprintf(w, "            removes %s\n", r)
+			fmt.Fprintf(w, "            %s %s\n", verb, r)
 		}
 	}
 }
