@@ -29,6 +29,7 @@ type nonHuman struct {
 	since       map[string]time.Time
 	ran         map[int]bool // status.NonHuman items whose steps have started
 	matched     bool         // the break-glass registry has been matched
+	closed      bool         // the approval gate has read the plan: nothing joins it any more
 }
 
 // ownedAt places one control: status.NonHuman[item], its step'th step.
@@ -90,7 +91,13 @@ func (wf *deprovision) discoverIn(ctx workflow.Context, pt activities.PlanTarget
 // corrected) before removal began is searched too, and may match the
 // break-glass registry; the approval gate waits for it.
 func (wf *deprovision) discoverFound(ctx workflow.Context, pt activities.PlanTarget) {
-	if !wf.nh.on || wf.removalStarted || wf.t.Kind == KindRoleChange {
+	if !wf.nh.on || wf.t.Kind == KindRoleChange {
+		return
+	}
+	if wf.nh.closed || wf.removalStarted {
+		// The plan was approved without it: said, not acted on behind the approver's back.
+		wf.status.NonHumanSearched = append(wf.status.NonHumanSearched, pt.Name+": account found after the plan was approved; not searched (a person must look)")
+		wf.log(ctx, "non_human", "", pt.Name+": account found after the plan was approved; its non-human identities were not searched", false)
 		return
 	}
 	wf.discoverIn(ctx, pt)
@@ -246,6 +253,7 @@ func (wf *deprovision) awaitDiscovery(ctx workflow.Context) {
 		return
 	}
 	_ = workflow.Await(ctx, func() bool { return wf.nh.discovering == 0 || wf.rescinded != nil })
+	wf.nh.closed = true
 	wf.status.ApprovalNeeded = wf.approvalRequired(wf.base)
 	wf.status.PlanDigest = wf.planDigest()
 }
