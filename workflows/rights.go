@@ -6,6 +6,8 @@
 package workflows
 
 import (
+	"time"
+
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/offboard/offboard/activities"
@@ -92,7 +94,14 @@ func (wf *deprovision) watchContainmentSLA(ctx workflow.Context) {
 	wf.openWork++
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		defer func() { wf.openWork-- }()
+		// Containment may be done before the rights are in: the watcher then
+		// judges by when it was done, not by when it could start.
+		var doneAt time.Time
+		_ = workflow.Await(ctx, func() bool { return wf.rightsPending == 0 || done() })
+		if done() {
+			doneAt = workflow.Now(ctx)
+		}
 		wf.awaitRights(ctx)
-		wf.watchSLA(ctx, "containment", wf.containmentSLA(), done)
+		wf.watchSLASince(ctx, "containment", wf.containmentSLA(), done, doneAt)
 	})
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/mock"
 
 	"github.com/offboard/offboard/activities"
+	"github.com/offboard/offboard/internal/config"
 	"github.com/offboard/offboard/internal/control"
 )
 
@@ -125,4 +126,26 @@ func deadline(st Status, phase string) Deadline {
 		}
 	}
 	return Deadline{}
+}
+
+// Containment done after the privileged SLA's due but before the rights that
+// make the person privileged are in: the watcher starts late, and still
+// records the breach, judged by when containment was done.
+func (s *deprovisionSuite) TestContainmentLateBeforeRightsAreInIsABreach() {
+	s.cfg.Policy.Retry.InitialInterval = config.Duration(3 * time.Minute)
+	s.cfg.Policy.Retry.MaximumInterval = config.Duration(3 * time.Minute)
+	s.newEnvWithFinder()
+	s.aws.privileges = []string{"aws policy AdministratorAccess"}
+	s.aws.failNext("suspend", 3, control.ErrTransient) // contained ~9 min in; the rights come at 30
+	s.at(time.Hour, func() {
+		st := s.status()
+		d := deadline(st, "containment")
+		s.Equal(s.start.Add(5*time.Minute), d.Due, "the privileged SLA")
+		s.True(d.Breached, "contained after the due, though the watcher could only start at 30 min")
+		s.True(st.SLABreached)
+		s.True(d.MetAt.After(d.Due) && d.MetAt.Before(s.start.Add(30*time.Minute)), "met when containment was done: %s", d.MetAt)
+		s.signal(SignalRescind, Rescind{By: "hr-bot", Reason: "test over"})
+	})
+	res := s.run(s.termination())
+	s.True(res.SLABreached)
 }

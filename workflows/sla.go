@@ -13,6 +13,12 @@ import (
 )
 
 func (wf *deprovision) watchSLA(ctx workflow.Context, phase string, within time.Duration, done func() bool) {
+	wf.watchSLASince(ctx, phase, within, done, time.Time{})
+}
+
+// watchSLASince is watchSLA for a watcher that starts late: doneAt, when
+// set, is when the phase was done, and decides whether it was in time.
+func (wf *deprovision) watchSLASince(ctx workflow.Context, phase string, within time.Duration, done func() bool, doneAt time.Time) {
 	due := wf.startedAt.Add(within)
 	if !wf.v.followSchedule && (wf.t.EffectiveAt.After(due) || wf.t.EffectiveAt.IsZero()) {
 		due = wf.effectiveAt.Add(within)
@@ -22,6 +28,16 @@ func (wf *deprovision) watchSLA(ctx workflow.Context, phase string, within time.
 	i := len(wf.status.Deadlines)
 	wf.status.Deadlines = append(wf.status.Deadlines, Deadline{Phase: phase, Due: due})
 	wf.slaDone = append(wf.slaDone, done)
+	if !doneAt.IsZero() {
+		// Done before the watcher could start: judged, here and now (the run
+		// may be closing), by when it was done.
+		wf.slaWatching = append(wf.slaWatching, false)
+		if doneAt.After(due) {
+			wf.breachSLA(ctx, i, phase, within, due)
+		}
+		wf.status.Deadlines[i].MetAt = doneAt
+		return
+	}
 	wf.slaWatching = append(wf.slaWatching, true)
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		defer func() { wf.slaWatching[i] = false }()
@@ -37,16 +53,21 @@ func (wf *deprovision) watchSLA(ctx workflow.Context, phase string, within time.
 			}
 			return
 		}
-		wf.status.Deadlines[i].Breached = true
-		wf.status.SLABreached = true
-		workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"phase": phase}).Counter("offboard_sla_breaches_total").Inc(1)
-		wf.upsert(ctx, SASLABreached.ValueSet(true))
-		wf.log(ctx, "sla_breach", "", phase+" SLA breached at "+due.UTC().Format(time.RFC3339), true)
-		wf.notify(ctx, "sla_breach", fmt.Sprintf("%s not done within %s (due %s)", phase, within, due.UTC().Format(time.RFC3339)))
+		wf.breachSLA(ctx, i, phase, within, due)
 		// Record when it was finally met, late.
 		_ = workflow.Await(ctx, func() bool { return done() })
 		wf.status.Deadlines[i].MetAt = workflow.Now(ctx)
 	})
+}
+
+// breachSLA records and announces that deadline i was missed.
+func (wf *deprovision) breachSLA(ctx workflow.Context, i int, phase string, within time.Duration, due time.Time) {
+	wf.status.Deadlines[i].Breached = true
+	wf.status.SLABreached = true
+	workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"phase": phase}).Counter("offboard_sla_breaches_total").Inc(1)
+	wf.upsert(ctx, SASLABreached.ValueSet(true))
+	wf.log(ctx, "sla_breach", "", phase+" SLA breached at "+due.UTC().Format(time.RFC3339), true)
+	wf.notify(ctx, "sla_breach", fmt.Sprintf("%s not done within %s (due %s)", phase, within, due.UTC().Format(time.RFC3339)))
 }
 
 // deadlinesRecorded: every deadline whose phase is done says when it was met.
