@@ -90,7 +90,7 @@ func (a *Activities) DiscoverOwned(ctx context.Context, in DiscoverInput) (Disco
 			if name == "" {
 				name = ow.ID
 			}
-			ow.Secret = a.Config.NonHuman.Secret(in.Target, name)
+			ow.Secret = a.Config.NonHuman.Secret(in.Target, ow.Kind, name)
 		}
 		out = append(out, ow)
 	}

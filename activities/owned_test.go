@@ -154,7 +154,7 @@ func TestDiscoverOwned(t *testing.T) {
 	require.NoError(t, v.Get(&d))
 	require.True(t, d.Supported)
 	require.Equal(t, []control.Owned{
-		{Target: "owner", Kind: control.KindServiceUser, ID: "123:deploy-bot", Name: "deploy-bot", Secret: "offboard/owner/deploy-bot"},
+		{Target: "owner", Kind: control.KindServiceUser, ID: "123:deploy-bot", Name: "deploy-bot", Secret: "offboard/owner/service-user/deploy-bot"},
 		{Target: "owner", Kind: control.KindSecret, ID: "arn:secret", Secret: "deploy-bot/api"},
 	}, d.Owned, "the secret name follows the template unless the connector named one")
 

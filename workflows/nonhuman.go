@@ -7,6 +7,7 @@
 package workflows
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -230,6 +231,19 @@ func (wf *deprovision) addOwned(pt activities.PlanTarget, o control.Owned, actio
 		st.Problem = fmt.Sprintf("%s cannot %s a %s: a person must, then waive this control", o.Target, action, o.Kind)
 		steps = []control.Step{{Name: "unsupported"}}
 	}
+	for _, other := range wf.status.NonHuman {
+		if other.Owned.Target == o.Target && other.Owned.Kind == o.Kind && other.Owned.ID == o.ID {
+			return // the same identity twice (found again after a retry)
+		}
+	}
+	if other, ok := wf.secretWriter(o, action); ok && st.Problem == "" {
+		// Two rotations into one secret: the second promote would hide the
+		// first's value, and a service or person would lose its credential.
+		st.Problem = fmt.Sprintf("its rotation would write secret %s, which the rotation of %s %s (%s) writes too: "+
+			"a person must give it a secret of its own (nonHuman.secretName or the breakGlass registry) and rotate it, then waive this control",
+			o.Secret, other.Owned.Kind, cmp.Or(other.Owned.Name, other.Owned.ID), other.Owned.Target)
+		steps = []control.Step{{Name: "secret-in-use"}}
+	}
 	i := len(wf.status.NonHuman)
 	slug := strings.ReplaceAll(o.Kind, " ", "-")
 	for _, s := range steps {
@@ -243,6 +257,31 @@ func (wf *deprovision) addOwned(pt activities.PlanTarget, o control.Owned, actio
 		st.Controls = append(st.Controls, id)
 	}
 	wf.status.NonHuman = append(wf.status.NonHuman, st)
+}
+
+// writesSecret is the secret-store entry a rotation of o writes to; "" for
+// any other action, and for an owned secret (Secrets Manager's own rotation
+// replaces its value in place).
+func writesSecret(o control.Owned, action control.Action) string {
+	if action != control.Rotate || o.Kind == control.KindSecret {
+		return ""
+	}
+	return o.Secret
+}
+
+// secretWriter is the identity already in the plan whose rotation writes the
+// secret o's would.
+func (wf *deprovision) secretWriter(o control.Owned, action control.Action) (OwnedStatus, bool) {
+	secret := writesSecret(o, action)
+	if secret == "" {
+		return OwnedStatus{}, false
+	}
+	for _, it := range wf.status.NonHuman {
+		if writesSecret(it.Owned, it.Action) == secret {
+			return it, true
+		}
+	}
+	return OwnedStatus{}, false
 }
 
 // awaitDiscovery holds the approval gate until every discovery settled, so

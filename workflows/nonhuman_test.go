@@ -411,3 +411,57 @@ func (s *deprovisionSuite) TestAnAccountFoundLateIsSearchedToo() {
 	s.Equal(PhaseCompleted, res.Phase)
 	s.Equal(1, o.steps("tok-1/revoke"))
 }
+
+func (s *deprovisionSuite) TestTwoRotationsIntoOneSecretAreRefusedAtPlanTime() {
+	s.cfg.NonHuman.SecretName = "vault/{target}/{name}" // no {kind}: an app and its service principal collide
+	s.cfg.NonHuman.Actions = map[string]control.Action{control.KindApplication: control.Rotate, control.KindServicePrincipal: control.Rotate}
+	s.cfg.NonHuman.RequireApproval = false
+	o := s.withOwner()
+	o.owned = []control.Owned{
+		{Kind: control.KindApplication, ID: "app-1", Name: "billing-sync"},
+		{Kind: control.KindServicePrincipal, ID: "sp-1", Name: "billing-sync"},
+	}
+	s.at(time.Hour, func() {
+		st := s.status()
+		s.Require().Len(st.NonHuman, 2)
+		s.Equal("vault/aws/billing-sync", st.NonHuman[1].Owned.Secret)
+		s.Empty(st.NonHuman[0].Problem, "the first writer keeps its rotation")
+		s.Contains(st.NonHuman[1].Problem, "would write secret vault/aws/billing-sync, which the rotation of application billing-sync (aws) writes too")
+		c := controlByID(st, "aws/owned/service-principal/sp-1/secret-in-use")
+		s.Equal(StateException, c.State, "said plainly, and waits for a person")
+		s.Contains(c.Error, "a secret of its own")
+		s.Equal(1, o.steps("app-1/create_new"))
+		s.Zero(o.steps("sp-1/create_new"), "the second rotation never ran")
+		var plan []string
+		for _, p := range st.Plan {
+			plan = append(plan, p.Removes...)
+		}
+		s.Contains(strings.Join(plan, "\n"), "service principal billing-sync (aws) → rotate: secret-in-use (its rotation would write secret vault/aws/billing-sync")
+		s.env.CancelWorkflow()
+	})
+	s.env.ExecuteWorkflow(Deprovision, s.termination())
+}
+
+func (s *deprovisionSuite) TestABreakGlassSecretADiscoveredRotationWritesIsRefused() {
+	s.cfg.BreakGlass = []config.BreakGlass{
+		{Name: "aws-emergency", Target: "aws", Account: "breakglass-aws", Secret: "offboard/aws/service-user/deploy-bot", KnownBy: config.KnownBy{Groups: []string{"admins"}}},
+	}
+	s.cfg.NonHuman.RequireApproval = false
+	o := s.withOwner()
+	o.accountHolds = []string{"group admins"}
+	s.at(time.Hour, func() {
+		st := s.status()
+		s.Require().Len(st.NonHuman, 4)
+		var refused []string
+		for _, it := range st.NonHuman {
+			if strings.Contains(it.Problem, "would write secret offboard/aws/service-user/deploy-bot") {
+				refused = append(refused, it.Owned.ID)
+			}
+		}
+		s.Len(refused, 1, "one of the two writers is refused, and only one")
+		ran := o.steps("breakglass-aws/set_password") + o.steps("123:deploy-bot/create_new")
+		s.Equal(1, ran, "exactly one rotation wrote the secret")
+		s.env.CancelWorkflow()
+	})
+	s.env.ExecuteWorkflow(Deprovision, s.termination())
+}

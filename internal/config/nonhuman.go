@@ -33,7 +33,9 @@ type NonHuman struct {
 	// Purge is how long an inactive old credential is kept before it is deleted.
 	Purge Duration `yaml:"purge" json:"purge"`
 	// SecretName names the secret-store entry of a rotation the registry does
-	// not name: {target} and {name} are replaced.
+	// not name: {target}, {kind} (a slug: "service-principal") and {name} are
+	// replaced. Without {kind}, an Entra app and its service principal (one
+	// display name) would map to one secret: the plan refuses the second.
 	SecretName string `yaml:"secretName" json:"secretName,omitempty"`
 	// SecretStore is where rotations write new values (AWS Secrets Manager).
 	SecretStore SecretStore `yaml:"secretStore" json:"-"`
@@ -80,8 +82,9 @@ var DefaultActions = map[string]control.Action{
 	control.KindBreakGlass:       control.Rotate,
 }
 
-// DefaultSecretName is where a rotation writes when the registry names no secret.
-const DefaultSecretName = "offboard/{target}/{name}"
+// DefaultSecretName is where a rotation writes when the registry names no
+// secret: the kind keeps an app and its service principal apart.
+const DefaultSecretName = "offboard/{target}/{kind}/{name}"
 
 func defaultNonHuman() NonHuman {
 	return NonHuman{
@@ -105,13 +108,16 @@ func (n NonHuman) Action(kind string) control.Action {
 }
 
 // Secret is the secret-store entry for an identity the registry does not name.
-func (n NonHuman) Secret(target, name string) string {
+func (n NonHuman) Secret(target, kind, name string) string {
 	tmpl := n.SecretName
 	if tmpl == "" {
 		tmpl = DefaultSecretName
 	}
-	return strings.NewReplacer("{target}", target, "{name}", name).Replace(tmpl)
+	return strings.NewReplacer("{target}", target, "{kind}", KindSlug(kind), "{name}", name).Replace(tmpl)
 }
+
+// KindSlug is a kind as a path segment: "service principal" → "service-principal".
+func KindSlug(kind string) string { return strings.ReplaceAll(kind, " ", "-") }
 
 var ownedKinds = []string{control.KindAPIToken, control.KindApplication, control.KindServicePrincipal,
 	control.KindServiceUser, control.KindSecret, control.KindManagedAccount}
@@ -164,6 +170,7 @@ func (c *Config) validateNonHuman(root *yaml.Node, targets map[string]bool) erro
 		return c.fieldError(root, at("secretStore", "region"), "is required (the secrets' region, e.g. eu-central-1)")
 	}
 	names := map[string]bool{}
+	secrets := map[string]string{} // secret → the entry that names it
 	for i, b := range c.BreakGlass {
 		p := func(f string) []string { return []string{"breakGlass", fmt.Sprint(i), f} }
 		switch {
@@ -177,10 +184,14 @@ func (c *Config) validateNonHuman(root *yaml.Node, targets map[string]bool) erro
 			return c.fieldError(root, p("account"), "is required (the login, UPN, sAMAccountName or IAM user)")
 		case strings.TrimSpace(b.Secret) == "":
 			return c.fieldError(root, p("secret"), "is required (the Secrets Manager secret holding its password)")
+		case secrets[b.Secret] != "":
+			// Two rotations into one secret: the second promote would hide the first password.
+			return c.fieldError(root, p("secret"), "%q is also %q's secret: each break-glass account needs its own", b.Secret, secrets[b.Secret])
 		case len(b.KnownBy.Groups) == 0 && len(b.KnownBy.Roles) == 0:
 			return c.fieldError(root, p("knownBy"), "names no group or role: nobody's leaving would rotate it")
 		}
 		names[b.Name] = true
+		secrets[b.Secret] = b.Name
 	}
 	if len(c.BreakGlass) > 0 && !s.IsSet() {
 		return c.fieldError(root, at("secretStore"), "is required with a breakGlass registry: rotations write the new password there")

@@ -23,7 +23,9 @@ func TestNonHumanDefaults(t *testing.T) {
 	} {
 		require.Equal(t, want, n.Action(kind), kind)
 	}
-	require.Equal(t, "offboard/aws/deploy-bot", n.Secret("aws", "deploy-bot"))
+	require.Equal(t, "offboard/aws/service-user/deploy-bot", n.Secret("aws", control.KindServiceUser, "deploy-bot"))
+	// An Entra app and its service principal share a display name: the kind keeps their secrets apart.
+	require.NotEqual(t, n.Secret("entra", control.KindApplication, "billing-sync"), n.Secret("entra", control.KindServicePrincipal, "billing-sync"))
 	require.False(t, n.SecretStore.IsSet())
 }
 
@@ -45,7 +47,7 @@ breakGlass:
 	require.Equal(t, control.Decommission, n.Action(control.KindServiceUser))
 	require.Equal(t, control.Reown, n.Action(control.KindApplication), "a kind left out keeps its default")
 	require.Equal(t, 2*time.Second, n.Grace.D())
-	require.Equal(t, "vault/okta-ci", n.Secret("okta", "ci"))
+	require.Equal(t, "vault/okta-ci", n.Secret("okta", control.KindAPIToken, "ci"))
 	require.Equal(t, []BreakGlass{{Name: "okta-emergency", Target: "okta", Account: "breakglass@acme.test", Secret: "breakglass/okta",
 		KnownBy: KnownBy{Groups: []string{"admins"}, Roles: []string{"SUPER_ADMIN"}}}}, cfg.BreakGlass)
 }
@@ -69,6 +71,8 @@ func TestBadNonHumanConfigNamesTheField(t *testing.T) {
 		"no secret":       {"nonHuman:\n" + store + "breakGlass:\n  - {name: x, target: okta, account: bg, knownBy: {roles: [r]}}\n", "breakGlass.0.secret: is required"},
 		"twice": {"nonHuman:\n" + store + "breakGlass:\n  - {name: x, target: okta, account: a, secret: s, knownBy: {roles: [r]}}\n  - {name: x, target: okta, account: b, secret: t, knownBy: {roles: [r]}}\n",
 			`breakGlass.1.name: "x" is used twice`},
+		"one secret, two entries": {"nonHuman:\n" + store + "breakGlass:\n  - {name: x, target: okta, account: a, secret: bg/shared, knownBy: {roles: [r]}}\n  - {name: y, target: okta, account: b, secret: bg/shared, knownBy: {roles: [r]}}\n",
+			`breakGlass.1.secret: "bg/shared" is also "x"'s secret`},
 		"aws path":               {"  - {name: aws, kind: awsiam, aws: {accountID: \"1\", servicePathPrefix: service}}\n", `targets.1.aws.servicePathPrefix: "service" must begin and end with /`},
 		"aws secrets endpoint":   {"  - {name: aws, kind: awsiam, aws: {accountID: \"1\", secretsEndpoint: \"127.0.0.1:8109\"}}\n", `targets.1.aws.secretsEndpoint: "127.0.0.1:8109" is not an http(s) URL`},
 		"registry without store": {"breakGlass:\n  - {name: x, target: okta, account: bg, secret: s, knownBy: {roles: [r]}}\n", "nonHuman.secretStore: is required with a breakGlass registry"},
