@@ -128,6 +128,11 @@ func (a *Activities) ApplyOwned(ctx context.Context, in OwnedInput) (rec control
 	p := in.Params
 	p.Store = a.Secrets
 	r := newReceipt(ctx, t, ci)
+	if in.Owned.Kind == control.KindBreakGlass && p.Store != nil {
+		if err := registrySecretExists(ctx, p.Store, in); err != nil {
+			return r.Receipt, err
+		}
+	}
 	observe := func(step string) (control.Observation, error) {
 		obs, err := o.ObserveOwned(ctx, in.Step, in.Owned, p)
 		if err == nil {
@@ -188,6 +193,35 @@ func (r *receipt) confirmOwnedGone(observe func(string) (control.Observation, er
 			fmt.Sprintf("%s: %s, but %s still exists (%s): the not-found came from something other than it", in.ControlID, first, in.Owned.ID, again.Detail),
 			ErrTypePermanent, temporal.ApplicationErrorOptions{NonRetryable: true, Details: []any{failureDetail(again.Call)}})
 	}
+	if in.Owned.Kind == control.KindBreakGlass {
+		// True, but "gone" would hide a stale registry entry whose secret
+		// still holds a password people knew: a person must look.
+		return r.Receipt, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("%s: break-glass registry entry %q names account %s in %s, which does not exist (%s; a second lookup agrees): "+
+				"the registry is stale and secret %s may still hold a password people knew; fix the entry (retire or rotate the secret by hand), then waive this control",
+				in.ControlID, in.Owned.Name, in.Owned.ID, in.Target, first, in.Owned.Secret), ErrTypePermanent, nil, failureDetail(again.Call))
+	}
 	r.Gone = true
 	return r.finish(control.Observed, "gone: "+first+"; a second lookup agrees ("+again.Detail+")"), nil
+}
+
+// registrySecretExists refuses a break-glass rotation whose registry secret
+// is missing. The store would create it (PutPending creates a secret named
+// but absent, which is right for "offboard/..." secrets), but a registry
+// entry names the secret people reach for in an emergency: a missing one is
+// most likely a typo, and a new secret under it would leave the real entry
+// holding a password the account no longer has.
+func registrySecretExists(ctx context.Context, store control.SecretStore, in OwnedInput) error {
+	_, err := store.Current(ctx, in.Owned.Secret)
+	switch {
+	case errors.Is(err, control.ErrNotFound):
+		return temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("%s: break-glass registry entry %q names secret %s, which does not exist in the secret store: "+
+				"a rotation never creates a registry secret (the password people knew may live under another name); "+
+				"create the secret under this name and retry, or fix the registry for later runs and waive this control", in.ControlID, in.Owned.Name, in.Owned.Secret),
+			ErrTypePermanent, err)
+	case err != nil:
+		return classify(fmt.Errorf("%s: read secret %s of break-glass entry %q: %w", in.ControlID, in.Owned.Secret, in.Owned.Name, err))
+	}
+	return nil
 }

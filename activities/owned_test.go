@@ -188,3 +188,53 @@ func TestPlanSaysWhatEachTargetCanDo(t *testing.T) {
 	require.True(t, base.NonHuman.Policy.RequireApproval)
 	require.Len(t, base.NonHuman.BreakGlass, 4)
 }
+
+// missingStore has no secrets at all.
+type missingStore struct{ nopStore }
+
+func (missingStore) Current(_ context.Context, secret string) (string, error) {
+	return "", &control.Error{Kind: control.ErrNotFound, Op: "secretstore: read " + secret, HTTPStatus: 400}
+}
+
+func applyBreakGlass(env *testsuite.TestActivityEnvironment, acts *Activities) (control.Receipt, error) {
+	in := OwnedInput{ControlID: "owner/owned/break-glass-account/bg-old/set_password", Target: "owner", Step: "set_password",
+		Owned:  control.Owned{Target: "owner", Kind: control.KindBreakGlass, ID: "bg-old", Name: "old-emergency", Secret: "breakglass/old"},
+		Params: control.OwnedParams{Token: "t"}}
+	v, err := env.ExecuteActivity(acts.ApplyOwned, in)
+	var r control.Receipt
+	if err == nil {
+		err = v.Get(&r)
+	}
+	return r, err
+}
+
+func TestABreakGlassAccountThatIsGoneIsAStaleRegistryEntry(t *testing.T) {
+	o := newOwner()
+	o.gone = true
+	acts, env := ownedEnv(t, o)
+	acts.Secrets = nopStore{}
+	r, err := applyBreakGlass(env, acts)
+	require.Error(t, err, "two lookups agree it is gone, but that is no success: the registry is stale")
+	ae := appError(t, err)
+	require.Equal(t, ErrTypePermanent, ae.Type())
+	require.True(t, ae.NonRetryable())
+	require.Contains(t, err.Error(), `break-glass registry entry "old-emergency" names account bg-old in owner, which does not exist`)
+	require.Contains(t, err.Error(), "secret breakglass/old may still hold a password")
+	require.False(t, r.Gone)
+}
+
+func TestABreakGlassSecretMissingFromTheStoreIsNeverCreated(t *testing.T) {
+	o := newOwner()
+	acts, env := ownedEnv(t, o)
+	acts.Secrets = missingStore{}
+	_, err := applyBreakGlass(env, acts)
+	require.Error(t, err)
+	require.Equal(t, ErrTypePermanent, appError(t, err).Type())
+	require.Contains(t, err.Error(), `break-glass registry entry "old-emergency" names secret breakglass/old, which does not exist in the secret store`)
+	require.Zero(t, o.enforced["set_password"], "nothing set on the account, nothing written to the store")
+	require.Nil(t, o.store, "the connector was never called")
+
+	// A discovered identity's secret may be created: the precheck is the registry's alone.
+	_, err = applyOwned(env, acts, "create_key")
+	require.NoError(t, err)
+}
