@@ -330,6 +330,9 @@ func (p BambooHR) decide(emp BambooEmployee, changed []string, at time.Time, whe
 			Kind:        kind,
 			EffectiveAt: effective,
 			Manager:     emp.SupervisorEmail,
+			// BambooHR's record names a job title and nothing like a
+			// security role or group: the title is the HR role.
+			Roles: roles(emp.JobTitle),
 		}
 		return Result{Events: []Event{{Action: ActionStart, Termination: t}}}, nil
 	case status == "active" && changedAny(changed, "hiredate", "originalhiredate", "rehiredate"):

@@ -28,6 +28,7 @@ const SourceGeneric = "generic"
 //	  "privileged":  true,
 //	  "manager":     "grace@example.com",
 //	  "newRole":     "analyst",                // role_change only
+//	  "roles":       ["dba", "on-call"],       // HR roles held: break-glass accounts known by one are rotated
 //	  "accounts":    {"okta": "00u1abc"},
 //	  "requestedBy": "hr-bot@example.com",
 //	  "legalHold":   {"by": "legal@example.com", "caseRef": "LIT-7", "reason": "..."},
@@ -60,6 +61,7 @@ type GenericEvent struct {
 	Privileged  bool              `json:"privileged"`
 	Manager     string            `json:"manager"`
 	NewRole     string            `json:"newRole"`
+	Roles       []string          `json:"roles"`
 	Accounts    map[string]string `json:"accounts"`
 	RequestedBy string            `json:"requestedBy"`
 	LegalHold   *workflows.Hold   `json:"legalHold"`
@@ -201,6 +203,7 @@ func (p Generic) event(e GenericEvent, at string) (Event, error) {
 		EffectiveAt: effective,
 		Privileged:  e.Privileged,
 		Manager:     e.Manager,
+		Roles:       roles(e.Roles...),
 		Accounts:    e.Accounts,
 		RequestedBy: e.RequestedBy,
 		LegalHold:   e.LegalHold,

@@ -249,3 +249,23 @@ func truthy(s string) bool {
 	}
 	return false
 }
+
+// roles lists the HR roles a record names (Termination.Roles, matched
+// against breakGlass knownBy.roles): once each, in order, blanks dropped,
+// and a multi-valued column sent as one "a; b" value split.
+func roles(values ...string) []string {
+	var out []string
+	for _, v := range values {
+		for _, r := range strings.Split(v, ";") {
+			r = strings.TrimSpace(r)
+			dup := r == ""
+			for _, have := range out {
+				dup = dup || strings.EqualFold(have, r)
+			}
+			if !dup {
+				out = append(out, r)
+			}
+		}
+	}
+	return out
+}

@@ -2,10 +2,12 @@ package hris
 
 import (
 	"bytes"
+	"encoding/json"
 	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -107,9 +109,18 @@ type wdWorker struct {
 					BusinessTitle string `xml:"Business_Title"`
 					WorkerType    wdRef  `xml:"Worker_Type_Reference"`
 					Manager       wdRef  `xml:"Manager_as_of_last_detected_manager_change_Reference"`
+					JobProfile    struct {
+						Name      string `xml:"Job_Profile_Name"`
+						Reference wdRef  `xml:"Job_Profile_Reference"`
+					} `xml:"Job_Profile_Summary_Data"`
 				} `xml:"Position_Data"`
 			} `xml:"Worker_Job_Data"`
 		} `xml:"Employment_Data"`
+		// Organization roles the worker holds (Get_Workers with Include_Roles).
+		OrgRoles []struct {
+			Role    wdRef `xml:"Role_Reference"`
+			OrgRole wdRef `xml:"Organization_Role_Reference"`
+		} `xml:"Role_Data>Organization_Role_Data>Organization_Role"`
 		Logs []struct {
 			Reference wdRef `xml:"Transaction_Log_Reference"`
 			Data      struct {
@@ -142,6 +153,7 @@ type wdFacts struct {
 	Process       string // business process type, e.g. "Terminate Employee"
 	EventID       string
 	NewRole       string
+	Roles         []string // job profile, business title, organization roles
 }
 
 // ParseXML reads a SOAP notification, a Get_Workers response or a RaaS XML report.
@@ -186,7 +198,12 @@ func (p Workday) ParseXML(body []byte) (Result, error) {
 			cols := map[string]string{}
 			for _, c := range e.Cols {
 				// A reference column carries a descriptor and ids: keep both.
-				cols[normField(c.XMLName.Local)] = firstNonEmpty(c.Value, c.Descriptor)
+				k := normField(c.XMLName.Local)
+				v := firstNonEmpty(c.Value, c.Descriptor)
+				if slices.Contains(raasRoleColumns, k) && cols[k] != "" {
+					v = cols[k] + "; " + v // a multi-instance column: every value is a role
+				}
+				cols[k] = v
 				for _, id := range c.IDs {
 					if k := normField(id.Type); cols[k] == "" {
 						cols[k] = strings.TrimSpace(id.Value)
@@ -216,10 +233,40 @@ func (p Workday) ParseXML(body []byte) (Result, error) {
 	return p.decideAll(facts)
 }
 
+// raasValue is one JSON report cell: a value, or a multi-instance column's
+// list of values or {"Descriptor": ...} objects, joined by "; ".
+type raasValue struct{ flexValue }
+
+func (v *raasValue) UnmarshalJSON(b []byte) error {
+	if b = bytes.TrimSpace(b); len(b) == 0 || b[0] != '[' {
+		return v.flexValue.UnmarshalJSON(b)
+	}
+	var items []json.RawMessage
+	if err := json.Unmarshal(b, &items); err != nil {
+		return err
+	}
+	var vals []string
+	for _, it := range items {
+		var ref struct {
+			Descriptor string `json:"Descriptor"`
+		}
+		var fv flexValue
+		if json.Unmarshal(it, &ref) == nil && ref.Descriptor != "" {
+			vals = append(vals, ref.Descriptor)
+		} else if err := fv.UnmarshalJSON(it); err != nil {
+			return err
+		} else if fv.s != "" {
+			vals = append(vals, fv.s)
+		}
+	}
+	v.s = strings.Join(vals, "; ")
+	return nil
+}
+
 // ParseJSON reads a RaaS JSON report: {"Report_Entry":[{"Employee_ID":...}]}.
 func (p Workday) ParseJSON(body []byte) (Result, error) {
 	var report struct {
-		Entries *[]map[string]flexValue `json:"Report_Entry"`
+		Entries *[]map[string]raasValue `json:"Report_Entry"`
 	}
 	if err := decodeJSON(body, &report); err != nil {
 		return Result{}, malformed(SourceWorkday, err)
@@ -284,7 +331,14 @@ func workerFacts(w wdWorker, where string) wdFacts {
 			f.Contingent = true
 		}
 		f.Manager = firstNonEmpty(f.Manager, pos.Manager.id("Employee_ID"))
+		f.Roles = append(f.Roles, firstNonEmpty(pos.JobProfile.Name, pos.JobProfile.Reference.Descriptor), pos.BusinessTitle)
 	}
+	// User-based security groups are not part of a worker's data in
+	// Get_Workers: a RaaS report can add them as a column (raasColumns "roles").
+	for _, r := range w.Data.OrgRoles {
+		f.Roles = append(f.Roles, firstNonEmpty(r.Role.Descriptor, r.OrgRole.Descriptor, r.Role.id("Organization_Role_ID"), r.OrgRole.id("Organization_Role_ID")))
+	}
+	f.Roles = roles(f.Roles...)
 	// The notification's business process: the latest entry that matters.
 	for _, l := range w.Data.Logs {
 		typ := firstNonEmpty(l.Data.Type.id("Business_Process_Type"), l.Data.Type.Descriptor, l.Data.Description)
@@ -321,6 +375,11 @@ var raasColumns = map[string][]string{
 	"workertype":  {"workertype"},
 }
 
+// raasRoleColumns are the report columns whose values are HR roles, all of
+// them read (a multi-instance column arrives as several values).
+var raasRoleColumns = []string{"roles", "role", "securityroles", "securitygroups", "usersecuritygroups",
+	"organizationroles", "jobprofile", "jobprofilename", "businesstitle"}
+
 func raasFacts(cols map[string]string, where string) wdFacts {
 	get := func(key string) string {
 		for _, c := range raasColumns[key] {
@@ -349,6 +408,13 @@ func raasFacts(cols map[string]string, where string) wdFacts {
 		Process:       get("process"),
 		EventID:       get("event"),
 		NewRole:       get("role"),
+		Roles: func() []string {
+			var rs []string
+			for _, c := range raasRoleColumns {
+				rs = append(rs, cols[c])
+			}
+			return roles(rs...)
+		}(),
 	}
 }
 
@@ -479,6 +545,8 @@ func (p Workday) start(f wdFacts, kind workflows.Kind, reason workflows.Reason, 
 	}
 	if kind == workflows.KindRoleChange {
 		t.NewRole = f.NewRole
+	} else {
+		t.Roles = f.Roles
 	}
 	return Result{Events: []Event{{Action: ActionStart, Termination: t}}}, nil
 }
