@@ -195,6 +195,10 @@ func (a *Activities) classifyAccount(res *ListPageResult, idx *roster.Index, acc
 		res.Counts.Canary++
 		return
 	}
+	if _, ok := a.Config.BreakGlassAccount(res.Target, acct.ID, acct.Login, acct.Email); ok {
+		res.Counts.ServiceOwned++ // declared in the break-glass registry: owned, known
+		return
+	}
 	if rc.IsService(acct.Login) {
 		if rc.ServiceOwner(acct.Login) != "" {
 			res.Counts.ServiceOwned++

@@ -198,3 +198,21 @@ func (c *Config) validateNonHuman(root *yaml.Node, targets map[string]bool) erro
 	}
 	return nil
 }
+
+// BreakGlassAccount is the registry entry naming an account of target (by
+// its id, login or e-mail, case-insensitive). Reconciliation counts such an
+// account as known, owned by the registry, never as an orphan: it is
+// declared here, and nobody's HR record will ever match it.
+func (c Config) BreakGlassAccount(target string, names ...string) (BreakGlass, bool) {
+	for _, b := range c.BreakGlass {
+		if b.Target != target {
+			continue
+		}
+		for _, n := range names {
+			if n != "" && strings.EqualFold(n, b.Account) {
+				return b, true
+			}
+		}
+	}
+	return BreakGlass{}, false
+}

@@ -1,12 +1,14 @@
 package config
 
 import (
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/offboard/offboard/internal/control"
+	"github.com/offboard/offboard/sandbox/demo"
 )
 
 func TestNonHumanDefaults(t *testing.T) {
@@ -99,4 +101,22 @@ func TestSandboxNamesTheDemoBreakGlassAccounts(t *testing.T) {
 	for _, b := range cfg.BreakGlass {
 		require.Equal(t, []string{"admins"}, b.KnownBy.Groups, b.Name)
 	}
+}
+
+// Nightly reconciliation of the sandbox: every seeded non-human account is
+// owned (serviceOwners) or declared (the break-glass registry), never an orphan.
+func TestSandboxReconcileKnowsTheDemoNonHumanAccounts(t *testing.T) {
+	cfg, err := Default()
+	require.NoError(t, err)
+	owner := demo.ServiceOwner(demo.People(demo.Size)).Email
+	for _, login := range []string{demo.ServiceUserName, demo.ManagedAccountSAM} {
+		require.True(t, cfg.Reconcile.IsService(login), login)
+		require.Equal(t, owner, cfg.Reconcile.ServiceOwner(login), login)
+	}
+	for target, login := range map[string]string{"okta": demo.BreakGlassOkta, "entra": demo.BreakGlassEntra, "ad": demo.BreakGlassAD, "aws": demo.BreakGlassAWS} {
+		_, ok := cfg.BreakGlassAccount(target, "some-id", strings.ToUpper(login))
+		require.True(t, ok, "%s in %s is declared by the registry", login, target)
+	}
+	_, ok := cfg.BreakGlassAccount("okta", demo.BreakGlassAD)
+	require.False(t, ok, "a registry account is known in its own target only")
 }
