@@ -17,6 +17,7 @@ declare -A ports=(
 	[8101]="sandbox: Okta" [8102]="sandbox: Microsoft Graph" [8103]="sandbox: AWS IAM"
 	[8104]="sandbox: SCIM app crm" [8105]="sandbox: SCIM app wiki"
 	[8106]="sandbox: AD admin view" [8107]="sandbox: Splunk HEC (GET /counts)" [8108]="sandbox: HR roster (BambooHR, Workday)" [8636]="sandbox: AD (LDAPS)"
+	[8109]="sandbox: AWS Secrets Manager"
 	[8110]="sandbox: identity provider events (SSF, Okta hook)" [8111]="sandbox: SSF relying party"
 	[9090]="worker health and metrics" [8080]="starter (HRIS relay, operator API)"
 	[8081]="starter (codec server for the Web UI)"
@@ -118,6 +119,7 @@ start sandbox bin/sandbox -people 200
 wait_port 8101 sandbox
 wait_port 8636 sandbox
 wait_port 8108 sandbox
+wait_port 8109 sandbox
 wait_port 8111 sandbox
 
 start worker bin/worker
