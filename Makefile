@@ -107,7 +107,7 @@ chaos-stack: setup-stack build
 
 # Re-record the replay corpus in testdata/histories from the integration scenarios.
 histories: setup-run
-	OFFBOARD_RECORD_HISTORIES=1 $(GO) test -count=1 -run TestScenarios ./internal/integration/
+	OFFBOARD_RECORD_HISTORIES=1 $(GO) test -count=1 -run 'TestScenarios|TestNonHuman' ./internal/integration/
 
 FUZZTIME ?= 30s
 fuzz:

@@ -205,6 +205,7 @@ func TestNonHumanEveryKind(t *testing.T) {
 		require.NotEqual(t, demo.APITokenName, tok.Name, "the API token was revoked")
 	}
 	require.Contains(t, owned(t, res.Status, control.KindApplication).NewOwner, manager.Email)
+	s.recordHistory(s.ctx, "non-human", started)
 }
 
 func TestNonHumanBreakGlassRotatedForAnAdmin(t *testing.T) {
@@ -264,6 +265,7 @@ func TestNonHumanBreakGlassRotatedForAnAdmin(t *testing.T) {
 			}
 		}
 	}
+	s.recordHistory(s.ctx, "break-glass", started)
 }
 
 // TestNonHumanRotationSurvivesWorkerCrash stops the worker right after the
@@ -299,6 +301,7 @@ func TestNonHumanRotationSurvivesWorkerCrash(t *testing.T) {
 	require.Equal(t, workflows.PhaseCompleted, res.Phase)
 	require.Equal(t, []string{stored + " Active"}, s.keys(demo.ServiceUserName), "the old key deleted after the purge; the stored one kept")
 	require.Equal(t, stored, storedKey(t, s.secrets, su.Owned.Secret))
+	s.recordHistory(s.ctx, "non-human-crash", started)
 }
 
 // TestNonHumanStoreWriteFails breaks the secret store: the rotation is an
@@ -328,6 +331,7 @@ func TestNonHumanStoreWriteFails(t *testing.T) {
 	require.Equal(t, workflows.PhaseCompleted, res.Phase)
 	su := owned(t, res.Status, control.KindServiceUser)
 	require.Equal(t, []string{storedKey(t, s.store, su.Owned.Secret) + " Active"}, s.keys(demo.ServiceUserName))
+	s.recordHistory(s.ctx, "non-human-store-fails", started)
 }
 
 // waitTimerFired waits, from the history alone (no worker needed), until a
