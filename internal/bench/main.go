@@ -66,6 +66,10 @@ var (
 	quick         bool   // -quick: no scale-out, no rate limit
 	workerBin     string // -worker: the binary to measure
 	noEager       bool   // -no-eager: the dev server without eager activity dispatch
+	// pollEvery: how often a sequential run's status is queried. Each query
+	// is a task for the worker's workflow-task pollers, so asking too often
+	// delays the very workflow tasks being measured.
+	pollEvery time.Duration
 )
 
 // The rate-limit part: okta's queue limit, and how many runs it measures.
@@ -120,6 +124,7 @@ func main() {
 	burst := flag.Int("burst", 500, "terminations started at once")
 	latency := flag.Duration("latency", 50*time.Millisecond, "latency of every simulated API call")
 	flag.IntVar(&memoryLimitMB, "worker-memory-limit", 0, "the worker's worker.memoryLimitMB (0 = the Go runtime's default)")
+	flag.DurationVar(&pollEvery, "poll", 2*time.Millisecond, "how often a sequential run's status is queried (ContainedAt is the workflow's own time, so this only changes the load)")
 	flag.BoolVar(&noEager, "no-eager", false, "start the dev server without eager activity dispatch (system.enableActivityEagerExecution)")
 	flag.StringVar(&workerBin, "worker", "", "the worker binary to run (default bin/worker)")
 	profile := flag.String("profile", "", "directory for the worker's heap and goroutine profiles, taken when the burst is contained")
@@ -404,7 +409,7 @@ func containSequential(ctx context.Context, c client.Client, people []demo.Perso
 		if _, err := runs.Start(ctx, c, termination(p)); err != nil {
 			return nil, nil, err
 		}
-		st, err := waitContained(ctx, c, p.EmployeeID, 2*time.Millisecond)
+		st, err := waitContained(ctx, c, p.EmployeeID, pollEvery)
 		if err != nil {
 			return nil, nil, err
 		}

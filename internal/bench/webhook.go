@@ -94,7 +94,7 @@ func containFromWebhook(ctx context.Context, c client.Client, h *hrRelay, people
 		if err != nil {
 			return nil, nil, err
 		}
-		st, err := waitContained(ctx, c, p.EmployeeID, 2*time.Millisecond)
+		st, err := waitContained(ctx, c, p.EmployeeID, pollEvery)
 		if err != nil {
 			return nil, nil, err
 		}
