@@ -659,7 +659,7 @@ targets:
   - name: ad
     kind: ldap
     ldap: {url: %q, caFile: %q, bindDN: "CN=Administrator,CN=Users,DC=corp,DC=example,DC=test", baseDN: "DC=corp,DC=example,DC=test", password: {env: BENCH_LDAP_PASSWORD}}
-  - {name: aws, kind: awsiam, aws: {accountID: "123456789012", endpoint: %s, secretsEndpoint: %s, accessKeyID: {env: BENCH_AWS_KEY_ID}, secretAccessKey: {env: BENCH_AWS_SECRET}}}
+  - {name: aws, kind: awsiam, aws: {accountID: "123456789012", endpoint: %s, secretsEndpoint: %s, servicePathPrefix: /service/, accessKeyID: {env: BENCH_AWS_KEY_ID}, secretAccessKey: {env: BENCH_AWS_SECRET}}}
 `, hostPort, namespace, metricsAddr, memoryLimitMB, s.oktaURL, oktaLimits, s.graphURL, s.crmURL, s.wikiURL, s.ldapURL, s.ldapCA, s.awsURL, s.secretsURL)
 }
 

@@ -362,7 +362,7 @@ targets:
   - name: ad
     kind: ldap
     ldap: {url: %q, caFile: %q, bindDN: "CN=Administrator,CN=Users,DC=corp,DC=example,DC=test", baseDN: "DC=corp,DC=example,DC=test", password: {env: CHAOS_LDAP_PASSWORD}}
-  - {name: aws, kind: awsiam, aws: {accountID: "123456789012", endpoint: %q, secretsEndpoint: %q, accessKeyID: {env: CHAOS_AWS_KEY_ID}, secretAccessKey: {env: CHAOS_AWS_SECRET}}}
+  - {name: aws, kind: awsiam, aws: {accountID: "123456789012", endpoint: %q, secretsEndpoint: %q, servicePathPrefix: /service/, accessKeyID: {env: CHAOS_AWS_KEY_ID}, secretAccessKey: {env: CHAOS_AWS_SECRET}}}
 `, hostPort, namespace, metrics, listen, evidenceDir, key, s.urls["okta"], s.urls["entra"], s.urls["scim-crm"], s.urls["scim-wiki"],
 		s.urls["ad"], s.ldapCA, s.urls["aws"], s.urls["aws-secrets"])
 }
