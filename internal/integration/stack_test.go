@@ -304,7 +304,7 @@ func (s *stack) scheduledQueues(ctx context.Context, started runs.Started) map[s
 // historyGeneration names the histories recorded by today's code. When a
 // change to the workflow is versioned, bump it: the older files stay in the
 // corpus and keep proving that their branch still replays.
-const historyGeneration = "v9"
+const historyGeneration = "v10"
 
 // recordHistory writes the run's history to testdata/histories when
 // OFFBOARD_RECORD_HISTORIES is set (make histories).
