@@ -1,12 +1,11 @@
 package iam
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -15,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/offboard/offboard/sandbox/sigv4"
 )
 
 const (
@@ -184,27 +185,18 @@ func truncation(b *xb, end, n int) {
 // configured one (or a live AssumeRole session), and when a secret is known
 // the signature must match.
 func (s *Sim) authenticate(r *http.Request, body []byte) *apiError {
-	auth := r.Header.Get("Authorization")
-	if auth == "" {
+	h, err := sigv4.Parse(r)
+	switch {
+	case errors.Is(err, sigv4.ErrMissing):
 		return sender(403, "MissingAuthenticationToken", "Request is missing Authentication Token")
-	}
-	const algo = "AWS4-HMAC-SHA256 "
-	if !strings.HasPrefix(auth, algo) {
+	case errors.Is(err, sigv4.ErrAlgorithm):
 		return sender(400, "IncompleteSignature", "Unsupported signing algorithm.")
-	}
-	fields := map[string]string{}
-	for _, part := range strings.Split(strings.TrimPrefix(auth, algo), ",") {
-		k, v, _ := strings.Cut(strings.TrimSpace(part), "=")
-		fields[k] = v
-	}
-	scope := strings.Split(fields["Credential"], "/")
-	if len(scope) != 5 || fields["SignedHeaders"] == "" || fields["Signature"] == "" {
+	case err != nil:
 		return sender(400, "IncompleteSignature", "Authorization header requires 'Credential', 'Signature' and 'SignedHeaders' parameters.")
 	}
-	keyID := scope[0]
 	secret := s.opts.SecretAccessKey
 	s.mu.Lock()
-	sess, isSession := s.sessions[keyID]
+	sess, isSession := s.sessions[h.KeyID]
 	s.mu.Unlock()
 	switch {
 	case isSession:
@@ -215,62 +207,14 @@ func (s *Sim) authenticate(r *http.Request, body []byte) *apiError {
 			return sender(403, "ExpiredToken", "The security token included in the request is expired")
 		}
 		secret = sess.secret
-	case s.opts.AccessKeyID != "" && keyID != s.opts.AccessKeyID:
+	case s.opts.AccessKeyID != "" && h.KeyID != s.opts.AccessKeyID:
 		return sender(403, "InvalidClientTokenId", "The security token included in the request is invalid.")
 	}
 	if secret == "" {
 		return nil
 	}
-	want := signature(r, body, secret, scope, fields["SignedHeaders"])
-	if !hmac.Equal([]byte(want), []byte(fields["Signature"])) {
+	if !h.Verify(r, body, secret) {
 		return sender(403, "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.")
 	}
 	return nil
-}
-
-// signature recomputes a SigV4 signature over the headers the client signed.
-func signature(r *http.Request, body []byte, secret string, scope []string, signedHeaders string) string {
-	var canon strings.Builder
-	for _, h := range strings.Split(signedHeaders, ";") {
-		var values []string
-		switch h {
-		case "host":
-			values = []string{r.Host}
-		case "content-length":
-			values = []string{strconv.FormatInt(r.ContentLength, 10)}
-		default:
-			values = r.Header.Values(h)
-		}
-		for i, v := range values {
-			values[i] = strings.Join(strings.Fields(v), " ")
-		}
-		canon.WriteString(h + ":" + strings.Join(values, ",") + "\n")
-	}
-	payload := sha256.Sum256(body)
-	creq := strings.Join([]string{
-		r.Method, r.URL.EscapedPath(), canonicalQuery(r.URL.Query()),
-		canon.String(), signedHeaders, hex.EncodeToString(payload[:]),
-	}, "\n")
-	creqHash := sha256.Sum256([]byte(creq))
-	toSign := strings.Join([]string{
-		"AWS4-HMAC-SHA256", r.Header.Get("X-Amz-Date"), strings.Join(scope[1:], "/"), hex.EncodeToString(creqHash[:]),
-	}, "\n")
-	key := []byte("AWS4" + secret)
-	for _, part := range scope[1:] {
-		key = hmacSHA256(key, part)
-	}
-	return hex.EncodeToString(hmacSHA256(key, toSign))
-}
-
-func hmacSHA256(key []byte, data string) []byte {
-	h := hmac.New(sha256.New, key)
-	h.Write([]byte(data))
-	return h.Sum(nil)
-}
-
-func canonicalQuery(q url.Values) string {
-	if len(q) == 0 {
-		return ""
-	}
-	return strings.ReplaceAll(q.Encode(), "+", "%20")
 }

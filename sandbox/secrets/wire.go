@@ -2,18 +2,18 @@ package secrets
 
 import (
 	"bytes"
-	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/offboard/offboard/sandbox/sigv4"
 )
 
 // apiError is an error in the JSON protocol's own format.
@@ -106,85 +106,28 @@ func readBody(next http.Handler) http.Handler {
 // service, the key id the configured one, and when a secret is known the
 // signature must match. Secrets Manager answers every one of these 400.
 func (s *Sim) authenticate(r *http.Request, body []byte) *apiError {
-	auth := r.Header.Get("Authorization")
-	if auth == "" {
+	h, err := sigv4.Parse(r)
+	switch {
+	case errors.Is(err, sigv4.ErrMissing):
 		return errorf("MissingAuthenticationTokenException", "Missing Authentication Token")
-	}
-	const algo = "AWS4-HMAC-SHA256 "
-	if !strings.HasPrefix(auth, algo) {
+	case errors.Is(err, sigv4.ErrAlgorithm):
 		return errorf("IncompleteSignatureException", "Unsupported signing algorithm.")
-	}
-	fields := map[string]string{}
-	for _, part := range strings.Split(strings.TrimPrefix(auth, algo), ",") {
-		k, v, _ := strings.Cut(strings.TrimSpace(part), "=")
-		fields[k] = v
-	}
-	scope := strings.Split(fields["Credential"], "/")
-	if len(scope) != 5 || fields["SignedHeaders"] == "" || fields["Signature"] == "" {
+	case err != nil:
 		return errorf("IncompleteSignatureException", "Authorization header requires 'Credential', 'Signature' and 'SignedHeaders' parameters.")
 	}
-	if scope[3] != "secretsmanager" {
+	if h.Service() != "secretsmanager" {
 		return errorf("InvalidSignatureException", "Credential should be scoped to correct service: 'secretsmanager'.")
 	}
-	if s.opts.AccessKeyID != "" && scope[0] != s.opts.AccessKeyID {
+	if s.opts.AccessKeyID != "" && h.KeyID != s.opts.AccessKeyID {
 		return errorf("UnrecognizedClientException", "The security token included in the request is invalid.")
 	}
 	if s.opts.SecretAccessKey == "" {
 		return nil
 	}
-	want := signature(r, body, s.opts.SecretAccessKey, scope, fields["SignedHeaders"])
-	if !hmac.Equal([]byte(want), []byte(fields["Signature"])) {
+	if !h.Verify(r, body, s.opts.SecretAccessKey) {
 		return errorf("InvalidSignatureException", "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.")
 	}
 	return nil
-}
-
-// signature recomputes a SigV4 signature over the headers the client signed
-// (the IAM simulator's check, sandbox/iam/wire.go).
-func signature(r *http.Request, body []byte, secret string, scope []string, signedHeaders string) string {
-	var canon strings.Builder
-	for _, h := range strings.Split(signedHeaders, ";") {
-		var values []string
-		switch h {
-		case "host":
-			values = []string{r.Host}
-		case "content-length":
-			values = []string{strconv.FormatInt(r.ContentLength, 10)}
-		default:
-			values = r.Header.Values(h)
-		}
-		for i, v := range values {
-			values[i] = strings.Join(strings.Fields(v), " ")
-		}
-		canon.WriteString(h + ":" + strings.Join(values, ",") + "\n")
-	}
-	payload := sha256.Sum256(body)
-	creq := strings.Join([]string{
-		r.Method, r.URL.EscapedPath(), canonicalQuery(r.URL.Query()),
-		canon.String(), signedHeaders, hex.EncodeToString(payload[:]),
-	}, "\n")
-	creqHash := sha256.Sum256([]byte(creq))
-	toSign := strings.Join([]string{
-		"AWS4-HMAC-SHA256", r.Header.Get("X-Amz-Date"), strings.Join(scope[1:], "/"), hex.EncodeToString(creqHash[:]),
-	}, "\n")
-	key := []byte("AWS4" + secret)
-	for _, part := range scope[1:] {
-		key = hmacSHA256(key, part)
-	}
-	return hex.EncodeToString(hmacSHA256(key, toSign))
-}
-
-func hmacSHA256(key []byte, data string) []byte {
-	h := hmac.New(sha256.New, key)
-	h.Write([]byte(data))
-	return h.Sum(nil)
-}
-
-func canonicalQuery(q url.Values) string {
-	if len(q) == 0 {
-		return ""
-	}
-	return strings.ReplaceAll(q.Encode(), "+", "%20")
 }
 
 // epoch is how the JSON protocol writes a timestamp: seconds since 1970.
