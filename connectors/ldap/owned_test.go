@@ -1,14 +1,11 @@
 package ldap_test
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,72 +15,19 @@ import (
 
 	adldap "github.com/offboard/offboard/connectors/ldap"
 	"github.com/offboard/offboard/internal/control"
+	"github.com/offboard/offboard/internal/control/controltest"
 	"github.com/offboard/offboard/internal/testenv/hostile"
 	"github.com/offboard/offboard/internal/testenv/samba"
 	"github.com/offboard/offboard/sandbox/demo"
 	"github.com/offboard/offboard/sandbox/ldapdir"
 )
 
-// memStore is an in-memory control.SecretStore following Secrets Manager's
-// stages: versions by token, one current. failPut and failPromote make the
-// next such call fail, as a store outage would.
-type memStore struct {
-	mu          sync.Mutex
-	versions    map[string]map[string][]byte // secret → token → value
-	current     map[string]string
-	failPut     int
-	failPromote int
-}
+// memStore is the shared in-memory secret store (controltest.MemStore).
+type memStore = controltest.MemStore
 
-func newStore() *memStore {
-	return &memStore{versions: map[string]map[string][]byte{}, current: map[string]string{}}
-}
+func newStore() *memStore { return controltest.NewMemStore() }
 
-var errStoreDown = errors.New("secrets manager: InternalServiceError")
-
-func (s *memStore) PutPending(_ context.Context, secret, token string, value []byte) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.failPut > 0 {
-		s.failPut--
-		return errStoreDown
-	}
-	if s.versions[secret] == nil {
-		s.versions[secret] = map[string][]byte{}
-	}
-	if old, ok := s.versions[secret][token]; ok && string(old) != string(value) {
-		return errors.New("ResourceExistsException: version " + token + " holds another value")
-	}
-	s.versions[secret][token] = append([]byte(nil), value...)
-	return nil
-}
-
-func (s *memStore) Pending(_ context.Context, secret, token string) ([]byte, bool, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	v, ok := s.versions[secret][token]
-	return v, ok, nil
-}
-
-func (s *memStore) Promote(_ context.Context, secret, token string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.failPromote > 0 {
-		s.failPromote--
-		return errStoreDown
-	}
-	if _, ok := s.versions[secret][token]; !ok {
-		return errors.New("ResourceNotFoundException: no version " + token)
-	}
-	s.current[secret] = token
-	return nil
-}
-
-func (s *memStore) Current(_ context.Context, secret string) (string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.current[secret], nil
-}
+var errStoreDown = controltest.ErrStoreDown
 
 func startSambaNonHuman(t *testing.T) peer {
 	dc := samba.Start(t)
@@ -241,7 +185,7 @@ func testRotateBreakGlass(t *testing.T, p peer, c *adldap.Client) {
 // is rotated here, so this case does not depend on the break-glass one.
 func testRotateCrash(t *testing.T, p peer, c *adldap.Client) {
 	store := newStore()
-	store.failPromote = 1
+	store.FailPromote = 1
 	o := control.Owned{Target: "ad", Kind: control.KindManagedAccount, ID: managedDN(), Name: demo.ManagedAccountSAM,
 		Secret: demo.RotationSecret("ad", demo.ManagedAccountSAM)}
 	prm := control.OwnedParams{Token: "9e4a7c21-0d3b-4b8f-a6e2-5c1d8f0b3a97", Since: time.Now(), Store: store}
@@ -260,7 +204,7 @@ func testRotateCrash(t *testing.T, p peer, c *adldap.Client) {
 	require.NoError(t, err)
 	cur, _ := store.Current(t.Context(), o.Secret)
 	assert.Equal(t, prm.Token, cur)
-	assert.Len(t, store.versions[o.Secret], 1, "exactly one new value")
+	assert.Len(t, store.Versions[o.Secret], 1, "exactly one new value")
 	assert.True(t, binds(t, p, demo.ManagedAccountSAM+"@corp.example.test", string(pending)))
 	obs, err = c.ObserveOwned(t.Context(), adldap.RotatePassword, o, prm)
 	require.NoError(t, err)
@@ -274,7 +218,7 @@ func testRotateStoreDown(t *testing.T, p peer, c *adldap.Client) {
 	person := people[12]
 	dn := samba.UserDN(person)
 	store := newStore()
-	store.failPut = 1
+	store.FailPut = 1
 	o := control.Owned{Target: "ad", Kind: control.KindManagedAccount, ID: dn, Secret: "offboard/ad/test"}
 	prm := control.OwnedParams{Token: "1c8e5b2d-7f4a-4e06-b3d9-2a6f0c8e1b45", Since: time.Now(), Store: store}
 
@@ -430,5 +374,5 @@ func TestRotateRefusesMachineAccounts(t *testing.T) {
 		require.ErrorIs(t, err, control.ErrPermanent, name)
 		assert.Contains(t, err.Error(), "instead", name)
 	}
-	assert.Empty(t, store.versions, "nothing stored for a password never set")
+	assert.Empty(t, store.Versions, "nothing stored for a password never set")
 }

@@ -1,13 +1,10 @@
 package okta_test
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,77 +13,18 @@ import (
 
 	"github.com/offboard/offboard/connectors/okta"
 	"github.com/offboard/offboard/internal/control"
+	"github.com/offboard/offboard/internal/control/controltest"
 	"github.com/offboard/offboard/internal/testenv/hostile"
 	"github.com/offboard/offboard/sandbox/demo"
 	oktasim "github.com/offboard/offboard/sandbox/okta"
 )
 
-// memStore is an in-memory control.SecretStore following Secrets Manager's
-// stages: versions by token, one current. failPut and failPromote make the
-// next such call fail, as a store outage would.
-type memStore struct {
-	mu          sync.Mutex
-	versions    map[string]map[string][]byte // secret → token → value
-	current     map[string]string
-	failPut     int
-	failPromote int
-}
+// memStore is the shared in-memory secret store (controltest.MemStore).
+type memStore = controltest.MemStore
 
-func newStore() *memStore {
-	return &memStore{versions: map[string]map[string][]byte{}, current: map[string]string{}}
-}
+func newStore() *memStore { return controltest.NewMemStore() }
 
-var errStoreDown = errors.New("secrets manager: InternalServiceError")
-
-func (s *memStore) PutPending(_ context.Context, secret, token string, value []byte) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.failPut > 0 {
-		s.failPut--
-		return errStoreDown
-	}
-	if s.versions[secret] == nil {
-		s.versions[secret] = map[string][]byte{}
-	}
-	if old, ok := s.versions[secret][token]; ok && string(old) != string(value) {
-		return errors.New("ResourceExistsException: version " + token + " holds another value")
-	}
-	s.versions[secret][token] = append([]byte(nil), value...)
-	return nil
-}
-
-func (s *memStore) Pending(_ context.Context, secret, token string) ([]byte, bool, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	v, ok := s.versions[secret][token]
-	return v, ok, nil
-}
-
-func (s *memStore) Promote(_ context.Context, secret, token string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.failPromote > 0 {
-		s.failPromote--
-		return errStoreDown
-	}
-	if _, ok := s.versions[secret][token]; !ok {
-		return errors.New("ResourceNotFoundException: no version " + token)
-	}
-	s.current[secret] = token
-	return nil
-}
-
-func (s *memStore) Current(_ context.Context, secret string) (string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.current[secret], nil
-}
-
-func (s *memStore) value(secret string) []byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.versions[secret][s.current[secret]]
-}
+var errStoreDown = controltest.ErrStoreDown
 
 func TestOwnedSteps(t *testing.T) {
 	e := newEnv(t, oktasim.Options{})
@@ -202,7 +140,7 @@ func TestRotateBreakGlassPassword(t *testing.T) {
 	resp, err := e.client.EnforceOwned(t.Context(), okta.RotatePassword, o, p)
 	require.NoError(t, err)
 	assert.Equal(t, 200, resp.HTTPStatus)
-	current := store.value(o.Secret)
+	current := store.Value(o.Secret)
 	require.NotEmpty(t, current)
 	assert.True(t, e.sim.PasswordIs(o.ID, string(current)), "the stored value is the user's password")
 	assert.Equal(t, p.Token, mustCurrent(t, store, o.Secret))
@@ -217,7 +155,7 @@ func TestRotateBreakGlassPassword(t *testing.T) {
 	// Repeating the step changes nothing: same value, one password set.
 	_, err = e.client.EnforceOwned(t.Context(), okta.RotatePassword, o, p)
 	require.NoError(t, err)
-	assert.Equal(t, current, store.value(o.Secret))
+	assert.Equal(t, current, store.Value(o.Secret))
 	assert.Equal(t, []string{"set_password"}, actions(e.sim.Transitions(o.ID)))
 
 	// A password older than the rotation is not this rotation's.
@@ -242,7 +180,7 @@ func TestRotateBreakGlassCrashBeforePromote(t *testing.T) {
 	e := newEnv(t, oktasim.Options{BreakGlass: true})
 	store := newStore()
 	o, p := breakGlass(store)
-	store.failPromote = 1
+	store.FailPromote = 1
 
 	_, err := e.client.EnforceOwned(t.Context(), okta.RotatePassword, o, p)
 	require.Error(t, err)
@@ -259,7 +197,7 @@ func TestRotateBreakGlassCrashBeforePromote(t *testing.T) {
 	_, err = e.client.EnforceOwned(t.Context(), okta.RotatePassword, o, p)
 	require.NoError(t, err)
 	assert.Equal(t, p.Token, mustCurrent(t, store, o.Secret))
-	assert.Equal(t, pending, store.value(o.Secret))
+	assert.Equal(t, pending, store.Value(o.Secret))
 	assert.True(t, e.sim.PasswordIs(o.ID, string(pending)))
 	assert.Equal(t, []string{"set_password"}, actions(e.sim.Transitions(o.ID)), "exactly one new password")
 	obs, err = e.client.ObserveOwned(t.Context(), okta.RotatePassword, o, p)
@@ -274,7 +212,7 @@ func TestRotateBreakGlassStoreDown(t *testing.T) {
 	store := newStore()
 	o, p := breakGlass(store)
 	changed, _ := e.sim.PasswordChanged(o.ID)
-	store.failPut = 1
+	store.FailPut = 1
 
 	_, err := e.client.EnforceOwned(t.Context(), okta.RotatePassword, o, p)
 	require.Error(t, err)
