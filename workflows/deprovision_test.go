@@ -22,12 +22,13 @@ import (
 type deprovisionSuite struct {
 	suite.Suite
 	testsuite.WorkflowTestSuite
-	env   *testsuite.TestWorkflowEnvironment
-	okta  *fakeTarget
-	aws   *fakeTarget
-	cfg   config.Config
-	start time.Time
-	sent  []activities.Notification
+	env    *testsuite.TestWorkflowEnvironment
+	okta   *fakeTarget
+	aws    *fakeTarget
+	cfg    config.Config
+	start  time.Time
+	sent   []activities.Notification
+	sentMu sync.Mutex // notifications run as activities, side by side
 	// decisions (decide_test.go)
 	verdicts []verdict
 	nonce    int
@@ -58,6 +59,8 @@ func (s *deprovisionSuite) newEnv() {
 	// Notifications are recorded rather than posted.
 	s.env.OnActivity(acts.Notify, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, n activities.Notification) (bool, error) {
+			s.sentMu.Lock()
+			defer s.sentMu.Unlock()
 			s.sent = append(s.sent, n)
 			return true, nil
 		})

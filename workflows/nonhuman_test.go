@@ -117,6 +117,8 @@ func (s *deprovisionSuite) withOwner() *fakeOwner {
 	s.env.RegisterActivity(acts)
 	s.env.OnActivity(acts.Notify, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, n activities.Notification) (bool, error) {
+			s.sentMu.Lock()
+			defer s.sentMu.Unlock()
 			s.sent = append(s.sent, n)
 			return true, nil
 		})

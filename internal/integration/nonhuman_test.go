@@ -52,7 +52,8 @@ func newNonHumanStack(t *testing.T, separateStore bool) *nonHumanStack {
 	s.ad, err = ldapdir.New(ldapdir.Options{Addr: "127.0.0.1:0", Password: ldapPassword, People: s.people, CertDir: t.TempDir(), NonHuman: true})
 	require.NoError(t, err)
 	adCtx, stopAD := context.WithCancel(context.Background())
-	go func() { _ = s.ad.Serve(adCtx) }()
+	ad := s.ad
+	go func() { _ = ad.Serve(adCtx) }()
 	t.Cleanup(stopAD)
 	s.store = s.secrets
 	if separateStore {

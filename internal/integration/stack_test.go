@@ -83,7 +83,8 @@ func newStackOn(t testing.TB, temporal *devserver.Server) *stack {
 	s.ad, err = ldapdir.New(ldapdir.Options{Addr: "127.0.0.1:0", Password: ldapPassword, People: s.people, CertDir: t.TempDir()})
 	require.NoError(t, err)
 	adCtx, stopAD := context.WithCancel(context.Background())
-	go func() { _ = s.ad.Serve(adCtx) }()
+	ad := s.ad // a test may put its own directory in s.ad; this one serves on
+	go func() { _ = ad.Serve(adCtx) }()
 	t.Cleanup(stopAD)
 	s.oktaURL = serve(t, s.okta.Handler())
 	s.awsURL = serve(t, s.aws.Handler())
