@@ -18,9 +18,9 @@ package relay
 //   - the event id is "okta-<event uuid>", so a redelivered event is the same
 //     run; the delivery's eventId is remembered, so a replay starts nothing;
 //   - relay.sources.okta.events maps the event type to termination,
-//     containment or ignore. Offboard has no containment-only run kind yet:
-//     "containment" starts a termination, logged as such (removal still
-//     waits for its own gates: approval where policy asks, legal holds).
+//     containment or ignore. "containment" starts a run that contains at
+//     once and removes nothing until a person approves (ContainOnly), whatever
+//     the approval policy says.
 
 import (
 	"context"
@@ -211,9 +211,8 @@ func (rl *Relay) oktaEvents(ctx context.Context, h *oktaHook, d oktaDelivery) hr
 				res.Rejected = append(res.Rejected, hris.Rejected{EmployeeID: tg.AlternateID, Err: err})
 				continue
 			}
-			if what == config.OktaStartContainment {
-				rl.log.Warn("okta event asks for containment only; no such run kind yet: a termination starts", "event", e.EventType, "employee", t.EmployeeID)
-			}
+			// Containment only: contained at once, nothing removed until a person approves.
+			t.ContainOnly = what == config.OktaStartContainment
 			res.Events = append(res.Events, hris.Event{Action: hris.ActionStart, Termination: t})
 		}
 		if users == 0 {

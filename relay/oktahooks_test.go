@@ -106,6 +106,7 @@ func TestOktaHookStartsTerminationFromEmployeeNumber(t *testing.T) {
 	assert.Equal(t, workflows.KindTermination, got.Kind)
 	assert.Equal(t, map[string]string{"okta": u.ID}, got.Accounts)
 	assert.True(t, got.EffectiveAt.Equal(testNow))
+	assert.False(t, got.ContainOnly, "the policy said termination")
 
 	// A replay of the delivery starts nothing.
 	rec = serveOkta(rl, oktaHookRequest(t, oktaHookSecret, "dlv-1", "user.lifecycle.deactivate", testNow, u.ID))
@@ -133,11 +134,12 @@ func TestOktaHookRefusesAndIgnores(t *testing.T) {
 	assert.Equal(t, http.StatusUnprocessableEntity, rec.Code, rec.Body.String())
 	assert.Empty(t, ft.started(), "nothing started by a refused, ignored or unknown-user hook")
 
-	// Containment-only is not a run kind: a termination starts.
+	// Containment only: a run that contains and removes nothing until a person approves.
 	rec = serveOkta(rl, oktaHookRequest(t, oktaHookSecret, "dlv-suspend", "user.lifecycle.suspend", testNow, u.ID))
 	require.Equal(t, http.StatusAccepted, rec.Code, rec.Body.String())
 	require.Len(t, ft.started(), 1)
 	assert.Equal(t, workflows.KindTermination, ft.started()[0].Kind)
+	assert.True(t, ft.started()[0].ContainOnly, "the policy said containment")
 }
 
 // Through a real dev server and worker: a hook suspends the person once;

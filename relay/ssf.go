@@ -199,9 +199,8 @@ func (rl *Relay) ssfEvents(ctx context.Context, h *ssfReceiver, set ssf.SET) hri
 			res.Rejected = append(res.Rejected, hris.Rejected{EmployeeID: sub.Format + ":" + cmp.Or(sub.Email, sub.Sub, sub.ID), Err: err})
 			continue
 		}
-		if what == config.OktaStartContainment {
-			rl.log.Warn("shared signal asks for containment only; no such run kind yet: a termination starts", "event", typ, "employee", t.EmployeeID)
-		}
+		// Containment only: contained at once, nothing removed until a person approves.
+		t.ContainOnly = what == config.OktaStartContainment
 		res.Events = append(res.Events, hris.Event{Action: hris.ActionStart, Termination: t})
 	}
 	return res

@@ -378,7 +378,7 @@ func (wf *deprovision) loadPlan(ctx workflow.Context) (activities.PlanBase, erro
 
 func (wf *deprovision) approvalRequired(base activities.PlanBase) bool {
 	p := base.Policy.Approval
-	return p.Always || (p.Privileged && wf.t.Privileged) || (p.ForCause && wf.t.Reason == ReasonForCause) || wf.nonHumanNeedsApproval()
+	return p.Always || (p.Privileged && wf.t.Privileged) || (p.ForCause && wf.t.Reason == ReasonForCause) || wf.nonHumanNeedsApproval() || wf.t.ContainOnly
 }
 
 // waitForEffectiveTime sleeps until the effective time; it reports whether

@@ -532,3 +532,28 @@ func TestTerminationValidate(t *testing.T) {
 		})
 	}
 }
+
+// An identity provider's event that asked only to contain: access is
+// contained at once, and nothing is removed until a person approves, though
+// policy asks no approval for a voluntary, unprivileged leaver.
+func (s *deprovisionSuite) TestContainOnlyWaitsForAPersonBeforeRemoving() {
+	t := s.termination()
+	t.ContainOnly = true
+	s.at(time.Minute, func() {
+		st := s.status()
+		s.Equal(PhaseAwaitingApproval, st.Phase)
+		s.True(st.ApprovalNeeded)
+		s.Equal(1, s.okta.count("suspend"), "contained at once")
+		s.Equal(0, s.okta.count("remove_groups"), "nothing removed before a person decides")
+		s.signal(SignalApprove, Approve{Approver: "alice@example.test", Decision: "approve", PlanDigest: st.PlanDigest})
+	})
+	res := s.run(t)
+	s.Equal(PhaseCompleted, res.Phase)
+	s.Equal(1, s.okta.count("remove_groups"))
+
+	// The same leaver without it goes on without anyone's approval.
+	s.SetupTest()
+	res = s.run(s.termination())
+	s.Equal(PhaseCompleted, res.Phase)
+	s.Empty(res.Status.Approvals)
+}

@@ -112,6 +112,10 @@ type Termination struct {
 	RequestedBy string            `json:"requestedBy,omitempty"` // who asked: may not approve their own request
 	LegalHold   *Hold             `json:"legalHold,omitempty"`   // a hold the HR event already carried
 	Quarantined bool              `json:"quarantined,omitempty"` // blast-radius guard: wait for security before anything
+	// ContainOnly: an identity provider's event asked to contain, not to
+	// offboard (a lockout, a disabled account): access is contained at once,
+	// and nothing is removed until a person approves, whatever the policy.
+	ContainOnly bool `json:"containOnly,omitempty"`
 }
 
 // Validate checks what the workflow cannot do without.

@@ -23,8 +23,8 @@ type SSFSource struct {
 	// Events maps an event type to what it starts: termination,
 	// containment or ignore (the same words as relay.sources.okta.events).
 	// Default: RISC account-disabled → termination, CAEP session-revoked →
-	// ignore (a session revoked is no leaver by itself). Offboard has no
-	// containment-only run kind yet: containment starts a termination.
+	// ignore (a session revoked is no leaver by itself). Containment
+	// contains at once and removes nothing until a person approves.
 	Events map[string]string `yaml:"events"`
 	// OrgURL and APIToken name the Okta org whose Users API maps a subject
 	// to the person (profile.employeeNumber): an email by login, an iss_sub
