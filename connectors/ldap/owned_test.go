@@ -27,8 +27,6 @@ type memStore = controltest.MemStore
 
 func newStore() *memStore { return controltest.NewMemStore() }
 
-var errStoreDown = controltest.ErrStoreDown
-
 func startSambaNonHuman(t *testing.T) peer {
 	dc := samba.Start(t)
 	samba.SeedNonHuman(t, dc)

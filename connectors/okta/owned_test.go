@@ -24,8 +24,6 @@ type memStore = controltest.MemStore
 
 func newStore() *memStore { return controltest.NewMemStore() }
 
-var errStoreDown = controltest.ErrStoreDown
-
 func TestOwnedSteps(t *testing.T) {
 	e := newEnv(t, oktasim.Options{})
 	for _, a := range []control.Action{control.Reown, control.Rotate, control.Decommission} {

@@ -18,7 +18,7 @@ import (
 var (
 	ErrMissing    = errors.New("no Authorization header")
 	ErrAlgorithm  = errors.New("not AWS4-HMAC-SHA256")
-	ErrIncomplete = errors.New("Credential, SignedHeaders or Signature missing")
+	ErrIncomplete = errors.New("credential, signed headers or signature missing")
 )
 
 // Header is a parsed SigV4 Authorization header.
