@@ -62,7 +62,7 @@ HOSTILE_PKGS = ./connectors/... ./activities/...
 hostile:
 	@mkdir -p .offboard; set -o pipefail; \
 	$(GO) test -count=1 -timeout 15m -run Hostile -v $(HOSTILE_PKGS) 2>&1 | tee .offboard/hostile.log | \
-	  awk '/^hostile: /{print; n+=$$3; m+=$$5} /^(--- FAIL|FAIL|ok )/{print} \
+	  awk '/^hostile: /{print; c=$$0; sub(/.*: /, "", c); split(c, f, " "); n+=f[1]; m+=f[3]} /^(--- FAIL|FAIL|ok )/{print} \
 	       END{printf "hostile servers: %d cases, %d false claims\n", n, m; if (m > 0) exit 1}'
 
 # Time-to-contain, burst throughput against the no-op ceiling, worker RSS
