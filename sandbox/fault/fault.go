@@ -10,6 +10,7 @@ package fault
 
 import (
 	"encoding/json"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"strings"
@@ -124,6 +125,10 @@ func (i *Injector) Middleware(next http.Handler, writeErr ErrorWriter) http.Hand
 			return
 		}
 		if rule != nil && rule.Hang {
+			// Read the body first: only then does the server watch the
+			// connection, so the request ends when the client (or a Close)
+			// drops it; a POST left unread hung on past the server's Close.
+			_, _ = io.Copy(io.Discard, r.Body)
 			<-r.Context().Done()
 			return
 		}

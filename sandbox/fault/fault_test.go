@@ -2,8 +2,10 @@ package fault
 
 import (
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -49,4 +51,41 @@ func TestInjectedStatusIsMarked(t *testing.T) {
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/ok", nil))
 	require.Equal(t, http.StatusNoContent, rec.Code)
 	assert.Empty(t, rec.Header().Get(FaultHeader))
+}
+
+// A hung POST ends when the server closes its connections: a simulator's
+// Close must not wait for ever on a request whose body nobody read (make
+// chaos hung at its end on them).
+func TestHungPostEndsAtClose(t *testing.T) {
+	f := New()
+	f.Add(Rule{Hang: true})
+	srv := httptest.NewUnstartedServer(f.Middleware(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}), nil))
+	active := make(chan struct{}, 1)
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateActive {
+			select {
+			case active <- struct{}{}:
+			default:
+			}
+		}
+	}
+	srv.Start()
+	go func() {
+		resp, err := http.Post(srv.URL, "application/x-amz-json-1.1", strings.NewReader(`{"SecretId":"x"}`))
+		if err == nil {
+			resp.Body.Close()
+		}
+	}()
+	<-active
+	closed := make(chan struct{})
+	go func() {
+		srv.CloseClientConnections()
+		srv.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close still waits on the hung POST after 10 s")
+	}
 }
