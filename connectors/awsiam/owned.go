@@ -380,13 +380,8 @@ func (r *ownedRun) needOwner() error {
 }
 
 func (r *ownedRun) needStore() error {
-	switch {
-	case r.p.Store == nil:
-		return r.refuse("no secret store configured: a rotation has nowhere to keep the new value")
-	case r.o.Secret == "":
-		return r.refuse("no secret named for %s: a rotation has nowhere to keep the new value", r.o.Name)
-	case r.p.Token == "":
-		return r.refuse("no rotation token: a retry could not recognise its own version")
+	if why := r.p.RotationMissing(r.o); why != "" {
+		return r.refuse("%s", why)
 	}
 	return nil
 }

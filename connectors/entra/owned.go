@@ -936,13 +936,8 @@ func newPassword() (string, error) {
 // --- helpers ---
 
 func checkStore(op string, o control.Owned, p control.OwnedParams) error {
-	switch {
-	case p.Store == nil:
-		return &control.Error{Kind: control.ErrPermanent, Op: op, Err: errors.New("no secret store configured")}
-	case o.Secret == "":
-		return &control.Error{Kind: control.ErrPermanent, Op: op, Err: errors.New("no secret-store entry named for this rotation")}
-	case p.Token == "":
-		return &control.Error{Kind: control.ErrPermanent, Op: op, Err: errors.New("no rotation token")}
+	if why := p.RotationMissing(o); why != "" {
+		return &control.Error{Kind: control.ErrPermanent, Op: op, Err: errors.New(why)}
 	}
 	return nil
 }

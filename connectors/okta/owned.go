@@ -309,20 +309,10 @@ func last4(id string) string {
 
 // rotationReady checks what every rotation needs before it touches anything.
 func rotationReady(op string, o control.Owned, p control.OwnedParams) error {
-	var why string
-	switch {
-	case p.Store == nil:
-		why = "no secret store configured"
-	case o.Secret == "":
-		why = "no secret named for " + o.Say()
-	case p.Token == "":
-		why = "no rotation token"
-	case p.Since.IsZero():
-		why = "no rotation start time"
-	default:
-		return nil
+	if why := p.RotationMissing(o); why != "" {
+		return &control.Error{Kind: control.ErrPermanent, Op: op, Err: errors.New(why)}
 	}
-	return &control.Error{Kind: control.ErrPermanent, Op: op, Err: errors.New(why)}
+	return nil
 }
 
 // pendingValue is this rotation's new value: the pending version a crashed

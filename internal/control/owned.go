@@ -175,3 +175,20 @@ type SecretStore interface {
 	// Current is the id of the current version, without its value.
 	Current(ctx context.Context, secret string) (versionID string, err error)
 }
+
+// RotationMissing says what a rotation of o lacks before it may touch
+// anything (no store, no secret named, no token, no start time); "" when
+// nothing is missing. Connectors wrap it in their own ErrPermanent.
+func (p OwnedParams) RotationMissing(o Owned) string {
+	switch {
+	case p.Store == nil:
+		return "no secret store configured: a rotation has nowhere to keep the new value"
+	case o.Secret == "":
+		return "no secret named for " + o.Say() + ": a rotation has nowhere to keep the new value"
+	case p.Token == "":
+		return "no rotation token: a retry could not recognise its own version"
+	case p.Since.IsZero():
+		return "no rotation start time: its read-back could not tell the new value from the old"
+	}
+	return ""
+}
