@@ -111,6 +111,7 @@ start temporal bin/temporal server start-dev \
 	--db-filename "$STATE/temporal.db" \
 	--sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=normal \
 	--dynamic-config-value system.enableActivityEagerExecution=true \
+	--dynamic-config-value history.transferProcessorMaxPollRPS=200 \
 	"${sa[@]}" --log-level warn
 wait_port 7233 temporal
 wait_port 8233 temporal

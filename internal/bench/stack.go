@@ -57,12 +57,15 @@ func startDevServer(ctx context.Context, root, tmp string) (temporalServer, erro
 
 // eagerArgs: a worker that completes a workflow task runs the activities it
 // schedules on its own queue at once (eager activity dispatch, issue 17),
-// as make run's dev server does; -no-eager measures without.
+// and a workflow task reaches matching within 5 ms of the event that
+// scheduled it (the transfer queue's poll rate), as make run's dev server
+// does; -no-eager measures without either.
 func eagerArgs() []string {
 	if noEager {
 		return nil
 	}
-	return []string{"--dynamic-config-value", "system.enableActivityEagerExecution=true"}
+	return []string{"--dynamic-config-value", "system.enableActivityEagerExecution=true",
+		"--dynamic-config-value", "history.transferProcessorMaxPollRPS=200"}
 }
 
 // The bench's stack: make run's ports + 25000, beside a make stack (+10000)

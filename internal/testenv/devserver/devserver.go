@@ -45,8 +45,11 @@ func Start(t testing.TB) *Server {
 		ClientOptions:    &client.Options{Logger: quietLogger{}},
 		SearchAttributes: workflows.SearchAttributes(),
 		// As make run: activities on the workflow's own queue start with the
-		// workflow task that scheduled them (eager dispatch, issue 17).
-		ExtraArgs: []string{"--dynamic-config-value", "system.enableActivityEagerExecution=true"},
+		// workflow task that scheduled them (eager dispatch, issue 17), and
+		// workflow tasks reach matching without waiting on the transfer
+		// queue's poll rate.
+		ExtraArgs: []string{"--dynamic-config-value", "system.enableActivityEagerExecution=true",
+			"--dynamic-config-value", "history.transferProcessorMaxPollRPS=200"},
 		Stdout:    logs,
 		Stderr:    logs,
 	})
