@@ -339,9 +339,44 @@ func userGoneIn(errs []error) error {
 	return nil
 }
 
+// inactiveRead is what a deactivate_* observe leaves in the control.Memo
+// for its enforce: every kind's list and the user's tags, all read cleanly.
+type inactiveRead struct {
+	lists [][]item
+	tags  map[string]string
+}
+
+// memoKey names what this run's observe leaves for its enforce.
+func (r *run) memoKey() string {
+	return "awsiam " + r.c.cfg.Name + " " + r.control + " " + r.user
+}
+
 func observeInactive(kinds ...credKind) observer {
 	return func(r *run) (control.Observation, error) {
-		lists, errs := listKinds(r, kinds)
+		memo := control.MemoFrom(r.ctx)
+		var lists [][]item
+		var errs []error
+		if memo == nil {
+			lists, errs = listKinds(r, kinds)
+		} else {
+			// The enforce that may follow needs the user's tags too: read them
+			// beside the lists, under their own recorder so the observation's
+			// call stays the list's.
+			var tags map[string]string
+			var tagErr error
+			g := new(errgroup.Group)
+			g.Go(func() error { lists, errs = listKinds(r, kinds); return nil })
+			g.Go(func() error {
+				ctx, _ := withRecorder(r.ctx)
+				tags, tagErr = r.c.userTags(ctx, r.user)
+				return nil
+			})
+			_ = g.Wait()
+			// Only a clean read is left: after any failure the enforce reads again.
+			if tagErr == nil && !slices.ContainsFunc(errs, func(err error) bool { return err != nil }) {
+				memo.Put(r.memoKey(), inactiveRead{lists: lists, tags: tags})
+			}
+		}
 		if err := userGoneIn(errs); err != nil {
 			return control.Observation{}, err
 		}
@@ -372,15 +407,22 @@ func observeInactive(kinds ...credKind) observer {
 // could not.
 func enforceInactive(kinds ...credKind) enforcer {
 	return func(r *run) error {
-		// The lists and the user's tags are independent reads: read them at once.
 		var lists [][]item
 		var listErrs []error
 		var tags map[string]string
 		var tagErr error
-		g := new(errgroup.Group)
-		g.Go(func() error { lists, listErrs = listKinds(r, kinds); return nil })
-		g.Go(func() error { tags, tagErr = r.c.userTags(r.ctx, r.user); return nil })
-		_ = g.Wait()
+		if v, ok := control.MemoFrom(r.ctx).Take(r.memoKey()); ok {
+			// What the observe just read. Stale is safe: a credential created
+			// since stays active, and the read-back, which lists afresh, says so.
+			read := v.(inactiveRead)
+			lists, listErrs, tags = read.lists, make([]error, len(kinds)), read.tags
+		} else {
+			// The lists and the user's tags are independent reads: read them at once.
+			g := new(errgroup.Group)
+			g.Go(func() error { lists, listErrs = listKinds(r, kinds); return nil })
+			g.Go(func() error { tags, tagErr = r.c.userTags(r.ctx, r.user); return nil })
+			_ = g.Wait()
+		}
 		if err := userGoneIn(append(slices.Clone(listErrs), tagErr)); err != nil {
 			return err
 		}
