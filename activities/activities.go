@@ -231,34 +231,38 @@ func (a *Activities) ApplyControl(ctx context.Context, in ControlInput) (rec con
 	stop := keepAlive(ctx)
 	defer stop()
 	r := newReceipt(ctx, t, in)
+	// The first observe may leave what it read for the enforce (control.Memo);
+	// the read-back and the gone check read fresh, without it.
+	mctx, _ := control.WithMemo(ctx)
+	fresh := control.WithoutMemo(ctx)
 
-	before, err := t.Observe(ctx, in.Control, in.Account, in.Params)
+	before, err := t.Observe(mctx, in.Control, in.Account, in.Params)
 	if err != nil {
 		return r.Receipt, classify(fmt.Errorf("%s: observe %s: %w", in.ControlID, in.Account.ID, err))
 	}
 	r.addObservation("observe", before)
 	if before.Holds && before.Gone {
-		return r.confirmGone(ctx, t, in, "account not found when observed")
+		return r.confirmGone(fresh, t, in, "account not found when observed")
 	}
 	if before.Holds {
 		r.AlreadyHeld = true
 		return r.finish(control.Observed, before.Detail), nil
 	}
 
-	resp, err := t.Enforce(ctx, in.Control, in.Account, in.Params)
+	resp, err := t.Enforce(mctx, in.Control, in.Account, in.Params)
 	if errors.Is(err, control.ErrNotFound) {
 		// The system's own not-found for the user: proven only if a fresh
 		// lookup of the account agrees. A sub-resource's 404 on a user that
 		// still exists ends as an exception naming the endpoint.
 		r.addCall("enforce", responseOf(err, resp), "not found: "+err.Error())
-		return r.confirmGone(ctx, t, in, "enforce answered not found ("+err.Error()+")")
+		return r.confirmGone(fresh, t, in, "enforce answered not found ("+err.Error()+")")
 	}
 	if err != nil {
 		return r.Receipt, classify(fmt.Errorf("%s: enforce %s: %w", in.ControlID, in.Account.ID, err))
 	}
 	r.addCall("enforce", resp, "")
 
-	after, err := t.Observe(ctx, in.Control, in.Account, in.Params)
+	after, err := t.Observe(fresh, in.Control, in.Account, in.Params)
 	if err != nil {
 		return r.Receipt, classify(fmt.Errorf("%s: read back %s: %w", in.ControlID, in.Account.ID, err))
 	}
@@ -267,7 +271,7 @@ func (a *Activities) ApplyControl(ctx context.Context, in ControlInput) (rec con
 	case !after.Readable:
 		return r.finish(control.Acknowledged, "accepted by the system; its state cannot be read back"), nil
 	case after.Holds && after.Gone:
-		return r.confirmGone(ctx, t, in, "account not found on read-back")
+		return r.confirmGone(fresh, t, in, "account not found on read-back")
 	case after.Holds:
 		return r.finish(control.Observed, after.Detail), nil
 	default:
