@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -113,14 +114,14 @@ func (c *Client) Resolve(ctx context.Context, p control.Person) (control.Account
 	var searched []string
 	hint := p.Hints[c.name]
 	if hint != "" {
-		u, resp, err := c.getUser(ctx, "resolve "+hint, hint)
+		u, raw, err := c.getUser(ctx, "resolve "+hint, hint)
 		if err == nil {
 			return c.account(u), nil
 		}
 		if !errors.Is(err, control.ErrNotFound) {
 			return control.Account{}, err
 		}
-		searched = append(searched, fmt.Sprintf("GET /Users/%s (the hint): HTTP %d, the app's SCIM not-found", hint, resp.HTTPStatus))
+		searched = append(searched, fmt.Sprintf("GET /Users/%s (the hint): HTTP %d, the app's SCIM not-found", hint, raw.status))
 	}
 	if p.Email == "" {
 		if hint != "" {
@@ -204,12 +205,17 @@ func (c *Client) account(u user) control.Account {
 	return control.Account{Target: c.name, ID: u.ID, Login: u.UserName, Privileges: u.Privileges, Holds: holds(u.Raw)}
 }
 
-// Observe reads the user back and says whether the control holds.
+// Observe reads the user back and says whether the control holds. With a
+// control.Memo it leaves the user it read for a GET + PUT enforce.
 func (c *Client) Observe(ctx context.Context, name string, acct control.Account, _ control.Params) (control.Observation, error) {
 	if err := c.check(name, acct); err != nil {
 		return control.Observation{}, err
 	}
-	u, call, err := c.getUser(ctx, name+" "+acct.ID, acct.ID)
+	u, raw, err := c.getUser(ctx, name+" "+acct.ID, acct.ID)
+	call := raw.response()
+	if err == nil && name != Delete {
+		control.MemoFrom(ctx).Put(c.memoKey(acct.ID), userRead{u: u, raw: raw})
+	}
 	if errors.Is(err, control.ErrNotFound) {
 		return control.Observation{Holds: true, Readable: true, Gone: true, Detail: "user does not exist", Call: call}, nil
 	}
@@ -278,19 +284,41 @@ func (c *Client) setActive(ctx context.Context, op, id string, active bool) (con
 		c.mu.Unlock()
 	}
 
-	_, raw, err := c.do(ctx, op, http.MethodGet, path, nil, nil)
+	if v, ok := control.MemoFrom(ctx).Take(c.memoKey(id)); ok {
+		// What the observe just read. Stale is safe: the If-Match refuses a
+		// changed user (where the app gives ETags), and the read-back reads afresh.
+		resp, err := c.replace(ctx, op, path, cfg, v.(userRead), active)
+		var cerr *control.Error
+		if !errors.As(err, &cerr) || cerr.HTTPStatus != http.StatusPreconditionFailed {
+			return resp, err
+		}
+		// The user changed since the observe: read it again and replace once
+		// more below; a second 412 fails the control (transient), as always.
+	}
+	u, raw, err := c.getUser(ctx, op, id)
 	if err != nil {
 		return control.Response{}, err
 	}
-	u, err := parseUser(raw.body)
-	if err != nil {
-		return control.Response{}, c.garbage(op, raw, err)
-	}
+	return c.replace(ctx, op, path, cfg, userRead{u: u, raw: raw}, active)
+}
+
+// userRead is one GET of a user: parsed, and as it came (for its ETag).
+type userRead struct {
+	u   user
+	raw rawResponse
+}
+
+// memoKey names the user an observe leaves in a control.Memo.
+func (c *Client) memoKey(id string) string { return "scim " + c.name + " " + id }
+
+// replace PUTs the user read back with active set, unless it is already so.
+func (c *Client) replace(ctx context.Context, op, path string, cfg providerConfig, read userRead, active bool) (control.Response, error) {
+	u, raw := read.u, read.raw
 	if u.Active != nil && *u.Active == active {
 		return raw.response(), nil // already so: a PUT would only bump the version
 	}
 	// Send back what we read, minus what the server owns (RFC 7643 §3.1: id and meta are read-only).
-	resource := u.Raw
+	resource := maps.Clone(u.Raw)
 	delete(resource, "meta")
 	resource["active"] = active
 	var header http.Header
@@ -301,17 +329,17 @@ func (c *Client) setActive(ctx context.Context, op, id string, active bool) (con
 	return resp, err
 }
 
-// getUser reads one user by id.
-func (c *Client) getUser(ctx context.Context, op, id string) (user, control.Response, error) {
-	resp, raw, err := c.do(ctx, op, http.MethodGet, "/Users/"+url.PathEscape(id), nil, nil)
+// getUser reads one user by id; raw is what came back, also on failure.
+func (c *Client) getUser(ctx context.Context, op, id string) (user, rawResponse, error) {
+	_, raw, err := c.do(ctx, op, http.MethodGet, "/Users/"+url.PathEscape(id), nil, nil)
 	if err != nil {
-		return user{}, resp, err
+		return user{}, raw, err
 	}
 	u, err := parseUser(raw.body)
 	if err != nil {
-		return user{}, resp, c.garbage(op, raw, err)
+		return user{}, raw, c.garbage(op, raw, err)
 	}
-	return u, resp, nil
+	return u, raw, nil
 }
 
 // pageSize is how many users one list request asks for; maxPages bounds a scan.
