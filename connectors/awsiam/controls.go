@@ -76,6 +76,24 @@ func (r *run) checkUser() error {
 	return err
 }
 
+// withUserCheck runs call and GetUser side by side. A NoSuchEntity from
+// call may be about the thing asked for or about the user, and GetUser says
+// which: asked beside it, that answer costs no round of its own (issue 17).
+// The receipt then records GetUser's answer, as when they ran in a row.
+func (r *run) withUserCheck(call func(ctx context.Context) error) (err, userErr error) {
+	uctx, urec := withRecorder(r.ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		_, userErr = r.c.iam.GetUser(uctx, &iam.GetUserInput{UserName: aws.String(r.user)})
+	})
+	err = call(r.ctx)
+	wg.Wait()
+	if isNoSuchEntity(err) && r.rec != nil {
+		r.rec.set(urec.response())
+	}
+	return err, userErr
+}
+
 // ignoreGone drops a NoSuchEntity from a call that removes or changes one
 // thing (a key, a membership, a policy): already removed is what we wanted.
 // It is never the proof: every control's read-back lists again.
@@ -556,13 +574,16 @@ func deleteKinds(r *run, kinds []credKind) (failed []string, deleted int, first 
 // --- console password
 
 func observeLoginProfile(r *run) (control.Observation, error) {
-	_, err := r.c.iam.GetLoginProfile(r.ctx, &iam.GetLoginProfileInput{UserName: aws.String(r.user)})
+	err, userErr := r.withUserCheck(func(ctx context.Context) error {
+		_, err := r.c.iam.GetLoginProfile(ctx, &iam.GetLoginProfileInput{UserName: aws.String(r.user)})
+		return err
+	})
 	if isNoSuchEntity(err) && !aboutLoginProfile(err) {
 		return control.Observation{}, err // about the user, not its password: Observe proves which
 	}
 	if isNoSuchEntity(err) {
-		if err := r.checkUser(); err != nil {
-			return control.Observation{}, err
+		if userErr != nil {
+			return control.Observation{}, userErr
 		}
 		return control.Observation{Holds: true, Detail: "no console password"}, nil
 	}

@@ -1,6 +1,7 @@
 package awsiam
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/url"
@@ -70,10 +71,14 @@ func enforceDenyAll(r *run) error {
 }
 
 func observeDenyAll(r *run) (control.Observation, error) {
-	out, err := r.c.iam.GetUserPolicy(r.ctx, &iam.GetUserPolicyInput{UserName: aws.String(r.user), PolicyName: aws.String(denyAllName)})
+	var out *iam.GetUserPolicyOutput
+	err, userErr := r.withUserCheck(func(ctx context.Context) (err error) {
+		out, err = r.c.iam.GetUserPolicy(ctx, &iam.GetUserPolicyInput{UserName: aws.String(r.user), PolicyName: aws.String(denyAllName)})
+		return err
+	})
 	if isNoSuchEntity(err) {
-		if err := r.checkUser(); err != nil {
-			return control.Observation{}, err
+		if userErr != nil {
+			return control.Observation{}, userErr
 		}
 		return control.Observation{Holds: false, Detail: "no " + denyAllName + " policy"}, nil
 	}
