@@ -80,31 +80,31 @@ const (
 )
 
 type figures struct {
-	Server           string        `json:"server,omitempty"` // with -stack: what ran Temporal
-	Machine          string        `json:"machine"`
-	CallLatencyMS    int           `json:"callLatencyMs"`
-	Targets          []string      `json:"targets"`
-	ActivitiesPerRun int           `json:"activitiesPerRun"`
-	Sequential       int           `json:"sequentialRuns"`
-	ContainP50MS     float64       `json:"timeToContainP50Ms"`
-	ContainP99MS     float64       `json:"timeToContainP99Ms"`
-	ContainMaxMS     float64       `json:"timeToContainMaxMs"`
-	HookP50MS        float64       `json:"webhookTimeToContainP50Ms"` // from the signed HR webhook's arrival at the relay
-	HookP99MS        float64       `json:"webhookTimeToContainP99Ms"`
-	HookMaxMS        float64       `json:"webhookTimeToContainMaxMs"`
-	Breakdown        []breakdown   `json:"breakdown"`   // the median run from the start call, and from the webhook
-	Load             []string      `json:"loadAverage"` // /proc/loadavg at the start and the end: other work on the machine
-	Burst            int           `json:"burst"`
-	BurstPerSec      float64       `json:"burstTerminationsPerSec"`
-	BurstLastMS      float64       `json:"burstLastContainedMs"`
-	NoopPerSec       float64       `json:"noopCeilingWorkflowsPerSec"`
-	NoopLastMS       float64       `json:"noopLastDoneMs"`
-	ShareOfCeiling   float64       `json:"shareOfCeiling"`
-	WorkerPeakRSSMB  float64       `json:"workerPeakRssMb"`
+	Server           string      `json:"server,omitempty"` // with -stack: what ran Temporal
+	Machine          string      `json:"machine"`
+	CallLatencyMS    int         `json:"callLatencyMs"`
+	Targets          []string    `json:"targets"`
+	ActivitiesPerRun int         `json:"activitiesPerRun"`
+	Sequential       int         `json:"sequentialRuns"`
+	ContainP50MS     float64     `json:"timeToContainP50Ms"`
+	ContainP99MS     float64     `json:"timeToContainP99Ms"`
+	ContainMaxMS     float64     `json:"timeToContainMaxMs"`
+	HookP50MS        float64     `json:"webhookTimeToContainP50Ms"` // from the signed HR webhook's arrival at the relay
+	HookP99MS        float64     `json:"webhookTimeToContainP99Ms"`
+	HookMaxMS        float64     `json:"webhookTimeToContainMaxMs"`
+	Breakdown        []breakdown `json:"breakdown"`   // the median run from the start call, and from the webhook
+	Load             []string    `json:"loadAverage"` // /proc/loadavg at the start and the end: other work on the machine
+	Burst            int         `json:"burst"`
+	BurstPerSec      float64     `json:"burstTerminationsPerSec"`
+	BurstLastMS      float64     `json:"burstLastContainedMs"`
+	NoopPerSec       float64     `json:"noopCeilingWorkflowsPerSec"`
+	NoopLastMS       float64     `json:"noopLastDoneMs"`
+	ShareOfCeiling   float64     `json:"shareOfCeiling"`
+	WorkerPeakRSSMB  float64     `json:"workerPeakRssMb"`
 	// At the sampled peak: the worker's own memory (RssAnon) and the pages
 	// of its binary it had mapped (RssFile: clean, shared, reclaimable).
-	WorkerPeakAnonMB float64 `json:"workerPeakAnonMb"`
-	WorkerPeakFileMB float64 `json:"workerPeakFileMb"`
+	WorkerPeakAnonMB float64       `json:"workerPeakAnonMb"`
+	WorkerPeakFileMB float64       `json:"workerPeakFileMb"`
 	WorkerMemLimitMB int           `json:"workerMemoryLimitMb"`
 	Scale            scaleFigures  `json:"scaleOut"`
 	RateLimit        rateFigures   `json:"rateLimit"`

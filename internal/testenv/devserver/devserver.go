@@ -50,8 +50,8 @@ func Start(t testing.TB) *Server {
 		// queue's poll rate.
 		ExtraArgs: []string{"--dynamic-config-value", "system.enableActivityEagerExecution=true",
 			"--dynamic-config-value", "history.transferProcessorMaxPollRPS=200"},
-		Stdout:    logs,
-		Stderr:    logs,
+		Stdout: logs,
+		Stderr: logs,
 	})
 	if err != nil {
 		t.Fatalf("start Temporal dev server: %v", err)
