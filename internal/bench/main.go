@@ -241,6 +241,11 @@ func run(out string, seq, burst int, latency time.Duration, profile string) erro
 	fmt.Fprintf(os.Stderr, "burst of %d terminations, one worker…\n", burst)
 	burstStart, cpu := time.Now(), startCPU()
 	peak := watchPeak(w1.cmd.Process.Pid, metrics1, profile)
+	if profile != "" { // where the worker's CPU goes in the burst's first 20 s
+		go func() {
+			_ = saveProfile("http://"+metrics1+"/debug/pprof/profile?seconds=20", filepath.Join(profile, "cpu-burst.pprof"))
+		}()
+	}
 	perSec, last, err := containBurst(ctx, c, take(burst), []*workerProc{w1})
 	f.WorkerPeakAnonMB, f.WorkerPeakFileMB = peak()
 	if err != nil {

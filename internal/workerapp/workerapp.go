@@ -232,6 +232,7 @@ func serveHealth(addr string, logger *slog.Logger) (func(), error) {
 	if os.Getenv("OFFBOARD_WORKER_PPROF") != "" {
 		// Profiles for the bench and for operators chasing memory; off by default.
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile) // CPU, ?seconds=N
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
