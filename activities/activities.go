@@ -406,11 +406,13 @@ func (a *Activities) target(name string) (control.Target, error) {
 
 // keepAlive heartbeats while a control runs, so a crashed worker's attempt
 // is retried after the heartbeat timeout rather than the whole start-to-close.
+// The first heartbeat comes after a second, well inside the timeout: the SDK
+// sends a first heartbeat to the server before returning, and at the start it
+// put that round trip in front of every control, which mostly take less.
 func keepAlive(ctx context.Context) func() {
 	if !activity.IsActivity(ctx) {
 		return func() {}
 	}
-	activity.RecordHeartbeat(ctx)
 	done := make(chan struct{})
 	go func() {
 		tick := time.NewTicker(time.Second)
