@@ -232,6 +232,12 @@ func (rl *Relay) hrDecide(ctx context.Context, source string, req runs.Request) 
 // emitDecision sends a decision the run answered, accepted or refused, to
 // the SIEM: an Update runs no activity, so the API is where it is seen.
 func (rl *Relay) emitDecision(req runs.Request, v runs.Verdict) {
+	rl.events.Emit(DecisionEvent(req, v, rl.now()))
+}
+
+// DecisionEvent is the SIEM event of a decision the run answered; the
+// break-glass CLI sends the same one.
+func DecisionEvent(req runs.Request, v runs.Verdict, at time.Time) siem.Event {
 	d := siem.Decision{Kind: req.Kind, By: req.Person, Roles: req.Roles, EmployeeID: req.EmployeeID, WorkflowID: v.WorkflowID, RunID: v.RunID,
 		UpdateID: v.UpdateID, Digest: v.Digest, Accepted: v.Accepted, Reason: v.Reason, Detail: v.Detail, BreakGlass: v.BreakGlass}
 	switch p := req.Payload.(type) {
@@ -240,7 +246,7 @@ func (rl *Relay) emitDecision(req runs.Request, v runs.Verdict) {
 	case workflows.Retry:
 		d.Control = p.Control
 	}
-	rl.events.Emit(siem.DecisionEvent(d, rl.now()))
+	return siem.DecisionEvent(d, at)
 }
 
 // hrRescind rescinds the run an HR rescind or rehire refers to: the event

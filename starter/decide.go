@@ -28,6 +28,7 @@ import (
 
 	"github.com/offboard/offboard/internal/decision"
 	"github.com/offboard/offboard/internal/runs"
+	"github.com/offboard/offboard/internal/siem"
 	"github.com/offboard/offboard/relay"
 	"github.com/offboard/offboard/workflows"
 )
@@ -230,16 +231,51 @@ func (f apiFlags) breakGlassDecide(ctx context.Context, e *env, employee, action
 	if err != nil {
 		return err
 	}
-	v, err := runs.Decide(ctx, c, key, runs.Request{EmployeeID: employee, RunID: req.RunID, Kind: kind, Person: person,
-		Roles: []string{decision.RoleHR, decision.RoleSecurity, decision.RoleApprover}, PlanDigest: req.PlanDigest, Payload: payload},
-		time.Now(), 30*time.Second)
-	switch {
-	case err != nil:
+	r := runs.Request{EmployeeID: employee, RunID: req.RunID, Kind: kind, Person: person,
+		Roles: []string{decision.RoleHR, decision.RoleSecurity, decision.RoleApprover}, PlanDigest: req.PlanDigest, Payload: payload}
+	v, err := runs.Decide(ctx, c, key, r, time.Now(), 30*time.Second)
+	if err != nil {
 		return err
-	case !v.Accepted:
+	}
+	// The run has answered: a SIEM that is down is said, never a reason to fail.
+	if err := emitBreakGlass(ctx, e, r, v); err != nil {
+		fmt.Fprintf(e.stderr, "warning: the SIEM did not get this break-glass decision (%s, update %s on %s run %s): %v; tell the SOC\n",
+			kind, v.UpdateID, v.WorkflowID, v.RunID, err)
+	}
+	if !v.Accepted {
 		return fmt.Errorf("%w: %s", errRefused, v.Reason)
 	}
 	return printVerdict(e, v, v)
+}
+
+// siemWait bounds how long a break-glass decision waits for the SIEM.
+const siemWait = 10 * time.Second
+
+// emitBreakGlass sends the decision's SIEM event, the one the operator API
+// sends, marked as break-glass, and waits for the sinks to take it: a CLI
+// has no sender left running after it exits.
+func emitBreakGlass(ctx context.Context, e *env, r runs.Request, v runs.Verdict) error {
+	sc := e.cfg.SIEM
+	sc.SSF = nil // decisions are not Shared Signals events
+	if !sc.Enabled() {
+		return nil
+	}
+	events, err := siem.FromConfig(sc)
+	if err != nil {
+		return err
+	}
+	v.BreakGlass = true // signed here with a break-glass key, whatever the run says
+	ev := relay.DecisionEvent(r, v, time.Now())
+	ev.Actor.AppName = "offboard-starter-break-glass"
+	ev.Message += " (break-glass, without the operator API)"
+	events.Emit(ev)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), siemWait)
+	defer cancel()
+	_ = events.Close(ctx) // a sink's close error loses nothing already sent
+	if events.Dropped() > 0 {
+		return fmt.Errorf("a sink did not take the event within %s (every retry failed or the time ran out)", siemWait)
+	}
+	return nil
 }
 
 // showPlan prints the plan an approver is asked to approve.
