@@ -61,7 +61,7 @@ func DrillWorkflow(ctx workflow.Context, _ DrillInput) (DrillResult, error) {
 		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 3, NonRetryableErrorTypes: activities.NonRetryable},
 	})
 	var plan activities.DrillPlan
-	if err := workflow.ExecuteActivity(local, a.LoadDrillPlan).Get(ctx, &plan); err != nil {
+	if err := workflow.ExecuteActivity(withSummary(local, "load the drill plan"), a.LoadDrillPlan).Get(ctx, &plan); err != nil {
 		return res, fmt.Errorf("drill: %w", err)
 	}
 	res.Canary = plan.Canary.EmployeeID
@@ -82,14 +82,14 @@ func DrillWorkflow(ctx workflow.Context, _ DrillInput) (DrillResult, error) {
 		if len(res.Targets) == 0 {
 			text += " no target to drill"
 		}
-		_ = workflow.ExecuteActivity(local, a.Notify, activities.Notification{Kind: "drill_failed",
+		_ = workflow.ExecuteActivity(withSummary(local, "notify: drill_failed"), a.Notify, activities.Notification{Kind: "drill_failed",
 			WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID, EmployeeID: res.Canary, Text: text}).Get(ctx, nil)
 	}
 	rctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 2 * time.Minute,
 		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 10},
 	})
-	if err := workflow.ExecuteActivity(rctx, ActivityDrillReport, res).Get(ctx, &res.Where); err != nil {
+	if err := workflow.ExecuteActivity(withSummary(rctx, "write the drill report"), ActivityDrillReport, res).Get(ctx, &res.Where); err != nil {
 		return res, fmt.Errorf("drill: the report was not written: %w", err)
 	}
 	return res, nil
@@ -109,7 +109,7 @@ func drillTarget(ctx workflow.Context, pt activities.PlanTarget, canary control.
 			MaximumAttempts: 3, NonRetryableErrorTypes: activities.NonRetryable},
 	})
 	var res activities.Resolution
-	if err := workflow.ExecuteActivity(ctx, a.ResolveAccount, activities.ResolveInput{Target: pt.Name, Person: canary}).Get(ctx, &res); err != nil {
+	if err := workflow.ExecuteActivity(withSummary(ctx, pt.Name+" · find the canary"), a.ResolveAccount, activities.ResolveInput{Target: pt.Name, Person: canary}).Get(ctx, &res); err != nil {
 		out.Error = "resolve the canary: " + err.Error()
 		return out
 	}
@@ -121,12 +121,12 @@ func drillTarget(ctx workflow.Context, pt activities.PlanTarget, canary control.
 	apply := func(phase control.Phase, name string, verify bool) bool {
 		in := activities.ControlInput{ControlID: pt.Name + "/" + name, Target: pt.Name, Control: name, Phase: phase,
 			Account: res.Account, Params: control.Params{Since: since}}
-		fn := a.ApplyControl
+		fn, summary := a.ApplyControl, controlName(pt.Name, name)
 		if verify {
-			fn = a.VerifyControl
+			fn, summary = a.VerifyControl, summary+" · re-verify"
 		}
 		var r control.Receipt
-		err := workflow.ExecuteActivity(ctx, fn, in).Get(ctx, &r)
+		err := workflow.ExecuteActivity(withSummary(ctx, summary), fn, in).Get(ctx, &r)
 		if err != nil {
 			out.Error += fmt.Sprintf("%s %s: %v; ", phase, in.ControlID, err)
 			return false

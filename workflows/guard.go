@@ -209,7 +209,8 @@ func (st *GuardState) prune(now time.Time, window time.Duration) {
 // its id stays unusable until the namespace's retention ends.
 func Delivery(ctx workflow.Context, until time.Time) error {
 	if d := until.Sub(workflow.Now(ctx)); d > 0 {
-		return workflow.Sleep(ctx, d)
+		// A labelled timer: the same StartTimer command as workflow.Sleep.
+		return workflow.NewTimerWithOptions(ctx, d, workflow.TimerOptions{Summary: "remember the delivery until its signature expires"}).Get(ctx, nil)
 	}
 	return nil
 }

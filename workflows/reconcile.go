@@ -154,7 +154,7 @@ func Reconcile(ctx workflow.Context, in ReconcileInput) (ReconcileResult, error)
 		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 5, NonRetryableErrorTypes: activities.NonRetryable},
 	})
 	if in.State == nil {
-		if err := workflow.ExecuteActivity(local, a.LoadReconcilePlan).Get(ctx, &st.Plan); err != nil {
+		if err := workflow.ExecuteActivity(withSummary(local, "load the reconcile plan"), a.LoadReconcilePlan).Get(ctx, &st.Plan); err != nil {
 			return ReconcileResult{}, fmt.Errorf("reconcile: plan: %w", err)
 		}
 		for _, t := range st.Plan.Targets {
@@ -185,7 +185,7 @@ func Reconcile(ctx workflow.Context, in ReconcileInput) (ReconcileResult, error)
 			TaskQueue:           plan.TaskQueue,
 			StartToCloseTimeout: 30 * time.Minute,
 			HeartbeatTimeout:    time.Minute,
-			Summary:             fmt.Sprintf("list %s from %q", plan.Name, st.Cursor),
+			Summary:             listSummary(plan.Name, st.Cursor),
 			RetryPolicy: &temporal.RetryPolicy{
 				InitialInterval: time.Second, MaximumInterval: time.Minute, MaximumAttempts: 10,
 				NonRetryableErrorTypes: activities.NonRetryable,
@@ -233,7 +233,7 @@ func finishReconcile(ctx workflow.Context, st ReconcileState) (ReconcileResult, 
 		var got []LeaverOutcome
 		in := LeaversInput{ReconcileID: st.ID, Findings: leavers, Contain: policy.OrphanPolicy() == "contain",
 			GuardMax: st.Plan.GuardMax, GuardWindow: st.Plan.GuardWindow}
-		if err := workflow.ExecuteActivity(ctx, ActivityReconcileLeavers, in).Get(ctx, &got); err != nil {
+		if err := workflow.ExecuteActivity(withSummary(ctx, fmt.Sprintf("check %d leavers against their runs", len(leavers))), ActivityReconcileLeavers, in).Get(ctx, &got); err != nil {
 			// Nobody was re-contained: every leaver stays an exception, said so.
 			workflow.GetLogger(ctx).Error("reconcile: leavers not checked against their runs", "error", err)
 			for _, f := range leavers {
@@ -279,10 +279,19 @@ func finishReconcile(ctx workflow.Context, st ReconcileState) (ReconcileResult, 
 	})
 	rep.FinishedAt = workflow.Now(ctx)
 	var where string
-	if err := workflow.ExecuteActivity(ctx, ActivityReconcileReport, rep).Get(ctx, &where); err != nil {
+	if err := workflow.ExecuteActivity(withSummary(ctx, "write the reconcile report"), ActivityReconcileReport, rep).Get(ctx, &where); err != nil {
 		return ReconcileResult{Report: rep}, fmt.Errorf("reconcile: the report was not written: %w", err)
 	}
 	return ReconcileResult{Report: rep, Where: where}, nil
+}
+
+// listSummary labels one listing activity: "okta · list accounts". The
+// cursor is not shown: some systems' cursors are an account's id or login.
+func listSummary(target, cursor string) string {
+	if cursor != "" {
+		return controlName(target, "list accounts, continued")
+	}
+	return controlName(target, "list accounts")
 }
 
 func addCounts(c *activities.ReconcileCounts, d activities.ReconcileCounts) {
