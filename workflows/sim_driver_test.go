@@ -9,11 +9,13 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"go.temporal.io/sdk/testsuite"
 
+	"github.com/offboard/offboard/internal/control"
 	"github.com/offboard/offboard/internal/decision"
 )
 
@@ -300,12 +302,20 @@ func pickControl(st Status, ev simEvent) string {
 		}
 		return done[ev.Pick%len(done)]
 	}
-	var open []string
+	var open, owned []string
 	for _, c := range st.Controls {
 		if c.State == StateException || (ev.Kind == "retry" && c.State == StateWaived) {
+			if c.Phase == control.NonHuman {
+				owned = append(owned, c.ID)
+				continue
+			}
 			open = append(open, c.ID)
 		}
 	}
+	// Non-human steps join the status in the order discoveries happened to
+	// finish: by name, after the rest, so a scenario names the same one every run.
+	slices.Sort(owned)
+	open = append(open, owned...)
 	if len(open) == 0 {
 		return ""
 	}

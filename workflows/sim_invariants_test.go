@@ -5,12 +5,15 @@ package workflows
 import (
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/offboard/offboard/internal/control"
 )
+
+var simDigest = regexp.MustCompile(`sha256:[0-9a-f]{64}`)
 
 var simContainment = map[string]bool{"suspend": true, "revoke_sessions": true, "clear_tokens": true}
 var simDestructive = map[string]bool{"remove_groups": true, "remove_keys": true, "delete": true}
@@ -62,8 +65,8 @@ func checkScenario(sc simScenario, r *simRun) []string {
 			gates[g.Kind] = true
 		}
 		for _, c := range st.Controls {
-			if st.Phase == PhaseRestoring && c.Phase == control.Containment {
-				continue // a rescinded run waits on nobody for its containment
+			if st.Phase == PhaseRestoring && (c.Phase == control.Containment || c.Phase == control.NonHuman) {
+				continue // a rescinded run waits on nobody for its containment, nor for the discovery beside it
 			}
 			if (c.State == StateException) != gates["exception:"+c.ID] && !isFinal(st.Phase) {
 				bad("%s is %s but its exception gate open=%v", c.ID, c.State, gates["exception:"+c.ID])
@@ -213,6 +216,9 @@ func checkScenario(sc simScenario, r *simRun) []string {
 		if c.Phase == control.Restore {
 			name = strings.TrimPrefix(c.ID, c.Target+"/restore/")
 		}
+		if c.Phase == control.NonHuman {
+			continue // checkNonHuman knows what may fail them
+		}
 		b, faulty := faults[c.Target+"/"+name]
 		if (c.State == StateException || c.State == StateWaived) && !faulty && !gone[c.Target] && c.Control != "resolve" {
 			bad("%s is %s though %s never failed it: %s", c.ID, c.State, c.Target, c.Error)
@@ -225,6 +231,9 @@ func checkScenario(sc simScenario, r *simRun) []string {
 				}
 			}
 		}
+	}
+	if sc.NonHuman != nil {
+		checkNonHuman(sc, r, bad)
 	}
 	r.mu.Lock()
 	v = append(v, r.midway...)
@@ -358,9 +367,12 @@ func digestRun(r *simRun) string {
 	var lines []string
 	lines = append(lines, fmt.Sprintf("closed=%v phase=%s effective=%s contained=%s sla=%v drift=%d",
 		r.closed, st.Phase, st.EffectiveAt.Sub(r.start), st.ContainedAt.Sub(r.start), st.SLABreached, len(st.Drift)))
+	var controls []string
 	for _, c := range st.Controls {
-		lines = append(lines, fmt.Sprintf("control %s %s %s attempts=%d", c.ID, c.State, c.Outcome, c.Attempts))
+		controls = append(controls, fmt.Sprintf("control %s %s %s attempts=%d", c.ID, c.State, c.Outcome, c.Attempts))
 	}
+	slices.Sort(controls) // non-human steps join in the order discoveries happened to finish
+	lines = append(lines, controls...)
 	for _, a := range st.Approvals {
 		lines = append(lines, fmt.Sprintf("approval %s %s %s", a.Approver, a.Decision, a.At.Sub(r.start)))
 	}
@@ -370,14 +382,195 @@ func digestRun(r *simRun) string {
 	var logs []string
 	for _, e := range st.Log {
 		if e.Accepted {
-			logs = append(logs, fmt.Sprintf("log %s %s %s %s", e.At.Sub(r.start), e.Kind, e.By, e.Detail))
+			// The digest covers non-human steps in the order discoveries finished.
+			detail := simDigest.ReplaceAllString(e.Detail, "sha256:…")
+			logs = append(logs, fmt.Sprintf("log %s %s %s %s", e.At.Sub(r.start), e.Kind, e.By, detail))
 		}
 	}
 	slices.Sort(logs)
 	var enf []string
-	for _, e := range r.log.enforces {
+	for _, e := range slices.Concat(r.log.enforces, r.log.owned) {
 		enf = append(enf, fmt.Sprintf("enforce %s %s", e.ID, e.At.Sub(r.start)))
 	}
 	slices.Sort(enf)
 	return strings.Join(slices.Concat(lines, logs, enf), "\n")
+}
+
+// checkNonHuman checks what a run did with the identities the leaver owned
+// or could know (nonhuman.go).
+func checkNonHuman(sc simScenario, r *simRun, bad func(string, ...any)) {
+	st := r.final
+	nh := sc.NonHuman
+	end := r.ended
+	faults := map[string]simBehaviour{}
+	for _, b := range nh.Behaviours {
+		faults[b.Control] = b
+	}
+	var rescindedAt time.Time
+	for _, e := range st.Log {
+		if e.Kind == UpdateRescind && e.Accepted {
+			rescindedAt = e.At
+			break
+		}
+	}
+	bgApproval := func(it OwnedStatus) bool { return !it.BreakGlass || nh.BreakGlassApproval }
+
+	// Every identity a discovery returned is in the plan, and every
+	// registry account the leaver could know once the registry was matched.
+	for _, name := range simTargetNames {
+		if simControl(st, name+"/owned/discover").State != StateDone {
+			continue
+		}
+		for _, o := range r.owners[name].discovered() {
+			if !slices.ContainsFunc(st.NonHuman, func(it OwnedStatus) bool { return it.Owned.Target == o.Target && it.Owned.ID == o.ID }) {
+				bad("%s %s (%s) was discovered but is not in the plan", o.Kind, o.ID, o.Target)
+			}
+		}
+	}
+	if a := simAccount(st, nh.KnowsBreakGlass); a != nil && a.State == "resolved" && st.Kind != KindRoleChange && st.Superseded == "" &&
+		!slices.Contains([]Phase{PhaseScheduled, PhaseQuarantined, PhaseContaining, PhaseRescinded, PhaseRestoring}, st.Phase) && rescindedAt.IsZero() {
+		for _, b := range simRegistry {
+			if !slices.ContainsFunc(st.NonHuman, func(it OwnedStatus) bool { return it.BreakGlass && it.Owned.ID == b.Account }) {
+				bad("the leaver is in group admins in %s, but break-glass %s is not in the plan", nh.KnowsBreakGlass, b.Name)
+			}
+		}
+	}
+
+	removalBegan := slices.Contains([]Phase{PhaseRemoving, PhaseRetention, PhaseDeleting, PhaseCompleted}, st.Phase)
+	for _, c := range st.Controls {
+		if c.Phase == control.Removal && c.State != StatePending {
+			removalBegan = true
+		}
+	}
+	for _, it := range st.NonHuman {
+		cannot := simOwnedSteps(it.Owned.Target, it.Owned.Kind, it.Action) == nil || it.Action == control.Reown && nh.Team == ""
+		if cannot && it.Problem == "" {
+			bad("%s: nobody can %s it, yet the plan names no problem", it.Owned.Say(), it.Action)
+		}
+		var prev *ControlStatus
+		for k, id := range it.Controls {
+			c := simControl(st, id)
+			step := id[strings.LastIndex(id, "/")+1:]
+			switch c.State {
+			case StateDone:
+				// Done only with a receipt whose last call is a read-back that held, and true in the target.
+				if cannot {
+					bad("%s done, though nobody can %s %s", id, it.Action, it.Owned.Say())
+				}
+				if c.Receipt == nil || c.Outcome != control.Observed && c.Outcome != control.Acknowledged {
+					bad("%s done as %q without a receipt that proves it", id, c.Outcome)
+				} else if n := len(c.Receipt.Calls); n == 0 || c.Receipt.Calls[n-1].Holds == nil || !*c.Receipt.Calls[n-1].Holds {
+					bad("%s done as %s, but its receipt ends without a read-back that held", id, c.Outcome)
+				}
+				if o := r.owners[it.Owned.Target]; o != nil && !o.ownedHolds(it.Owned, step, it.NewOwner) {
+					bad("%s done, but %s says it does not hold", id, it.Owned.Target)
+				}
+			case StateException, StateWaived:
+				// Only with a cause: a problem the plan names, or the target failed it.
+				_, faulty := faults[id]
+				if it.Problem == "" && !faulty && !faultyIdentity(nh, it.Owned) && !strings.Contains(c.Error, "activity cap") {
+					bad("%s is %s though %s never failed it: %s", id, c.State, it.Owned.Target, c.Error)
+				}
+			case StatePending:
+				// Nothing silently dropped: a step not run waits for its
+				// turn, the approval or removal, a hold, or its timer.
+				if prev != nil && prev.State != StateDone || st.LegalHold != nil {
+					break
+				}
+				started := removalBegan || it.BreakGlass && !nh.BreakGlassApproval && !st.ContainedAt.IsZero() && rescindedAt.IsZero()
+				if !started || isFinal(st.Phase) && st.Phase != PhaseCompleted {
+					break
+				}
+				if prev != nil && prev.Receipt != nil {
+					wait := map[string]time.Duration{"deactivate_old": simCfg.NonHuman.Grace.D(), "delete_old": simCfg.NonHuman.Purge.D(), "delete": simCfg.NonHuman.Purge.D()}[step]
+					if prev.Receipt.FinishedAt.Add(wait + time.Hour).After(end) {
+						break
+					}
+				}
+				bad("%s (step %d of %s) never ran: %s at the end in phase %s", id, k+1, it.Owned.Say(), c.State, st.Phase)
+			}
+			prev = &c
+		}
+	}
+
+	// Destructive steps never under a hold, in a rescinded run, or before
+	// the approval policy asks for; a rescinded run ran no step scheduled
+	// after the rescind, and none that cannot be undone.
+	byID := map[string]OwnedStatus{}
+	for _, it := range st.NonHuman {
+		for _, id := range it.Controls {
+			byID[id] = it
+		}
+	}
+	bgChanges := map[string]int{}
+	for _, e := range r.log.owned {
+		if !e.Changed {
+			continue
+		}
+		step := e.ID[strings.LastIndex(e.ID, "/")+1:]
+		it, known := byID[e.ID]
+		if !known {
+			bad("%s enforced at %s, but the plan has no such step", e.ID, e.Scheduled.Sub(r.start))
+			continue
+		}
+		if it.BreakGlass {
+			bgChanges[it.Owned.Target+"/"+it.Owned.ID]++
+		}
+		if !rescindedAt.IsZero() && e.Scheduled.After(rescindedAt) {
+			bad("%s scheduled at %s, after the rescind at %s", e.ID, e.Scheduled.Sub(r.start), rescindedAt.Sub(r.start))
+		}
+		if st.Phase == PhaseRescinded || st.Phase == PhaseRestoring {
+			if step != "set_password" {
+				bad("rescinded run enforced %s, which cannot be undone", e.ID)
+			}
+		}
+		if bgApproval(it) && (nh.RequireApproval || st.ApprovalNeeded) && !approvedBy(st, e.Scheduled) {
+			bad("%s enforced at %s without the approval it needs", e.ID, e.Scheduled.Sub(r.start))
+		}
+		if !simOwnedDestructive[step] {
+			continue
+		}
+		for _, h := range st.Holds {
+			if h.PlacedAt.Before(e.Scheduled) && (h.ReleasedAt.IsZero() || e.Scheduled.Before(h.ReleasedAt)) {
+				bad("%s enforced at %s while held (placed %s)", e.ID, e.Scheduled.Sub(r.start), h.PlacedAt.Sub(r.start))
+			}
+		}
+	}
+
+	// A break-glass password is changed once per run, and no value a
+	// rotation stored is in a receipt, an error, the status or the result.
+	for acct, n := range bgChanges {
+		if n > 1 {
+			bad("break-glass %s had its password changed %d times", acct, n)
+		}
+	}
+	if r.secrets != nil {
+		res, _ := json.Marshal(r.res)
+		status, _ := json.Marshal(st)
+		r.mu.Lock()
+		said := strings.Join(r.ownedSaid, "\n")
+		r.mu.Unlock()
+		for _, v := range r.secrets.secretValues() {
+			for where, text := range map[string]string{"an ApplyOwned receipt or error": said, "the status": string(status), "the result": string(res)} {
+				if strings.Contains(text, v) {
+					bad("a rotated secret value is in %s", where)
+				}
+			}
+		}
+	}
+}
+
+// faultyIdentity: a behaviour of the scenario deletes o or fails one of its steps.
+func faultyIdentity(nh *simNonHuman, o control.Owned) bool {
+	prefix := ownedControlID(o, "")
+	return slices.ContainsFunc(nh.Behaviours, func(b simBehaviour) bool { return strings.HasPrefix(b.Control, prefix) })
+}
+
+func simAccount(st Status, target string) *AccountStatus {
+	for i := range st.Accounts {
+		if st.Accounts[i].Target == target {
+			return &st.Accounts[i]
+		}
+	}
+	return nil
 }

@@ -25,6 +25,9 @@ type simScenario struct {
 	Effective   time.Duration  `json:"effective"` // from the start; negative = in the past
 	Behaviours  []simBehaviour `json:"behaviours,omitempty"`
 	Events      []simEvent     `json:"events"`
+	// NonHuman is the identities the leaver owns or could know, and the
+	// policy for them; nil runs the targets as plain ones (sim_owner_test.go).
+	NonHuman *simNonHuman `json:"nonHuman,omitempty"`
 }
 
 // simEvent is something that happens at a time: a person's decision, an HR
@@ -166,6 +169,10 @@ func genScenario(seed uint64) simScenario {
 		sc.Events = append(sc.Events, ev)
 	}
 	slices.SortStableFunc(sc.Events, func(a, b simEvent) int { return int(a.At - b.At) })
+	// Drawn after everything else, so a seed keeps the scenario it had
+	// before non-human identities were simulated, plus them.
+	sc.NonHuman = genNonHuman(r)
+	genNonHumanEvents(r, &sc)
 	return sc
 }
 

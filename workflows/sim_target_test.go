@@ -214,6 +214,7 @@ type simLog struct {
 	resets   map[string][]time.Time // control id → when its state was undone from outside
 	frozen   bool                   // past the horizon: nothing more is recorded
 	notes    []simNote              // what a target saw that a workflow may not have meant
+	owned    []simEnforce           // non-human steps enforced (sim_owner_test.go), by control id
 }
 
 type simNote struct {
@@ -245,6 +246,25 @@ func (l *simLog) enforce(target, name string, at, scheduled time.Time, changed b
 	if !l.frozen {
 		l.enforces = append(l.enforces, simEnforce{ID: target + "/" + name, At: at, Scheduled: scheduled, Changed: changed})
 	}
+}
+
+func (l *simLog) ownedEnforce(e simEnforce) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.frozen {
+		l.owned = append(l.owned, e)
+	}
+}
+
+func (l *simLog) ownedEnforcedAt(id string) time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i := len(l.owned) - 1; i >= 0; i-- {
+		if l.owned[i].ID == id && l.owned[i].Changed {
+			return l.owned[i].At
+		}
+	}
+	return time.Time{}
 }
 
 func (l *simLog) reset(id string, at time.Time) {

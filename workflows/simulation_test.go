@@ -224,6 +224,7 @@ type simRun struct {
 	targets map[string]*simTarget
 	old     []string // change ids run on their old branch
 	closed  bool
+	ended   time.Time // the clock when the run closed, or at the horizon
 	err     error
 	res     Result
 	final   Status // the status query once the run closed, or at the horizon
@@ -241,6 +242,11 @@ type simRun struct {
 	midway   []string // invariants broken while the run was going
 	upserts  int
 	notified int
+
+	owners    map[string]*simOwner // the targets as owners of non-human identities, when the scenario has them
+	secrets   *simSecrets
+	inflight  map[string]int // break-glass account → its ApplyOwned activities running now
+	ownedSaid []string       // every ApplyOwned receipt (JSON) and error text
 }
 
 // simApply is one ApplyControl activity (its first attempt's clock) and how it ended.
@@ -313,9 +319,20 @@ func runScenarioOld(sc simScenario, old []string) *simRun {
 	for _, name := range simTargetNames {
 		st := newSimTarget(name, env.Now, r.log, sc.Behaviours)
 		r.targets[name] = st
-		tgts = append(tgts, st)
+		if sc.NonHuman == nil {
+			tgts = append(tgts, st)
+			continue
+		}
+		if r.owners == nil {
+			r.owners, r.secrets, r.inflight = map[string]*simOwner{}, newSimSecrets(), map[string]int{}
+		}
+		r.owners[name] = newSimOwner(st, sc.NonHuman, r.secrets)
+		tgts = append(tgts, r.owners[name])
 	}
-	acts := activities.New(simCfg, tgts)
+	acts := activities.New(simConfigFor(sc), tgts)
+	if r.secrets != nil {
+		acts.Secrets = r.secrets
+	}
 	RegisterWorkflows(env)
 	env.RegisterActivity(acts)
 	for _, id := range old {
@@ -342,6 +359,35 @@ func runScenarioOld(sc simScenario, old []string) *simRun {
 			r.applies = append(r.applies, simApply{ID: in.ControlID, At: at, OK: err == nil})
 			r.mu.Unlock()
 		}
+		return rec, err
+	})
+	env.OnActivity(acts.ApplyOwned, mock.Anything, mock.Anything).Return(func(ctx context.Context, in activities.OwnedInput) (control.Receipt, error) {
+		at := env.Now()
+		if r.activities() > simActivityCap {
+			return control.Receipt{}, temporal.NewNonRetryableApplicationError("sim: activity cap reached", activities.ErrTypePermanent, nil)
+		}
+		if in.Owned.Kind == control.KindBreakGlass {
+			// Two rotations of one account at once could leave the vault
+			// holding a password the account no longer has.
+			key := in.Owned.Target + "/" + in.Owned.ID
+			r.mu.Lock()
+			if r.inflight[key]++; r.inflight[key] > 1 {
+				r.midway = append(r.midway, fmt.Sprintf("%s rotated by %d activities at once at %s", key, r.inflight[key], at.Sub(r.start)))
+			}
+			r.mu.Unlock()
+			defer func() { r.mu.Lock(); r.inflight[key]--; r.mu.Unlock() }()
+		}
+		rec, err := acts.ApplyOwned(ctx, in)
+		said, _ := json.Marshal(rec)
+		r.mu.Lock()
+		if activity.GetInfo(ctx).Attempt == 1 || err == nil {
+			r.applies = append(r.applies, simApply{ID: in.ControlID, At: at, OK: err == nil})
+		}
+		r.ownedSaid = append(r.ownedSaid, string(said))
+		if err != nil {
+			r.ownedSaid = append(r.ownedSaid, err.Error())
+		}
+		r.mu.Unlock()
 		return rec, err
 	})
 	env.OnUpsertTypedSearchAttributes(mock.Anything).Return(func(converter.EncodedValues) error { return nil }).Maybe()
@@ -380,6 +426,14 @@ func runScenarioOld(sc simScenario, old []string) *simRun {
 			env.RegisterDelayedCallback(r.targets[strings.SplitN(b.Control, "/", 2)[0]].vanish, b.After)
 		}
 	}
+	if sc.NonHuman != nil {
+		for _, b := range sc.NonHuman.Behaviours {
+			if b.Kind == "gone" {
+				id := strings.Split(b.Control, "/") // target/owned/kind/id/step
+				env.RegisterDelayedCallback(r.owners[id[0]].vanishOwned(id[3]), b.After)
+			}
+		}
+	}
 	for _, ev := range sc.Events {
 		env.RegisterDelayedCallback(func() { d.act(ev) }, ev.At)
 		if ev.Kind == "waive" {
@@ -392,6 +446,7 @@ func runScenarioOld(sc simScenario, old []string) *simRun {
 	}, simHorizon)
 
 	env.ExecuteWorkflow(Deprovision, r.t)
+	r.ended = env.Now()
 	r.closed = env.IsWorkflowCompleted() && env.GetWorkflowError() == nil
 	r.err = env.GetWorkflowError()
 	if r.closed {
