@@ -120,6 +120,34 @@ func genNonHumanEvents(r *rand.Rand, sc *simScenario) {
 	// Within the approval's timeout from the effective time.
 	at := max(sc.Effective, 0) + time.Duration(r.IntN(48*3600))*time.Second + time.Duration(1+r.IntN(998))*time.Millisecond
 	sc.Events = append(sc.Events, simEvent{At: at, Kind: "approve", By: pick(r, simApprover, simSecurity)})
+	if r.IntN(3) == 0 {
+		// Legal places a hold while the steps run; security retries what
+		// failed meanwhile; legal releases it.
+		// A step that cannot be undone often fails first: the retry must
+		// wait for the release.
+		hold := at + time.Duration(1+r.IntN(120))*time.Minute
+		retry := hold + time.Duration(1+r.IntN(48))*time.Hour
+		sc.Events = append(sc.Events, simEvent{At: hold, Kind: "hold", By: simLegal},
+			simEvent{At: retry, Kind: "retry", By: simSecurity, Pick: r.IntN(8)},
+			simEvent{At: retry + time.Hour, Kind: "retry", By: simSecurity, Pick: r.IntN(8)},
+			simEvent{At: retry + time.Duration(2+r.IntN(72))*time.Hour, Kind: "release", By: simLegal})
+		for _, o := range sc.NonHuman.Owned {
+			steps := simOwnedSteps(o.Target, o.Kind, sc.NonHuman.Actions[o.Kind])
+			id := ""
+			if len(steps) > 0 {
+				id = ownedControlID(o, steps[0].Name)
+			}
+			if id == "" || !simOwnedDestructive[steps[0].Name] || slices.ContainsFunc(sc.NonHuman.Behaviours, func(b simBehaviour) bool { return b.Control == id }) {
+				continue
+			}
+			b := simBehaviour{Control: id, Kind: pick(r, "permanent", "unauthorized", "ratelimited"), Fail: 3 + r.IntN(3)}
+			if b.Kind == "ratelimited" {
+				b.Fail = -1
+			}
+			sc.NonHuman.Behaviours = append(sc.NonHuman.Behaviours, b)
+			break
+		}
+	}
 	slices.SortStableFunc(sc.Events, func(a, b simEvent) int { return int(a.At - b.At) })
 }
 
