@@ -359,6 +359,11 @@ func (c *Client) getUser(ctx context.Context, op, id string, fields ...string) (
 // maxPages stops a server that keeps sending nextLinks from looping us forever.
 const maxPages = 1000
 
+// errNoPage: a 200 with no body or no "value" list. The SDK reads either as
+// an empty page, which would claim "no groups" or "no such user"; Graph sends
+// "value": [] for an empty one.
+var errNoPage = errors.New("the answer has no page: no body, or no value list")
+
 // memberships are the groups and directory roles a user is a direct member of.
 type memberships struct {
 	groups []models.Groupable
@@ -379,7 +384,10 @@ func (c *Client) memberOf(ctx context.Context, op, permission, id string) (membe
 		})
 		links := map[string]bool{}
 		ids := map[string]bool{}
-		for n := 0; err == nil && page != nil; n++ {
+		for n := 0; err == nil; n++ {
+			if page == nil || page.GetValue() == nil {
+				return errNoPage
+			}
 			for _, obj := range page.GetValue() {
 				oid := deref(obj.GetId())
 				if ids[oid] {

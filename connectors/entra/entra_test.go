@@ -365,7 +365,9 @@ func TestErrorClassification(t *testing.T) {
 		{"403 on licences", fault.Rule{Status: 403, Method: "POST"}, "remove_licenses", true, control.ErrUnauthorized, 403, 0, "LicenseAssignment.ReadWrite.All"},
 		{"403 on delete", fault.Rule{Status: 403, Method: "DELETE"}, "delete", true, control.ErrUnauthorized, 403, 0, "User.ReadWrite.All"},
 		{"400", fault.Rule{Status: 400}, "disable", true, control.ErrPermanent, 400, 0, "BadRequest"},
-		{"garbage 200", fault.Rule{Status: 200}, "disable", false, control.ErrPermanent, 200, 0, "unreadable 200 response (sha256:"},
+		// A read's unreadable answer is asked again; a write's waits for a person.
+		{"garbage 200 on a read", fault.Rule{Status: 200}, "disable", false, control.ErrTransient, 200, 0, "unreadable 200 response to a read (sha256:"},
+		{"garbage 200 on a write", fault.Rule{Status: 200, Method: "PATCH"}, "disable", true, control.ErrPermanent, 200, 0, "unreadable 200 response (sha256:"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -2,7 +2,6 @@ package entra
 
 import (
 	"context"
-	"errors"
 
 	"github.com/microsoftgraph/msgraph-sdk-go/models"
 	"github.com/microsoftgraph/msgraph-sdk-go/users"
@@ -37,8 +36,8 @@ func (c *Client) ListActive(ctx context.Context, cursor string, limit int) (cont
 		} else {
 			page, err = c.graph.Users().WithUrl(cursor).Get(ctx, nil)
 		}
-		if err == nil && page == nil {
-			err = errors.New("an empty response")
+		if err == nil && (page == nil || page.GetValue() == nil) {
+			err = errNoPage
 		}
 		if err == nil && cursor != "" && deref(page.GetOdataNextLink()) == cursor {
 			err = &pagingError{what: "users", msg: "@odata.nextLink repeated"}

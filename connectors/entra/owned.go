@@ -422,8 +422,8 @@ func (c *Client) collect(ctx context.Context, op, permission, what string,
 		page, err := first(ctx)
 		links, ids := map[string]bool{}, map[string]bool{}
 		for n := 0; err == nil; n++ {
-			if page == nil {
-				return errors.New("an empty response")
+			if page == nil || page.GetValue() == nil {
+				return errNoPage
 			}
 			for _, obj := range page.GetValue() {
 				id := deref(obj.GetId())
@@ -783,8 +783,8 @@ func (c *Client) servicePrincipalsOf(ctx context.Context, op string, o control.O
 		})
 		links := map[string]bool{}
 		for n := 0; err == nil; n++ {
-			if page == nil {
-				return errors.New("an empty response")
+			if page == nil || page.GetValue() == nil {
+				return errNoPage
 			}
 			for _, sp := range page.GetValue() {
 				if !strings.EqualFold(deref(sp.GetAppId()), obj.appID) {

@@ -125,7 +125,10 @@ func (c *Client) searchUsers(ctx context.Context, op, filter string) ([]models.U
 			QueryParameters: &users.UsersRequestBuilderGetQueryParameters{Filter: &filter, Select: []string{"id", "userPrincipalName"}},
 		})
 		links, ids := map[string]bool{}, map[string]bool{}
-		for err == nil && page != nil {
+		for err == nil {
+			if page == nil || page.GetValue() == nil {
+				return errNoPage
+			}
 			pages++
 			for _, u := range page.GetValue() {
 				id := deref(u.GetId())
@@ -277,7 +280,8 @@ func probeError(err error) error {
 	switch {
 	case errors.Is(err, control.ErrUnauthorized):
 		hint = "the credentials were refused: check the tenant id, client id and secret"
-	case errors.Is(err, control.ErrUnexpected), errors.Is(err, control.ErrPermanent), errors.Is(err, control.ErrNotFound):
+	case errors.Is(err, control.ErrUnexpected), errors.Is(err, control.ErrPermanent), errors.Is(err, control.ErrNotFound),
+		ce.HTTPStatus >= 200 && ce.HTTPStatus < 300: // an unreadable 200 is retried, but at a probe it names the URL
 		hint = "the base URL did not answer as Microsoft Graph: check it"
 	}
 	out := *ce

@@ -3,6 +3,7 @@ package entra
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -68,6 +69,8 @@ type record struct {
 	status int
 	header http.Header
 	body   []byte
+	method string // of the last request sent
+	wrote  bool   // a request other than GET was sent
 }
 
 type recordKey struct{}
@@ -98,8 +101,16 @@ func requestID(h http.Header) string {
 type recorder struct{ next http.RoundTripper }
 
 func (t recorder) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := t.next.RoundTrip(req)
 	rec, _ := req.Context().Value(recordKey{}).(*record)
+	if rec != nil {
+		// A request that gets no response must not be judged by the previous
+		// page's 200: forget it before sending.
+		rec.mu.Lock()
+		rec.status, rec.header, rec.body, rec.method = 0, nil, nil, req.Method
+		rec.wrote = rec.wrote || req.Method != http.MethodGet
+		rec.mu.Unlock()
+	}
+	resp, err := t.next.RoundTrip(req)
 	if err != nil || rec == nil {
 		return resp, err
 	}
@@ -136,7 +147,7 @@ func (e *graphError) Unwrap() error { return e.cause }
 // unauthorized errors so an operator knows what to grant.
 func classify(ctx context.Context, op, permission string, rec *record, err error) error {
 	rec.mu.Lock()
-	status, header, body := rec.status, rec.header, rec.body
+	status, header, body, readOnly := rec.status, rec.header, rec.body, rec.method == http.MethodGet && !rec.wrote
 	rec.mu.Unlock()
 	e := &control.Error{Op: op, HTTPStatus: status, RequestID: requestID(header), Digest: control.Digest(body), Err: err}
 
@@ -169,8 +180,14 @@ func classify(ctx context.Context, op, permission string, rec *record, err error
 		if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
 			e.Err = fmt.Errorf("%w (%v)", err, ctxErr)
 		}
+	case status < 300 && readOnly && !json.Valid(body):
+		// A read answered with something that is not JSON at all (a proxy's
+		// page, a cut-off body): asking again may cure it, and nothing was changed.
+		e.Kind = control.ErrTransient
+		e.Err = fmt.Errorf("unreadable %d response to a read (%s, %d bytes): %w", status, e.Digest, len(body), err)
 	case status < 300:
-		// Graph said yes but the body was not what Graph sends.
+		// Graph said yes but the body was not what Graph sends; after a write
+		// we cannot tell what it did, so a person looks.
 		e.Kind = control.ErrPermanent
 		e.Err = fmt.Errorf("unreadable %d response (%s, %d bytes): %w", status, e.Digest, len(body), err)
 	case code == "Request_ResourceNotFound":
