@@ -76,6 +76,11 @@ type Worker struct {
 	// and replayed on their next task; measured here, 200 keeps a 500-run
 	// burst at about 130 MB instead of over 200 MB, at no loss of throughput.
 	WorkflowCacheSize int `yaml:"workflowCacheSize"`
+	// StartWithFailedTargets starts the worker even when a target answers its
+	// self-check and refuses it (credentials, URL, permissions); that target's
+	// controls then fail as exceptions until a probe passes. false: the worker
+	// stops at start, naming the target and what is wrong.
+	StartWithFailedTargets bool `yaml:"startWithFailedTargets"`
 }
 
 // Starter tunes the webhook relay and operator API.

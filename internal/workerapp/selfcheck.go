@@ -61,11 +61,52 @@ func probe(ctx context.Context, t control.Target, timeout time.Duration) ProbeRe
 }
 
 // unreachable: the probe could not get an answer (network, timeout, rate
-// limit). That proves no misconfiguration, so the target's controls run and
-// retry as usual.
+// limit, a worker stopping). That proves no misconfiguration, so the target's
+// controls run and retry as usual.
 func unreachable(err error) bool {
 	return errors.Is(err, control.ErrTransient) || errors.Is(err, control.ErrRateLimited) ||
-		errors.Is(err, context.DeadlineExceeded)
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
+}
+
+// refused: the target answered its self-check and refused it (credentials,
+// a URL that is not its API, missing permissions): a configuration error.
+func (r ProbeResult) refused() bool { return r.Err != nil && !unreachable(r.Err) }
+
+// StartProbes probes every target at worker start. A target that answered
+// and refused is probed once more and its second answer stands: one odd
+// answer (a proxy's page) must not stop a worker.
+func StartProbes(ctx context.Context, tgts []control.Target, timeout time.Duration) []ProbeResult {
+	out := ProbeTargets(ctx, tgts, timeout)
+	var again []control.Target
+	var at []int
+	for i, r := range out {
+		if r.refused() {
+			again, at = append(again, tgts[i]), append(at, i)
+		}
+	}
+	for k, r := range ProbeTargets(ctx, again, timeout) {
+		out[at[k]] = r
+	}
+	return out
+}
+
+// Misconfigured names every target that answered its self-check and refused
+// it, and what is wrong; nil when there is none. Targets that did not answer
+// are not named: they may be down, and their controls retry and become
+// exceptions as usual.
+func Misconfigured(results []ProbeResult) error {
+	var bad []string
+	for _, r := range results {
+		if r.refused() {
+			bad = append(bad, fmt.Sprintf("target %s (%s): %v", r.Target, r.Kind, r.Err))
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	return fmt.Errorf("worker: %d target(s) refused their self-check at start, a configuration error: %s "+
+		"(fix it and check with `starter doctor`; or set worker.startWithFailedTargets: true to start anyway, "+
+		"those targets' controls failing as exceptions until a probe passes)", len(bad), strings.Join(bad, "; "))
 }
 
 // selfChecks holds the targets that failed their self-check; Check is
@@ -128,8 +169,9 @@ func (s *selfChecks) Check(name string) error {
 	return fmt.Errorf("target %s failed its self-check %s: %w", name, f.when, f.err)
 }
 
-// logProbes says what each target's self-check found.
-func logProbes(logger *slog.Logger, results []ProbeResult) {
+// logProbes says what each target's self-check found; startAnyway is
+// worker.startWithFailedTargets.
+func logProbes(logger *slog.Logger, results []ProbeResult, startAnyway bool) {
 	for _, r := range results {
 		attrs := []any{"target", r.Target, "kind", r.Kind}
 		switch {
@@ -139,8 +181,10 @@ func logProbes(logger *slog.Logger, results []ProbeResult) {
 			logger.Info("target self-check passed", append(attrs, "checks", r.Checks)...)
 		case unreachable(r.Err):
 			logger.Warn("target self-check got no answer; its controls run and retry as usual", append(attrs, "error", r.Err.Error())...)
-		default:
+		case startAnyway:
 			logger.Error("target FAILED its self-check: its controls fail until a probe passes (again at most once a minute)", append(attrs, "error", r.Err.Error(), "checks", r.Checks)...)
+		default:
+			logger.Error("target FAILED its self-check: the worker does not start (worker.startWithFailedTargets is false)", append(attrs, "error", r.Err.Error(), "checks", r.Checks)...)
 		}
 	}
 }

@@ -82,7 +82,7 @@ func TestProbeTargets(t *testing.T) {
 	assert.Equal(t, ProbeResult{Target: "ad", Kind: "fake"}, rs[3])
 
 	var logs bytes.Buffer
-	logProbes(slog.New(slog.NewTextHandler(&logs, nil)), rs)
+	logProbes(slog.New(slog.NewTextHandler(&logs, nil)), rs, true)
 	assert.Contains(t, logs.String(), `msg="target self-check passed" target=okta`)
 	assert.Contains(t, logs.String(), `level=ERROR msg="target FAILED its self-check`)
 	assert.Contains(t, logs.String(), `target=entra kind=fake error="missing permissions: User.ReadWrite.All"`)

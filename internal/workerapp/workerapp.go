@@ -50,6 +50,13 @@ func RunWith(ctx context.Context, cfg config.Config, c client.Client, tgts []con
 	if mb := cfg.Worker.MemoryLimitMB; mb > 0 {
 		debug.SetMemoryLimit(int64(mb) << 20)
 	}
+	// A target that answers and refuses is a bad configuration: stop here,
+	// naming it, before anything polls (unless the config says start anyway).
+	probes := StartProbes(ctx, tgts, ProbeTimeout)
+	logProbes(logger, probes, cfg.Worker.StartWithFailedTargets)
+	if err := Misconfigured(probes); err != nil && !cfg.Worker.StartWithFailedTargets {
+		return err
+	}
 	if n := cfg.Worker.WorkflowCacheSize; n > 0 {
 		worker.SetStickyWorkflowCacheSize(n) // process-wide; must precede worker.New
 	}
@@ -83,8 +90,6 @@ func RunWith(ctx context.Context, cfg config.Config, c client.Client, tgts []con
 		defer cancel()
 		_ = acts.Events.Close(cctx)
 	}()
-	probes := ProbeTargets(ctx, tgts, ProbeTimeout)
-	logProbes(logger, probes)
 	acts.SelfCheck = newSelfChecks(tgts, probes, time.Now).Check
 	archive, archiving, err := archiveActivities(ctx, cfg, c)
 	if err != nil {
