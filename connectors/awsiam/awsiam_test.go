@@ -468,7 +468,7 @@ func TestErrorClassification(t *testing.T) {
 		{name: "500", rule: &fault.Rule{Status: 500}, kind: control.ErrTransient, status: 500},
 		{name: "409 ConcurrentModification", rule: &fault.Rule{Status: 409}, kind: control.ErrTransient, status: 409},
 		{name: "other 4xx", rule: &fault.Rule{Status: 400}, kind: control.ErrPermanent, status: 400},
-		{name: "garbage 200", handler: garbage(200), kind: control.ErrPermanent, status: 200, contains: "unparseable response body (sha256:"},
+		{name: "garbage 200 on a read", handler: garbage(200), kind: control.ErrTransient, status: 200, contains: "unparseable response body (sha256:"},
 		{name: "garbage 502", handler: garbage(502), kind: control.ErrTransient, status: 502, contains: "unparseable response body (sha256:"},
 		{name: "garbage 404 is not IAM saying gone", handler: garbage(404), kind: control.ErrUnexpected, status: 404, contains: "unparseable"},
 		{name: "hang until the deadline", rule: &fault.Rule{Hang: true}, deadline: 300 * time.Millisecond, kind: control.ErrTransient},

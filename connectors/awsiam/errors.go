@@ -59,6 +59,9 @@ func recordResponses(stack *middleware.Stack) error {
 			out, md, err := next.HandleDeserialize(ctx, in)
 			rec, _ := ctx.Value(recorderKey{}).(*recorder)
 			resp, ok := out.RawResponse.(*smithyhttp.Response)
+			if rec != nil && !ok {
+				rec.set(control.Response{}) // no answer: an earlier call's must not stand for this one
+			}
 			if rec == nil || !ok || resp.Body == nil {
 				return out, md, err
 			}
@@ -124,8 +127,12 @@ func classify(op string, err error, rec *recorder) *control.Error {
 		e.Kind = control.ClassifyStatus(e.HTTPStatus)
 	case e.HTTPStatus != 0 && isTransport(err):
 		e.Kind = control.ErrTransient // the body broke off mid-read
+	case e.HTTPStatus != 0 && isRead(action(err)):
+		// A read's 2xx the SDK could not parse (a proxy's page, a cut-off
+		// body): asking again may cure it, and nothing was changed.
+		e.Kind = control.ErrTransient
 	case e.HTTPStatus != 0:
-		// A 2xx the SDK could not parse.
+		// A write's 2xx the SDK could not parse: what it did is unknown.
 		e.Kind = control.ErrPermanent
 	case isTransport(err):
 		e.Kind = control.ErrTransient
@@ -161,6 +168,12 @@ func action(err error) string {
 		err = opErr.Err
 	}
 	return name
+}
+
+// isRead reports whether an action ("iam:ListAccessKeys") only reads.
+func isRead(action string) bool {
+	_, op, _ := strings.Cut(action, ":")
+	return strings.HasPrefix(op, "List") || strings.HasPrefix(op, "Get") || strings.HasPrefix(op, "Describe")
 }
 
 type missingPermission struct {

@@ -673,7 +673,9 @@ func (c *Client) Probe(ctx context.Context) (control.Probe, error) {
 	me, resp, err := c.getUser(ctx, "probe", "me")
 	if err != nil {
 		var cerr *control.Error
-		if errors.As(err, &cerr) && cerr.Kind != control.ErrUnauthorized && cerr.Kind != control.ErrRateLimited && cerr.Kind != control.ErrTransient {
+		// An unparseable 200 is retried as a read, but at a probe it names the URL.
+		unparseable := errors.As(err, &cerr) && cerr.HTTPStatus >= 200 && cerr.HTTPStatus < 300
+		if errors.As(err, &cerr) && cerr.Kind != control.ErrUnauthorized && cerr.Kind != control.ErrRateLimited && (cerr.Kind != control.ErrTransient || unparseable) {
 			return pr, fmt.Errorf("%s: the org URL %s does not answer with Okta's API: %w", c.name, c.org, err)
 		}
 		return pr, fmt.Errorf("%s: probe %s: %w", c.name, c.org, err)

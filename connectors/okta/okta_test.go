@@ -474,10 +474,11 @@ func TestRetryAfterFromHeaders(t *testing.T) {
 func TestGarbageBody(t *testing.T) {
 	for _, tc := range []struct {
 		name, contentType, body string
+		kind                    error // a read's answer that is not JSON at all is asked again
 	}{
-		{"bad json", "application/json", `{"id": "00u1", "status": `},
-		{"html", "text/html", `<html>proxy login page</html>`},
-		{"no user", "application/json", `{}`},
+		{"bad json", "application/json", `{"id": "00u1", "status": `, control.ErrTransient},
+		{"html", "text/html", `<html>proxy login page</html>`, control.ErrTransient},
+		{"no user", "application/json", `{}`, control.ErrPermanent},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -488,7 +489,7 @@ func TestGarbageBody(t *testing.T) {
 			t.Cleanup(srv.Close)
 			c := newClient(t, srv.URL, token)
 			_, err := c.Observe(t.Context(), okta.Suspend, control.Account{ID: "00u1"}, control.Params{})
-			require.ErrorIs(t, err, control.ErrPermanent)
+			require.ErrorIs(t, err, tc.kind)
 			var cerr *control.Error
 			require.ErrorAs(t, err, &cerr)
 			assert.Equal(t, 200, cerr.HTTPStatus)

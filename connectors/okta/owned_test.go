@@ -293,7 +293,7 @@ func TestDiscoverHostile(t *testing.T) {
 				}
 				sim.ServeHTTP(w, r)
 			})
-		}, control.ErrPermanent},
+		}, control.ErrTransient}, // a read's answer that is not JSON: asked again, never a list
 		{"an empty 200 with no body", func(sim http.Handler) http.Handler {
 			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				if tokenPath(r) {
@@ -303,7 +303,7 @@ func TestDiscoverHostile(t *testing.T) {
 				}
 				sim.ServeHTTP(w, r)
 			})
-		}, control.ErrPermanent},
+		}, control.ErrTransient},
 	}
 	tally := hostile.NewTally(t, "okta non-human discovery")
 	for _, tc := range cases {

@@ -32,6 +32,7 @@ type exchange struct {
 	status   int
 	header   http.Header
 	body     []byte
+	wrote    bool // a request other than GET was sent
 }
 
 type exchangeKey struct{}
@@ -45,6 +46,13 @@ func (ex *exchange) snapshot() (int, http.Header, []byte) {
 	ex.mu.Lock()
 	defer ex.mu.Unlock()
 	return ex.status, ex.header, ex.body
+}
+
+// readOnly: every request of the call was a GET.
+func (ex *exchange) readOnly() bool {
+	ex.mu.Lock()
+	defer ex.mu.Unlock()
+	return !ex.wrote && strings.HasPrefix(ex.endpoint, http.MethodGet+" ")
 }
 
 func (ex *exchange) lastEndpoint() string {
@@ -63,15 +71,29 @@ func (ex *exchange) response() control.Response {
 type recorder struct{ next http.RoundTripper }
 
 func (rt recorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	ex, _ := req.Context().Value(exchangeKey{}).(*exchange)
+	endpoint := req.Method + " " + req.URL.Path
+	if ex != nil {
+		// A request that gets no response must not be judged by the previous
+		// page's 200: forget it before sending.
+		ex.mu.Lock()
+		ex.endpoint, ex.status, ex.header, ex.body = endpoint, 0, nil, nil
+		ex.wrote = ex.wrote || req.Method != http.MethodGet
+		ex.mu.Unlock()
+	}
 	resp, err := rt.next.RoundTrip(req)
+	if errors.Is(err, io.EOF) {
+		// The SDK resends on EOF with no limit and no pause (its retry count
+		// only counts 429s): a server dropping connections got hammered until
+		// the deadline. Hide the EOF; Temporal retries the call instead.
+		return nil, fmt.Errorf("%s: connection closed without a response: %v", endpoint, err)
+	}
 	if err != nil {
 		return nil, err
 	}
-	ex, _ := req.Context().Value(exchangeKey{}).(*exchange)
 	if ex == nil {
 		return resp, nil
 	}
-	endpoint := req.Method + " " + req.URL.Path
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	_ = resp.Body.Close()
 	if err != nil {
@@ -138,6 +160,11 @@ func classify(ctx context.Context, op, scope string, ex *exchange, err error) er
 		if !isNetwork(ctx, err) {
 			cerr.Kind = control.ErrPermanent
 		}
+	case status >= 200 && status < 300 && ex.readOnly() && !json.Valid(body):
+		// A read answered with something that is not JSON at all (a proxy's
+		// page, a cut-off body): asking again may cure it, and nothing was changed.
+		cerr.Kind = control.ErrTransient
+		cerr.Err = fmt.Errorf("unparseable %d response to a read (body %s, %d bytes): %w", status, cerr.Digest, len(body), err)
 	case status >= 200 && status < 300:
 		cerr.Kind = control.ErrPermanent
 		cerr.Err = fmt.Errorf("unparseable %d response (body %s, %d bytes): %w", status, cerr.Digest, len(body), err)

@@ -29,6 +29,7 @@ type rawResponse struct {
 	header    http.Header
 	body      []byte
 	requestID string
+	method    string
 }
 
 func (r rawResponse) response() control.Response {
@@ -65,7 +66,7 @@ func (c *Client) do(ctx context.Context, op, method, path string, body any, head
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
-	raw := rawResponse{status: resp.StatusCode, header: resp.Header, body: data, requestID: requestID(resp.Header)}
+	raw := rawResponse{status: resp.StatusCode, header: resp.Header, body: data, requestID: requestID(resp.Header), method: method}
 	if err != nil {
 		return raw.response(), raw, &control.Error{Kind: control.ErrTransient, Op: c.op(op), HTTPStatus: resp.StatusCode,
 			RequestID: raw.requestID, Err: fmt.Errorf("reading response: %w", err)}
@@ -126,10 +127,16 @@ func (c *Client) failure(op, method, path string, raw rawResponse) error {
 	return e
 }
 
-// garbage is the error for a 2xx response we cannot read.
+// garbage is the error for a 2xx response we cannot read. A read answered
+// with something that is not JSON at all (a proxy's page, a cut-off body) is
+// asked again; a well-formed wrong answer, or a write's, waits for a person.
 func (c *Client) garbage(op string, raw rawResponse, err error) error {
+	kind := control.ErrPermanent
+	if raw.method == http.MethodGet && (!isJSON(raw.header.Get("Content-Type")) || !json.Valid(raw.body)) {
+		kind = control.ErrTransient
+	}
 	return &control.Error{
-		Kind:       control.ErrPermanent,
+		Kind:       kind,
 		Op:         c.op(op),
 		HTTPStatus: raw.status,
 		RequestID:  raw.requestID,

@@ -343,8 +343,9 @@ func TestClassification(t *testing.T) {
 		{"400 invalidValue", 400, nil, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"scimType":"invalidValue","status":"400","detail":"bad"}`, control.ErrPermanent, 0, "invalidValue"},
 		{"409", 409, nil, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"scimType":"uniqueness","status":"409"}`, control.ErrPermanent, 0, "uniqueness"},
 		{"412", 412, nil, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"412"}`, control.ErrTransient, 0, "412"},
-		{"garbage 200", 200, map[string]string{"Content-Type": "text/html"}, `<html>login page</html>`, control.ErrPermanent, 0, "sha256:"},
-		{"200 not json", 200, nil, `{"id":`, control.ErrPermanent, 0, "not JSON"},
+		// A read's answer that is not JSON at all is asked again; a well-formed wrong one is not.
+		{"garbage 200", 200, map[string]string{"Content-Type": "text/html"}, `<html>login page</html>`, control.ErrTransient, 0, "sha256:"},
+		{"200 not json", 200, nil, `{"id":`, control.ErrTransient, 0, "not JSON"},
 		{"200 no id", 200, nil, `{"userName":"x","active":false}`, control.ErrPermanent, 0, `no "id"`},
 		{"200 odd active", 200, nil, `{"id":"u1","userName":"x","active":"maybe"}`, control.ErrPermanent, 0, `"active"`},
 		{"200 array", 200, nil, `[]`, control.ErrPermanent, 0, "not JSON"},

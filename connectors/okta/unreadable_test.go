@@ -1,0 +1,58 @@
+package okta_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/offboard/offboard/connectors/okta"
+	"github.com/offboard/offboard/internal/control"
+)
+
+// A later page that gets no answer at all is a lost connection, not "an
+// unparseable 200": the first page's status must not judge it.
+func TestLaterPageLostIsTransient(t *testing.T) {
+	var srv *httptest.Server
+	var dropped atomic.Int32
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("after") != "" {
+			dropped.Add(1)
+			panic(http.ErrAbortHandler) // the connection drops without an answer
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Link", "<"+srv.URL+r.URL.Path+"?after=00g1>; rel=\"next\"")
+		_, _ = w.Write([]byte(`[{"id":"00g1","type":"OKTA_GROUP","profile":{"name":"everyone-else"}}]`))
+	}))
+	t.Cleanup(srv.Close)
+	c := newClient(t, srv.URL, token)
+	_, err := c.Observe(t.Context(), okta.RemoveGroups, control.Account{ID: "00u1"}, control.Params{})
+	require.ErrorIs(t, err, control.ErrTransient)
+	var cerr *control.Error
+	require.ErrorAs(t, err, &cerr)
+	assert.Zero(t, cerr.HTTPStatus, "no response arrived for the page that failed")
+	assert.NotContains(t, err.Error(), "unparseable")
+	// Go's transport may resend a GET once on a reused connection; the SDK
+	// must not resend it in a loop (it did on EOF: a million requests in 20 s).
+	assert.LessOrEqual(t, dropped.Load(), int32(2))
+}
+
+// A write's unparseable answer is not asked again: it may have done something.
+func TestWriteGarbageIsPermanent(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.Method == http.MethodGet {
+			_, _ = w.Write([]byte(`{"id":"00u1","status":"ACTIVE","profile":{"login":"a@example.test"}}`))
+			return
+		}
+		_, _ = w.Write([]byte(`<html>proxy login page</html>`))
+	}))
+	t.Cleanup(srv.Close)
+	c := newClient(t, srv.URL, token)
+	_, err := c.Enforce(t.Context(), okta.Suspend, control.Account{ID: "00u1"}, control.Params{})
+	require.ErrorIs(t, err, control.ErrPermanent)
+	assert.Contains(t, err.Error(), "unparseable 200 response (")
+}
