@@ -128,7 +128,7 @@ func checkScenario(sc simScenario, r *simRun) []string {
 		if rescinded {
 			bad("rescinded run enforced %s", e.ID)
 		}
-		if st.ApprovalNeeded && !approvedBy(st, e.Scheduled) {
+		if st.ApprovalNeeded && !approvedBy(st, e.Scheduled) && !roleChangeStep(st, r, e) {
 			bad("%s enforced at %s without an approval before it", e.ID, e.Scheduled.Sub(r.start))
 		}
 		for _, h := range st.Holds {
@@ -283,6 +283,29 @@ func waitsOnSomeone(st Status, horizon time.Time) bool {
 	for _, c := range st.Controls {
 		if c.State == StateWaived && c.Waiver != nil && c.Waiver.ExpiresAt.After(horizon) {
 			return true // a timer
+		}
+	}
+	return false
+}
+
+// roleChangeStep: e is a step of a role change a termination superseded,
+// made under the role change's approval policy: before the supersede, or a
+// retry of one of its controls after it. The termination's policy may ask
+// for more (an approval for the non-human identities it finds).
+func roleChangeStep(st Status, r *simRun, e simEnforce) bool {
+	if st.Superseded == "" {
+		return false
+	}
+	for _, l := range st.Log {
+		if l.Kind == SignalHREvent && l.Accepted && strings.Contains(l.Detail, "supersedes the role change") && l.At.After(e.Scheduled) {
+			return true
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, a := range r.applies {
+		if a.At.Equal(e.Scheduled) && strings.HasPrefix(a.ID, e.ID[:strings.Index(e.ID, "/")+1]) && simControl(st, a.ID).Phase == control.RoleChange {
+			return true
 		}
 	}
 	return false
