@@ -194,9 +194,9 @@ func simOwnedSteps(target, kind string, action control.Action) []control.Step {
 // working: decommissioning, and a rotation's old credential going.
 var simOwnedDestructive = map[string]bool{"revoke": true, "disable": true, "delete": true, "deactivate_old": true, "delete_old": true}
 
-// simConfigFor is the configuration a scenario runs with.
-func simConfigFor(sc simScenario) config.Config {
-	cfg := simCfg
+// simConfigFor is the configuration a scenario runs with: cfg, with the
+// scenario's non-human policy and the simulated registry.
+func simConfigFor(cfg config.Config, sc simScenario) config.Config {
 	if sc.NonHuman == nil {
 		return cfg
 	}

@@ -64,6 +64,8 @@ func simServerConfig() config.Config {
 	p.Retention = config.Duration(scaled(p.Retention.D()))
 	p.MaxWaiver = config.Duration(scaled(p.MaxWaiver.D()))
 	p.Reverify = []config.Duration{config.Duration(scaled(time.Hour)), config.Duration(scaled(12 * time.Hour))}
+	cfg.NonHuman.Grace = config.Duration(scaled(cfg.NonHuman.Grace.D()))
+	cfg.NonHuman.Purge = config.Duration(scaled(cfg.NonHuman.Purge.D()))
 	p.Retry = config.Retry{InitialInterval: config.Duration(20 * time.Millisecond), MaximumInterval: config.Duration(100 * time.Millisecond)}
 	cfg.Targets = nil // no per-target task queues: each scenario has its own
 	return cfg
@@ -78,16 +80,34 @@ func runOnServer(c client.Client, sc simScenario) ([]string, int) {
 	for i := range sc.Behaviours {
 		sc.Behaviours[i].After = scaled(sc.Behaviours[i].After)
 	}
+	if sc.NonHuman != nil {
+		nh := *sc.NonHuman
+		nh.Behaviours = slices.Clone(nh.Behaviours)
+		for i := range nh.Behaviours {
+			nh.Behaviours[i].After = scaled(nh.Behaviours[i].After)
+		}
+		sc.NonHuman = &nh
+		r.owners, r.secrets = map[string]*simOwner{}, newSimSecrets()
+	}
 	var tgts []control.Target
 	for _, name := range simTargetNames {
 		st := newSimTarget(name, time.Now, r.log, sc.Behaviours)
 		st.retryIn = 20 * time.Millisecond
 		r.targets[name] = st
-		tgts = append(tgts, st)
+		if sc.NonHuman == nil {
+			tgts = append(tgts, st)
+			continue
+		}
+		r.owners[name] = newSimOwner(st, sc.NonHuman, r.secrets)
+		tgts = append(tgts, r.owners[name])
 	}
 	w := worker.New(c, queue, worker.Options{})
 	RegisterWorkflows(w)
-	w.RegisterActivity(activities.New(simServerConfig(), tgts))
+	acts := activities.New(simConfigFor(simServerConfig(), sc), tgts)
+	if r.secrets != nil {
+		acts.Secrets = r.secrets
+	}
+	w.RegisterActivity(acts)
 	if err := w.Start(); err != nil {
 		return []string{"worker: " + err.Error()}, 0
 	}
@@ -121,6 +141,14 @@ func runOnServer(c client.Client, sc simScenario) ([]string, int) {
 	for _, b := range sc.Behaviours {
 		if b.Kind == "gone" {
 			timers = append(timers, time.AfterFunc(b.After, r.targets[strings.SplitN(b.Control, "/", 2)[0]].vanish))
+		}
+	}
+	if sc.NonHuman != nil {
+		for _, b := range sc.NonHuman.Behaviours {
+			if b.Kind == "gone" {
+				id := strings.Split(b.Control, "/") // target/owned/kind/id/step
+				timers = append(timers, time.AfterFunc(b.After, r.owners[id[0]].vanishOwned(id[3])))
+			}
 		}
 	}
 	for _, ev := range sc.Events {

@@ -329,7 +329,7 @@ func runScenarioOld(sc simScenario, old []string) *simRun {
 		r.owners[name] = newSimOwner(st, sc.NonHuman, r.secrets)
 		tgts = append(tgts, r.owners[name])
 	}
-	acts := activities.New(simConfigFor(sc), tgts)
+	acts := activities.New(simConfigFor(simCfg, sc), tgts)
 	if r.secrets != nil {
 		acts.Secrets = r.secrets
 	}
