@@ -12,7 +12,6 @@ import (
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/testsuite"
 
-	"github.com/offboard/offboard/internal/config"
 	"github.com/offboard/offboard/internal/control"
 )
 
@@ -39,20 +38,9 @@ func (f *heartbeatTarget) Observe(ctx context.Context, _ string, _ control.Accou
 
 func applyHeartbeats(t *testing.T, f *heartbeatTarget, beat func()) (control.Receipt, error) {
 	t.Helper()
-	cfg, err := config.Default()
-	require.NoError(t, err)
-	var suite testsuite.WorkflowTestSuite
-	env := suite.NewTestActivityEnvironment()
-	env.SetOnActivityHeartbeatListener(func(*activity.Info, converter.EncodedValues) { beat() })
-	acts := New(cfg, []control.Target{f})
-	env.RegisterActivity(acts)
-	v, err := env.ExecuteActivity(acts.ApplyControl, ControlInput{ControlID: "hb/x", Target: "hb", Control: "x",
-		Phase: control.Containment, Account: control.Account{Target: "hb", ID: "u1"}})
-	var r control.Receipt
-	if err == nil {
-		err = v.Get(&r)
-	}
-	return r, err
+	return applyFake(t, f, func(env *testsuite.TestActivityEnvironment) {
+		env.SetOnActivityHeartbeatListener(func(*activity.Info, converter.EncodedValues) { beat() })
+	})
 }
 
 // A control that answers at once sends no heartbeat: the SDK sends the

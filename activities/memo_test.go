@@ -53,14 +53,24 @@ func (f *memoTarget) Enforce(ctx context.Context, _ string, _ control.Account, _
 
 func applyMemo(t *testing.T, f *memoTarget) (control.Receipt, error) {
 	t.Helper()
+	return applyFake(t, f, nil)
+}
+
+// applyFake runs ApplyControl once on control "x" of account "u1" of a fake
+// target, in Temporal's activity test environment (set adjusts it first).
+func applyFake(t *testing.T, f control.Target, set func(*testsuite.TestActivityEnvironment)) (control.Receipt, error) {
+	t.Helper()
 	cfg, err := config.Default()
 	require.NoError(t, err)
 	var suite testsuite.WorkflowTestSuite
 	env := suite.NewTestActivityEnvironment()
+	if set != nil {
+		set(env)
+	}
 	acts := New(cfg, []control.Target{f})
 	env.RegisterActivity(acts)
-	v, err := env.ExecuteActivity(acts.ApplyControl, ControlInput{ControlID: "memo/x", Target: "memo", Control: "x",
-		Phase: control.Containment, Account: control.Account{Target: "memo", ID: "u1"}})
+	v, err := env.ExecuteActivity(acts.ApplyControl, ControlInput{ControlID: f.Name() + "/x", Target: f.Name(), Control: "x",
+		Phase: control.Containment, Account: control.Account{Target: f.Name(), ID: "u1"}})
 	var r control.Receipt
 	if err == nil {
 		err = v.Get(&r)

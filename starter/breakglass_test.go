@@ -77,15 +77,7 @@ targets:
 
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	employee := fmt.Sprintf("G%d", time.Now().UnixNano()%1e6)
-	_, err = runs.Start(ctx, srv.Client, workflows.Termination{EventID: "evt-" + employee, Source: "test", EmployeeID: employee,
-		Email: "gina@example.test", Kind: workflows.KindTermination, EffectiveAt: time.Now().UTC()})
-	require.NoError(t, err)
-	var st workflows.Status
-	require.Eventually(t, func() bool {
-		st, err = runs.Status(ctx, srv.Client, employee)
-		return err == nil && st.Phase == workflows.PhaseAwaitingApproval
-	}, 30*time.Second, 50*time.Millisecond)
+	employee, st := awaitingApproval(ctx, t, srv.Client, "G", "gina@example.test")
 
 	event := func(outcome string) siem.Event {
 		t.Helper()

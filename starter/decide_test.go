@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
 	"github.com/offboard/offboard/activities"
@@ -172,15 +173,7 @@ targets:
 
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	employee := fmt.Sprintf("C%d", time.Now().UnixNano()%1e6)
-	_, err = runs.Start(ctx, srv.Client, workflows.Termination{EventID: "evt-" + employee, Source: "test", EmployeeID: employee,
-		Email: "carol@example.test", Kind: workflows.KindTermination, EffectiveAt: time.Now().UTC()})
-	require.NoError(t, err)
-	var st workflows.Status
-	require.Eventually(t, func() bool {
-		st, err = runs.Status(ctx, srv.Client, employee)
-		return err == nil && st.Phase == workflows.PhaseAwaitingApproval
-	}, 30*time.Second, 50*time.Millisecond)
+	employee, st := awaitingApproval(ctx, t, srv.Client, "C", "carol@example.test")
 
 	as := func(token string, args ...string) (int, string, string) {
 		return starter(t, append(args, "-token-file", file(token, token))...)
@@ -220,4 +213,20 @@ targets:
 	require.Len(t, st.Approvals, 1)
 	require.True(t, st.Approvals[0].BreakGlass)
 	require.Equal(t, "break-glass:duty-officer", st.Approvals[0].Approver)
+}
+
+// awaitingApproval starts a termination for a new employee id (prefix and a
+// number) and returns it once its run waits for an approver.
+func awaitingApproval(ctx context.Context, t *testing.T, c client.Client, prefix, email string) (string, workflows.Status) {
+	t.Helper()
+	employee := fmt.Sprintf("%s%d", prefix, time.Now().UnixNano()%1e6)
+	_, err := runs.Start(ctx, c, workflows.Termination{EventID: "evt-" + employee, Source: "test", EmployeeID: employee,
+		Email: email, Kind: workflows.KindTermination, EffectiveAt: time.Now().UTC()})
+	require.NoError(t, err)
+	var st workflows.Status
+	require.Eventually(t, func() bool {
+		st, err = runs.Status(ctx, c, employee)
+		return err == nil && st.Phase == workflows.PhaseAwaitingApproval
+	}, 30*time.Second, 50*time.Millisecond)
+	return employee, st
 }
