@@ -263,8 +263,14 @@ func (t *simOwner) failing(b simBehaviour, n int, op string) error {
 	if b.Kind == "" || b.Kind == "unreadable" || b.Kind == "gone" || b.Kind == "hang" || (b.Fail >= 0 && n > b.Fail) {
 		return nil
 	}
-	e := &control.Error{Op: t.name + ": " + op, RequestID: "req-fail", Digest: "sha256:bad"}
-	switch b.Kind {
+	return scriptedError(t.name+": "+op, b.Kind, t.retryIn)
+}
+
+// scriptedError is what a system answers for a behaviour of this kind
+// (transient, permanent, unauthorized, ratelimited asking for retryIn).
+func scriptedError(op, kind string, retryIn time.Duration) *control.Error {
+	e := &control.Error{Op: op, RequestID: "req-fail", Digest: "sha256:bad"}
+	switch kind {
 	case "transient":
 		e.Kind, e.HTTPStatus = control.ErrTransient, 503
 	case "permanent":
@@ -272,7 +278,7 @@ func (t *simOwner) failing(b simBehaviour, n int, op string) error {
 	case "unauthorized":
 		e.Kind, e.HTTPStatus = control.ErrUnauthorized, 403
 	case "ratelimited":
-		e.Kind, e.HTTPStatus, e.RetryAfter = control.ErrRateLimited, 429, t.retryIn
+		e.Kind, e.HTTPStatus, e.RetryAfter = control.ErrRateLimited, 429, retryIn
 	}
 	return e
 }

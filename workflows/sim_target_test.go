@@ -148,18 +148,7 @@ func (t *simTarget) Enforce(ctx context.Context, name string, _ control.Account,
 		return control.Response{}, &control.Error{Kind: control.ErrNotFound, Op: t.name + ": " + name, HTTPStatus: 404}
 	}
 	if b.Kind != "" && b.Kind != "unreadable" && b.Kind != "gone" && (b.Fail < 0 || t.calls[name] <= b.Fail) {
-		e := &control.Error{Op: t.name + ": " + name, RequestID: "req-fail", Digest: "sha256:bad"}
-		switch b.Kind {
-		case "transient":
-			e.Kind, e.HTTPStatus = control.ErrTransient, 503
-		case "permanent":
-			e.Kind, e.HTTPStatus = control.ErrPermanent, 400
-		case "unauthorized":
-			e.Kind, e.HTTPStatus = control.ErrUnauthorized, 403
-		case "ratelimited":
-			e.Kind, e.HTTPStatus, e.RetryAfter = control.ErrRateLimited, 429, t.retryIn
-		}
-		return control.Response{}, e
+		return control.Response{}, scriptedError(t.name+": "+name, b.Kind, t.retryIn)
 	}
 	t.log.enforce(t.name, name, t.clock(), scheduled, true)
 	switch name {
