@@ -59,7 +59,7 @@ func main() {
 	flag.IntVar(&o.n, "n", 500, "terminations sent through the relay")
 	flag.IntVar(&o.kills, "kills", 5, "times the worker is killed with SIGKILL and restarted")
 	flag.Float64Var(&o.faultShare, "faults", 0.3, "share of every simulator's API calls that fail")
-	flag.Float64Var(&o.garbage200, "garbage200", 0, "share of the faults that are garbage bodies with a 200 (each ends its control in an exception)")
+	flag.Float64Var(&o.garbage200, "garbage200", 0, "share of the faults that are garbage bodies with a 200 (a read retries them; a write ends its control in an exception)")
 	flag.DurationVar(&o.every, "every", 20*time.Second, "time between chaos events (worker kills, the server restart)")
 	flag.DurationVar(&o.settle, "settle", 20*time.Minute, "how long runs may take to close or wait on a person after the last chaos event")
 	flag.StringVar(&o.dir, "dir", ".offboard/chaos", "state and logs (emptied first)")
@@ -207,7 +207,7 @@ func chaos(ctx context.Context, o options, server, worker *proc, s *sims) error 
 }
 
 // settle waits until every Deprovision run has closed or waits on a person
-// (an open exception), and no Archiver is still running; a worker that
+// (an open exception, or an approver policy asks for), and no Archiver is still running; a worker that
 // exited on its own is restarted (and counted).
 func settle(ctx context.Context, c client.Client, limit time.Duration, worker *proc) (bool, error) {
 	deadline := time.Now().Add(limit)
@@ -219,7 +219,7 @@ func settle(ctx context.Context, c client.Client, limit time.Duration, worker *p
 				return false, err
 			}
 		}
-		busy, err1 := count(ctx, c, `WorkflowType = "Deprovision" AND ExecutionStatus = "Running" AND DeprovisionStatus != "exception"`)
+		busy, err1 := count(ctx, c, `WorkflowType = "Deprovision" AND ExecutionStatus = "Running" AND DeprovisionStatus NOT IN ("exception", "awaiting_approval")`)
 		archiving, err2 := count(ctx, c, `WorkflowType = "Archiver" AND ExecutionStatus = "Running"`)
 		if err := errors.Join(err1, err2); err != nil {
 			fmt.Fprintln(os.Stderr, "chaos:", err) // the server may be busy; ask again

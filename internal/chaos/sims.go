@@ -90,7 +90,8 @@ func (s *sims) close() {
 // third 503, a quarter 429 with a reset, an eighth hung connections, the rest
 // garbage bodies (an HTML-ish page with a 502, as a proxy in front of the API
 // sends; with garbage200 some of them come with a 200, which the connectors
-// call a permanent failure: an exception, by design). The injector tries rules in order, so each rule's
+// retry on a read and call a permanent failure on a write: an exception, by
+// design). The injector tries rules in order, so each rule's
 // probability is its share of what the rules before it let through.
 // LDAP is not HTTP: AD's connections are dropped every few seconds instead.
 func (s *sims) injectFaults(ctx context.Context, share, garbage200 float64) {

@@ -28,6 +28,7 @@ import (
 type result struct {
 	accepted, gaveUp, started, neverStarted       int
 	contained, removed, inException, stillWorking int
+	awaitingApproval                              int // waiting for an approver policy asks for (owned non-human identities)
 	closed, evidence, evidenceMissing             int
 	falseClaims                                   int // a run says contained or removed; a simulator disagrees
 	unsafeRepeats                                 int
@@ -90,6 +91,7 @@ type one struct {
 	employee                            string
 	started, closed, contained, removed bool
 	exception, working, evidence        bool
+	awaiting                            bool // waiting for an approver: on a person, as an exception is
 	problems, exceptions                []string
 	repeats                             int
 }
@@ -112,6 +114,9 @@ func (r *result) add(o one, accepted bool) {
 	}
 	if o.exception {
 		r.inException++
+	}
+	if o.awaiting {
+		r.awaitingApproval++
 	}
 	for _, id := range o.exceptions {
 		r.exceptions[id]++
@@ -179,7 +184,14 @@ func tallyOne(ctx context.Context, c client.Client, p demo.Person, s *sims, evid
 		}
 	}
 	o.removed = st.Phase == workflows.PhaseCompleted && removal > 0 && removalDone == removal
-	o.working = !o.closed && !o.exception
+	// A run policy holds for an approver (the chaos config asks none, but a
+	// leaver who owns non-human identities needs one: nonHuman.requireApproval)
+	// waits on a person, as an exception does; it must be contained all the same.
+	o.awaiting = !o.closed && st.Phase == workflows.PhaseAwaitingApproval
+	if o.awaiting && !o.contained {
+		o.problems = append(o.problems, "waits for an approver but is not contained")
+	}
+	o.working = !o.closed && !o.exception && !o.awaiting
 	if o.closed && !o.removed && !o.exception {
 		o.problems = append(o.problems, fmt.Sprintf("closed in phase %s, neither removed nor in exception", st.Phase))
 	}
@@ -336,6 +348,7 @@ func (r *result) print(w io.Writer, n int) {
 	row("contained (every containment control observed or waived)", r.contained, false)
 	row("removed (completed, every removal and deletion control done)", r.removed, false)
 	row("in exception (waiting on a person)", r.inException, false)
+	row("awaiting an approver (waiting on a person)", r.awaitingApproval, false)
 	row("still working at the tally", r.stillWorking, true)
 	row("claims a simulator contradicts", r.falseClaims, true)
 	row("destructive calls applied more than once", r.unsafeRepeats, true)
