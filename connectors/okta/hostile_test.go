@@ -53,7 +53,7 @@ var subject = people[9] // an admin: every group, grant and role to lose
 func TestHostile(t *testing.T) {
 	tally := hostile.NewTally(t, "okta")
 	userRe := `/api/v1/users/[^/]+`
-	for _, tc := range []hostileCase{
+	for _, tc := range append(emptyAnswerCases(), []hostileCase{
 		{name: "foreign 404 on DELETE sessions", rules: one(hostile.Method(hostile.Path(userRe+`/sessions`), "DELETE"), hostile.ForeignJSON404()),
 			run: enforceCase(okta.ClearSessions, nil)},
 		{name: "Okta E0000007 (Endpoint) on DELETE sessions", rules: one(hostile.Path(userRe+`/sessions`), hostile.Body(404, "application/json", endpointNotFound)),
@@ -117,7 +117,7 @@ func TestHostile(t *testing.T) {
 			require.NoError(t, err)
 			return observeCase(okta.RevokeGrants, grantsGone)(t, h)
 		}},
-	} {
+	}...) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t, oktasim.Options{})
 			honest := e.client
@@ -317,4 +317,29 @@ func roleChange(t *testing.T, h *hostileEnv) (hostile.Verdict, string) {
 		}
 	}
 	return v, why
+}
+
+// emptyAnswerCases: a 200 whose body is empty, null or {} where Okta sends
+// a JSON array. The SDK reads empty and null as an empty list: "no groups
+// left", "no grants", "no admin roles", "no user" must not rest on it.
+func emptyAnswerCases() []hostileCase {
+	var cases []hostileCase
+	userRe := `/api/v1/users/[^/]+`
+	for _, b := range []struct{ name, body string }{{"empty body", ""}, {"null", "null"}, {"{}", "{}"}} {
+		answer := hostile.Body(200, "application/json", b.body)
+		cases = append(cases,
+			hostileCase{name: "200 " + b.name + " on the user's groups", rules: one(hostile.Method(hostile.Path(userRe+`/groups`), "GET"), answer),
+				run: observeCase(okta.RemoveGroups, groupsGone(nil))},
+			hostileCase{name: "200 " + b.name + " on GET grants", rules: one(hostile.Method(hostile.Path(userRe+`/grants`), "GET"), answer),
+				run: observeCase(okta.RevokeGrants, grantsGone)},
+			hostileCase{name: "200 " + b.name + " on the user's roles", rules: one(hostile.Path(userRe+`/roles`), answer), run: resolveCase},
+			hostileCase{name: "200 " + b.name + " on the filter, direct GET misses (E0000007)", rules: func(http.Handler) []hostile.Rule {
+				return []hostile.Rule{
+					{Match: hostile.Query(hostile.Path(`/api/v1/users`), "filter"), Handler: answer},
+					{Match: hostile.Method(hostile.Path(`/api/v1/users/[^/]+@[^/]+`), "GET"), Handler: hostile.Body(404, "application/json", userNotFoundBody)},
+				}
+			}, run: resolveCase},
+		)
+	}
+	return cases
 }

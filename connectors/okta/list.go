@@ -35,6 +35,9 @@ func (c *Client) ListActive(ctx context.Context, cursor string, limit int) (cont
 	_, err := c.call(ctx, op, scopeUsersRead, func(ctx context.Context) error {
 		var err error
 		users, r, err = c.sdk.User.ListUsers(ctx, query.NewQueryParams(qp...))
+		if nerr := notAList(ctx, op, err); nerr != nil {
+			return nerr // an empty or null page must not read as "nobody active"
+		}
 		return err
 	})
 	if err != nil {

@@ -4,6 +4,7 @@
 package okta
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -307,6 +308,9 @@ func (c *Client) Rights(ctx context.Context, acct control.Account) (control.Acco
 	_, err := c.call(ctx, c.op("read admin roles of", id), scopeRolesRead, func(ctx context.Context) error {
 		var err error
 		roles, _, err = c.sdk.User.ListAssignedRolesForUser(ctx, url.PathEscape(id), nil)
+		if nerr := notAList(ctx, c.op("read admin roles of", id), err); nerr != nil {
+			return nerr // null must not read as "no admin roles"
+		}
 		return err
 	})
 	wg.Wait()
@@ -609,6 +613,9 @@ func (c *Client) userGroups(ctx context.Context, action, userID string, keep []s
 // (a server ignoring the cursor) is an error: a partial list must never
 // read as "nothing left".
 func listAll[T any](ctx context.Context, op string, items []T, r *oktasdk.Response, err error, id func(T) string) ([]T, error) {
+	if nerr := notAList(ctx, op, err); nerr != nil {
+		return nil, nerr
+	}
 	seen := map[string]bool{}
 	for _, it := range items {
 		seen[id(it)] = true
@@ -620,7 +627,13 @@ func listAll[T any](ctx context.Context, op string, items []T, r *oktasdk.Respon
 		next := r.NextPage
 		var more []T
 		if r, err = r.Next(ctx, &more); err != nil {
+			if nerr := notAList(ctx, op, err); nerr != nil {
+				return nil, nerr
+			}
 			break
+		}
+		if nerr := notAList(ctx, op, nil); nerr != nil {
+			return nil, nerr
 		}
 		for _, it := range more {
 			if seen[id(it)] {
@@ -632,6 +645,27 @@ func listAll[T any](ctx context.Context, op string, items []T, r *oktasdk.Respon
 		items = append(items, more...)
 	}
 	return items, err
+}
+
+// notAList: Okta sends a list as a JSON array ([] when empty), but the SDK
+// reads a 200 with an empty body or null as an empty list ("no groups", "no
+// user"). Any 2xx to a list read that is not an array is an error, transient
+// as a read's unreadable answer is: asked again within the control's attempts.
+func notAList(ctx context.Context, op string, err error) error {
+	ex, _ := ctx.Value(exchangeKey{}).(*exchange)
+	if ex == nil {
+		return nil
+	}
+	status, header, body := ex.snapshot()
+	if status < 200 || status >= 300 || bytes.HasPrefix(bytes.TrimSpace(body), []byte("[")) {
+		return nil
+	}
+	msg := fmt.Sprintf("%s answered %d without a list (%d bytes)", ex.lastEndpoint(), status, len(body))
+	if err != nil {
+		msg += ": " + err.Error()
+	}
+	return &control.Error{Kind: control.ErrTransient, Op: op, HTTPStatus: status, RequestID: header.Get("X-Okta-Request-Id"),
+		Digest: control.Digest(body), Err: errors.New(msg)}
 }
 
 func groupName(g *oktasdk.Group) string {

@@ -56,3 +56,42 @@ func TestWriteGarbageIsPermanent(t *testing.T) {
 	require.ErrorIs(t, err, control.ErrPermanent)
 	assert.Contains(t, err.Error(), "unparseable 200 response (")
 }
+
+// Okta's empty list is []: it still means none. A 200 with no list (an
+// empty body, null, {}) on any page, or on the sweep's list, is transient.
+func TestEmptyListOnlyWhenOktaSaysSo(t *testing.T) {
+	for _, tc := range []struct{ name, page1, page2 string }{
+		{"[]", "[]", ""}, {"empty body", "", ""}, {"null", "null", ""}, {"{}", "{}", ""},
+		{"later page null", `[{"id":"00g1","type":"BUILT_IN","profile":{"name":"Everyone"}}]`, "null"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var srv *httptest.Server
+			srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				if r.URL.Query().Get("after") != "" {
+					_, _ = w.Write([]byte(tc.page2))
+					return
+				}
+				if tc.page2 != "" {
+					w.Header().Set("Link", "<"+srv.URL+r.URL.Path+"?after=00g1>; rel=\"next\"")
+				}
+				_, _ = w.Write([]byte(tc.page1))
+			}))
+			t.Cleanup(srv.Close)
+			c := newClient(t, srv.URL, token)
+			obs, err := c.Observe(t.Context(), okta.RemoveGroups, control.Account{ID: "00u1"}, control.Params{})
+			_, lerr := c.ListActive(t.Context(), "", 10)
+			if tc.name == "[]" {
+				require.NoError(t, err)
+				require.NoError(t, lerr)
+				assert.True(t, obs.Holds && obs.Readable, obs.Detail)
+				return
+			}
+			require.ErrorIs(t, err, control.ErrTransient)
+			assert.Contains(t, err.Error(), "without a list")
+			if tc.page2 == "" {
+				require.ErrorIs(t, lerr, control.ErrTransient)
+			}
+		})
+	}
+}
