@@ -6,6 +6,7 @@ package okta
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -649,8 +650,9 @@ func listAll[T any](ctx context.Context, op string, items []T, r *oktasdk.Respon
 
 // notAList: Okta sends a list as a JSON array ([] when empty), but the SDK
 // reads a 200 with an empty body or null as an empty list ("no groups", "no
-// user"). Any 2xx to a list read that is not an array is an error, transient
-// as a read's unreadable answer is: asked again within the control's attempts.
+// user"). Any 2xx to a list read that is not an array is an error: as in
+// classify (and entra), one that is not JSON is asked again, a well-formed
+// wrong one (null, {}) will say the same again, so a person looks.
 func notAList(ctx context.Context, op string, err error) error {
 	ex, _ := ctx.Value(exchangeKey{}).(*exchange)
 	if ex == nil {
@@ -664,7 +666,11 @@ func notAList(ctx context.Context, op string, err error) error {
 	if err != nil {
 		msg += ": " + err.Error()
 	}
-	return &control.Error{Kind: control.ErrTransient, Op: op, HTTPStatus: status, RequestID: header.Get("X-Okta-Request-Id"),
+	kind := control.ErrPermanent
+	if !json.Valid(body) {
+		kind = control.ErrTransient
+	}
+	return &control.Error{Kind: kind, Op: op, HTTPStatus: status, RequestID: header.Get("X-Okta-Request-Id"),
 		Digest: control.Digest(body), Err: errors.New(msg)}
 }
 

@@ -58,7 +58,8 @@ func TestWriteGarbageIsPermanent(t *testing.T) {
 }
 
 // Okta's empty list is []: it still means none. A 200 with no list (an
-// empty body, null, {}) on any page, or on the sweep's list, is transient.
+// empty body, null, {}) on any page, or on the sweep's list, is an error:
+// transient when it is not JSON, permanent when well-formed (as in entra).
 func TestEmptyListOnlyWhenOktaSaysSo(t *testing.T) {
 	for _, tc := range []struct{ name, page1, page2 string }{
 		{"[]", "[]", ""}, {"empty body", "", ""}, {"null", "null", ""}, {"{}", "{}", ""},
@@ -87,10 +88,11 @@ func TestEmptyListOnlyWhenOktaSaysSo(t *testing.T) {
 				assert.True(t, obs.Holds && obs.Readable, obs.Detail)
 				return
 			}
-			require.ErrorIs(t, err, control.ErrTransient)
+			kind := map[bool]error{true: control.ErrTransient, false: control.ErrPermanent}[tc.page1 == ""]
+			require.ErrorIs(t, err, kind)
 			assert.Contains(t, err.Error(), "without a list")
 			if tc.page2 == "" {
-				require.ErrorIs(t, lerr, control.ErrTransient)
+				require.ErrorIs(t, lerr, kind)
 			}
 		})
 	}

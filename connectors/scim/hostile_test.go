@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -50,7 +51,7 @@ func TestHostile(t *testing.T) {
 	tally := hostile.NewTally(t, "scim")
 	user := `/scim/v2/Users/[^/]+`
 	users := `/scim/v2/Users`
-	for _, tc := range []scimCase{
+	for _, tc := range append(emptyAnswerCases(), []scimCase{
 		{name: "proxy HTML 404 on GET user", rules: one(hostile.Method(hostile.Path(user), "GET"), hostile.HTML(404)), run: observeCase(scim.Deactivate)},
 		{name: "foreign JSON 404 on GET user", rules: one(hostile.Method(hostile.Path(user), "GET"), hostile.ForeignJSON404()), run: observeCase(scim.Deactivate)},
 		{name: "SCIM-looking 404 without the error schema", rules: one(hostile.Method(hostile.Path(user), "GET"),
@@ -97,7 +98,7 @@ func TestHostile(t *testing.T) {
 			require.NoError(t, err)
 			return observeCase(scim.Deactivate)(t, h)
 		}},
-	} {
+	}...) {
 		t.Run(tc.name, func(t *testing.T) {
 			app, err := scimapp.New(scimapp.Options{Name: "crm", Bearer: token, PatchSupported: true, People: hostilePeople, RequestsPerSecond: 10000})
 			require.NoError(t, err)
@@ -245,4 +246,33 @@ func resolveNobody(t *testing.T, h *scimEnv) (hostile.Verdict, string) {
 		return hostile.VisibleException, err.Error()
 	}
 	return hostile.FalseClaim, "found an account for a person who has none"
+}
+
+// emptyAnswerCases: a 200 with an empty body, null, {}, or a ListResponse
+// without its Resources, where the app has users: none of them is "none".
+// totalResults 0 alone (RFC 7644 allows it) still is.
+func emptyAnswerCases() []scimCase {
+	var cases []scimCase
+	user := `/scim/v2/Users/[^/]+`
+	lists := hostile.Query(hostile.Path(`/scim/v2/Users`), "startIndex")
+	for _, b := range []struct{ name, body string }{{"empty body", ""}, {"null", "null"}, {"{}", "{}"},
+		{"totalResults 3, no Resources", `{"schemas":["urn:ietf:params:scim:api:messages:2.0:ListResponse"],"totalResults":3}`},
+		{"totalResults 3, Resources null", `{"schemas":["urn:ietf:params:scim:api:messages:2.0:ListResponse"],"totalResults":3,"Resources":null}`},
+		{"Resources [], no totalResults", `{"schemas":["urn:ietf:params:scim:api:messages:2.0:ListResponse"],"Resources":[]}`},
+	} {
+		answer := hostile.Body(200, "application/scim+json", b.body)
+		cases = append(cases,
+			scimCase{name: "200 " + b.name + " on the user filters", rules: one(lists, answer), run: resolveCase},
+			scimCase{name: "scan: 200 " + b.name + " on the user list", noFilter: true, rules: one(lists, answer), run: resolveCase},
+		)
+		if !strings.Contains(b.body, "totalResults") && !strings.Contains(b.body, "Resources") {
+			cases = append(cases,
+				scimCase{name: "200 " + b.name + " on GET user", rules: one(hostile.Method(hostile.Path(user), "GET"), answer), run: observeCase(scim.Deactivate)},
+				scimCase{name: "200 " + b.name + " on GET user by hint", rules: one(hostile.Method(hostile.Path(user), "GET"), answer), run: resolveByHint})
+		}
+	}
+	for _, b := range []string{`{"totalResults":0}`, `{"totalResults":0,"Resources":[]}`} {
+		cases = append(cases, scimCase{name: "unknown person, the app answers " + b, rules: one(lists, hostile.Body(200, "application/scim+json", b)), run: resolveNobody})
+	}
+	return cases
 }
