@@ -99,7 +99,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		Region:           cfg.Region,
 		Credentials:      creds,
 		RetryMaxAttempts: 1,
-		APIOptions:       []func(*middleware.Stack) error{recordResponses},
+		APIOptions:       []func(*middleware.Stack) error{recordResponses, requireLists},
 	}
 	if cfg.Endpoint != "" {
 		opts.BaseEndpoint = aws.String(cfg.Endpoint)

@@ -5,9 +5,11 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -74,6 +76,49 @@ func recordResponses(stack *middleware.Stack) error {
 			}
 			return out, md, err
 		}), middleware.After)
+}
+
+// requireLists is an IAM stack option: a List call's 2xx must carry its
+// list element (IAM sends <AccessKeyMetadata/> when there are none). The SDK
+// reads an empty body, or a result without the element, as an empty list:
+// "no active keys", "no groups", "no account" would rest on nothing.
+func requireLists(stack *middleware.Stack) error {
+	return stack.Deserialize.Add(middleware.DeserializeMiddlewareFunc("OffboardRequireLists",
+		func(ctx context.Context, in middleware.DeserializeInput, next middleware.DeserializeHandler) (middleware.DeserializeOutput, middleware.Metadata, error) {
+			out, md, err := next.HandleDeserialize(ctx, in)
+			op := middleware.GetOperationName(ctx)
+			resp, ok := out.RawResponse.(*smithyhttp.Response)
+			if err != nil || !ok || !strings.HasPrefix(op, "List") {
+				return out, md, err
+			}
+			if missing := nilList(out.Result); missing != "" {
+				// A DeserializationError with the response: classify makes a read's transient.
+				err = &smithyhttp.ResponseError{Response: resp, Err: &smithy.DeserializationError{
+					Err: fmt.Errorf("%s answered %d without its %s list", op, resp.StatusCode, missing)}}
+			}
+			return out, md, err
+		}), middleware.Before)
+}
+
+// nilList names the first list field of an output struct that is nil (its
+// element was absent), or "".
+func nilList(result any) string {
+	v := reflect.ValueOf(result)
+	if v.Kind() == reflect.Pointer {
+		if v.IsNil() {
+			return "any"
+		}
+		v = v.Elem()
+	}
+	if v.Kind() != reflect.Struct {
+		return ""
+	}
+	for i := range v.NumField() {
+		if f := v.Field(i); f.Kind() == reflect.Slice && v.Type().Field(i).IsExported() && f.IsNil() {
+			return v.Type().Field(i).Name
+		}
+	}
+	return ""
 }
 
 // classify turns an SDK error into a *control.Error of the right kind.

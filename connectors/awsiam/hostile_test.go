@@ -66,7 +66,7 @@ type awsCase struct {
 // exception; make hostile sums the tally line this test prints.
 func TestHostile(t *testing.T) {
 	tally := hostile.NewTally(t, "awsiam")
-	for _, tc := range []awsCase{
+	for _, tc := range append(emptyAnswerCases(), []awsCase{
 		{name: "403 on ListServiceSpecificCredentials (an SCP): the other kinds are contained",
 			rules: one(action("ListServiceSpecificCredentials"), hostile.Body(403, "text/xml", accessDeniedXML)),
 			run:   containAll("service-specific credentials", "deactivate_service_credentials")},
@@ -126,7 +126,7 @@ func TestHostile(t *testing.T) {
 			require.NoError(t, err)
 			return applyCase(awsiam.DeactivateAccessKeys, keysInactive)(t, h)
 		}},
-	} {
+	}...) {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHostileEnv(t, tc)
 			v, why := tc.run(t, h)
@@ -385,4 +385,28 @@ func resolveNobody(t *testing.T, h *hostileEnv) (hostile.Verdict, string) {
 		return hostile.FalseClaim, fmt.Sprint("no account on too thin a search: ", res.Searched)
 	}
 	return hostile.FalseClaim, "found an account for a person who has none"
+}
+
+// emptyAnswerCases: a 200 with an empty body, null, {}, or the IAM response
+// without its list element, where IAM sends the list (<AccessKeyMetadata/>
+// when empty): "no active keys", "no groups", "no account" must not rest on it.
+func emptyAnswerCases() []awsCase {
+	var cases []awsCase
+	for _, c := range []struct {
+		action, list string
+		run          func(*testing.T, *hostileEnv) (hostile.Verdict, string)
+	}{
+		{"ListAccessKeys", "AccessKeyMetadata", applyCase(awsiam.DeactivateAccessKeys, keysInactive)},
+		{"ListSSHPublicKeys", "SSHPublicKeys", applyCase(awsiam.DeactivateSSHKeys, sshInactive)},
+		{"ListGroupsForUser", "Groups", applyCase(awsiam.RemoveGroups, groupsGone)},
+		{"ListUsers", "Users", resolveCase(hostileRenamed)},
+		{"ListAttachedUserPolicies", "AttachedPolicies", resolveCase(hostileAdmin)},
+	} {
+		noList := `<` + c.action + `Response xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><` + c.action + `Result><IsTruncated>false</IsTruncated></` +
+			c.action + `Result><ResponseMetadata><RequestId>4f1c0f52-0000-4000-8000-000000000003</RequestId></ResponseMetadata></` + c.action + `Response>`
+		for _, b := range []struct{ name, body string }{{"an empty body", ""}, {"null", "null"}, {"{}", "{}"}, {"no " + c.list + " element", noList}} {
+			cases = append(cases, awsCase{name: c.action + " answers 200 with " + b.name, rules: one(action(c.action), hostile.Body(200, "text/xml", b.body)), run: c.run})
+		}
+	}
+	return cases
 }

@@ -32,3 +32,32 @@ func TestUnparseableReadIsTransient(t *testing.T) {
 		})
 	}
 }
+
+// IAM's empty list is the element with no members (<AccessKeyMetadata/>):
+// it still means none. The same answer without the element is no answer.
+func TestEmptyListOnlyWhenIAMSaysSo(t *testing.T) {
+	const head = `<ListAccessKeysResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><ListAccessKeysResult>`
+	const tail = `<IsTruncated>false</IsTruncated></ListAccessKeysResult><ResponseMetadata><RequestId>r1</RequestId></ResponseMetadata></ListAccessKeysResponse>`
+	for _, tc := range []struct {
+		name, body string
+		none       bool
+	}{
+		{"<AccessKeyMetadata/>", head + `<AccessKeyMetadata/>` + tail, true},
+		{"<AccessKeyMetadata></AccessKeyMetadata>", head + `<AccessKeyMetadata></AccessKeyMetadata>` + tail, true},
+		{"no element", head + tail, false},
+		{"empty body", "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHostileEnv(t, awsCase{rules: one(action("ListAccessKeys"), hostile.Body(200, "text/xml", tc.body))})
+			obs, err := h.client.Observe(h.ctx, "deactivate_access_keys", acct(hostileAdmin), control.Params{})
+			require.Positive(t, h.srv.Hits())
+			if tc.none {
+				require.NoError(t, err)
+				assert.True(t, obs.Holds && obs.Readable, obs.Detail)
+				return
+			}
+			require.ErrorIs(t, err, control.ErrTransient)
+			assert.Contains(t, err.Error(), "without its AccessKeyMetadata list")
+		})
+	}
+}
