@@ -79,25 +79,53 @@ func recordResponses(stack *middleware.Stack) error {
 }
 
 // requireLists is an IAM stack option: a List call's 2xx must carry its
-// list element (IAM sends <AccessKeyMetadata/> when there are none). The SDK
-// reads an empty body, or a result without the element, as an empty list:
-// "no active keys", "no groups", "no account" would rest on nothing.
+// list element (IAM sends <AccessKeyMetadata/> when there are none), a Get
+// call's its entity. The SDK reads an empty body, or a result without the
+// element, as an empty list ("no active keys", "no groups", "no account"
+// would rest on nothing) or as a nil entity (GetUser's was dereferenced).
 func requireLists(stack *middleware.Stack) error {
 	return stack.Deserialize.Add(middleware.DeserializeMiddlewareFunc("OffboardRequireLists",
 		func(ctx context.Context, in middleware.DeserializeInput, next middleware.DeserializeHandler) (middleware.DeserializeOutput, middleware.Metadata, error) {
 			out, md, err := next.HandleDeserialize(ctx, in)
 			op := middleware.GetOperationName(ctx)
 			resp, ok := out.RawResponse.(*smithyhttp.Response)
-			if err != nil || !ok || !strings.HasPrefix(op, "List") {
+			if err != nil || !ok {
 				return out, md, err
 			}
-			if missing := nilList(out.Result); missing != "" {
+			missing := ""
+			switch {
+			case strings.HasPrefix(op, "List"):
+				missing = nilList(out.Result)
+			case strings.HasPrefix(op, "Get") && noEntity(out.Result):
+				missing = "entity" // an empty 200: GetUser's User was nil (and dereferenced)
+			}
+			if missing != "" {
 				// A DeserializationError with the response: classify makes a read's transient.
 				err = &smithyhttp.ResponseError{Response: resp, Err: &smithy.DeserializationError{
 					Err: fmt.Errorf("%s answered %d without its %s list", op, resp.StatusCode, missing)}}
 			}
 			return out, md, err
 		}), middleware.Before)
+}
+
+// noEntity: an output struct whose exported pointer fields are all nil
+// carries nothing the call was asked for.
+func noEntity(result any) bool {
+	v := reflect.ValueOf(result)
+	if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
+		return false
+	}
+	v = v.Elem()
+	has := false
+	for i := range v.NumField() {
+		if f := v.Field(i); f.Kind() == reflect.Pointer && v.Type().Field(i).IsExported() {
+			if !f.IsNil() {
+				return false
+			}
+			has = true
+		}
+	}
+	return has
 }
 
 // nilList names the first list field of an output struct that is nil (its

@@ -408,5 +408,16 @@ func emptyAnswerCases() []awsCase {
 			cases = append(cases, awsCase{name: c.action + " answers 200 with " + b.name, rules: one(action(c.action), hostile.Body(200, "text/xml", b.body)), run: c.run})
 		}
 	}
+	// A Get call's empty 200 has no entity: not "exists", not "in force".
+	for _, c := range []struct {
+		action string
+		run    func(*testing.T, *hostileEnv) (hostile.Verdict, string)
+	}{
+		{"GetUser", resolveCase(hostileAdmin)},
+		{"GetLoginProfile", applyCase(awsiam.DeleteLoginProfile, loginProfileGone)},
+		{"GetUserPolicy", applyCase(awsiam.DenyAllPolicy, denyAllInForce)},
+	} {
+		cases = append(cases, awsCase{name: c.action + " answers 200 with an empty body", rules: one(action(c.action), hostile.Body(200, "text/xml", "")), run: c.run})
+	}
 	return cases
 }
