@@ -53,7 +53,7 @@ func newSecretsManager(cfg Config, creds aws.CredentialsProvider, doer bufferedB
 		return nil
 	}
 	opts := secretsmanager.Options{Region: cfg.Region, Credentials: creds, RetryMaxAttempts: 1, HTTPClient: doer,
-		APIOptions: []func(*middleware.Stack) error{recordResponses}}
+		APIOptions: []func(*middleware.Stack) error{recordResponses, requireLists}} // ListSecrets too: an empty 200 is not "owns no secrets"
 	if cfg.SecretsEndpoint != "" {
 		opts.BaseEndpoint = aws.String(cfg.SecretsEndpoint)
 	}

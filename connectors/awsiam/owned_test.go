@@ -174,6 +174,10 @@ func TestDiscoverRefusesWhatItCannotReadWhole(t *testing.T) {
 			w.Header().Set("Content-Type", "application/x-amz-json-1.1")
 			_, _ = io.WriteString(w, `{"SecretList":[],"NextToken":"again"}`)
 		},
+		// The SDK read these as an empty list: "owns no secrets".
+		"ListSecrets answers {}":                jsonAnswer(`{}`),
+		"ListSecrets answers an empty body":     jsonAnswer(``),
+		"ListSecrets answers a null SecretList": jsonAnswer(`{"SecretList":null}`),
 		"a proxy's 404": func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "text/html")
 			w.WriteHeader(http.StatusNotFound)
@@ -556,4 +560,11 @@ func secretsClient(t *testing.T, e *ownedEnv) *secretsmanager.Client {
 	t.Cleanup(srv.Close)
 	return secretsmanager.New(secretsmanager.Options{Region: "us-east-1", BaseEndpoint: aws.String(srv.URL), RetryMaxAttempts: 1,
 		Credentials: credentials.NewStaticCredentialsProvider(testKey, testSecret, ""), HTTPClient: buffered{}})
+}
+
+func jsonAnswer(body string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+		_, _ = io.WriteString(w, body)
+	}
 }
