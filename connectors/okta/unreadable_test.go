@@ -97,3 +97,19 @@ func TestEmptyListOnlyWhenOktaSaysSo(t *testing.T) {
 		})
 	}
 }
+
+// Discover's empty list is a claim ("owns no api token"): null is not one.
+func TestDiscoverRefusesANullList(t *testing.T) {
+	for _, body := range []string{"", "null", "{}"} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(body))
+		}))
+		c := newClient(t, srv.URL, token)
+		owned, err := c.Discover(t.Context(), control.Account{ID: "00u1"})
+		srv.Close()
+		require.Error(t, err, "body %q", body)
+		assert.Nil(t, owned)
+		assert.Contains(t, err.Error(), "without a list")
+	}
+}
