@@ -627,14 +627,12 @@ func listAll[T any](ctx context.Context, op string, items []T, r *oktasdk.Respon
 		}
 		next := r.NextPage
 		var more []T
-		if r, err = r.Next(ctx, &more); err != nil {
-			if nerr := notAList(ctx, op, err); nerr != nil {
-				return nil, nerr
-			}
-			break
-		}
-		if nerr := notAList(ctx, op, nil); nerr != nil {
+		r, err = r.Next(ctx, &more)
+		if nerr := notAList(ctx, op, err); nerr != nil {
 			return nil, nerr
+		}
+		if err != nil {
+			break
 		}
 		for _, it := range more {
 			if seen[id(it)] {
